@@ -1,0 +1,42 @@
+# The two commands of the README (`make run`, `make test`) do all the set-up on a fresh
+# machine: they create .venv, install the project with its dev extras, then run.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+PROTO  := protos/io7/cluster/v1/cluster.proto
+
+.PHONY: venv run test lint unit bench protos clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Until the services exist (issue 4), the main job is the allocation demo.
+run: $(STAMP)
+	$(BIN)/io7-alloc-demo
+
+test: $(STAMP) lint
+	$(BIN)/python -m pytest -q
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check master agent hw tests
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python -m tests.bench
+
+# Regenerate the committed gRPC/protobuf modules; tests/unit/test_protos_drift.py fails
+# when the committed ones differ from what this produces.
+protos: $(STAMP)
+	$(BIN)/python -m grpc_tools.protoc -I . --python_out=. --pyi_out=. --grpc_python_out=. $(PROTO)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

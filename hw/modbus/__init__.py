@@ -1,0 +1,1 @@
+"""Modbus drivers (pymodbus) for the per-socket energy meters and the Sense CT kit."""

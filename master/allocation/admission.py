@@ -1,0 +1,165 @@
+"""Which connectors charge: the 6 A minimum, fair admission, rotation, anti-flapping.
+
+IEC 61851 cannot offer less than 6 A, so when the room does not stretch to 6 A for
+every EV on every phase it loads, some must pause. Admission is greedy in three
+passes, sharing one budget of room per site phase and per charger:
+
+  1. connectors already charging (need 6 A): stopping one costs a contactor cycle;
+  2. waiting connectors (need 6 A + the resume hysteresis, so that a resume is not
+     undone by the next small load change), unless paused less than min_pause_s ago;
+  3. connectors rotated out this cycle (need 6 A): if the room they free is of no use
+     to any waiting connector, they simply carry on.
+
+Within a pass the order is fair: least energy this session, then longest waiting,
+then highest priority. Rotation: when a waiting connector that did not fit has waited
+a rotation period, the longest-running connectors (run at least a rotation period and
+min_run_s) move to pass 3, as many as there are such waiting connectors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from master.allocation.model import MIN_CURRENT_A
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+IntArray = npt.NDArray[np.int64]
+
+_EPS = 1e-9
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Candidates:
+    """Per connector: who may charge and the history admission needs."""
+
+    eligible: BoolArray  # online, wants power, own cap >= 6 A
+    running: BoolArray  # had an allocation > 0 last cycle
+    in_min_pause: BoolArray  # paused by the engine less than min_pause_s ago
+    waiting_since_s: FloatArray  # NaN when not waiting
+    running_since_s: FloatArray  # NaN when not running
+    energy_wh: FloatArray
+    priority: FloatArray
+    loads: BoolArray  # (n, 3)
+    partner: IntArray
+    charger_limit_a: FloatArray
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    admitted: BoolArray
+    rotated_out: BoolArray  # chosen for rotation and not re-admitted
+    full_phase: IntArray  # for a refused connector: a loaded phase without room, or -1
+
+
+def admit(
+    c: Candidates,
+    room_a: FloatArray,
+    *,
+    now_s: float,
+    hysteresis_a: float,
+    rotation_period_s: float,
+    min_run_s: float,
+) -> Admission:
+    """Choose the connectors that get at least 6 A within `room_a` (per site phase)."""
+    order = _fair_order(c, now_s)
+    none = np.zeros(len(c.eligible), dtype=bool)
+    admitted, rem = _passes(c, order, room_a, none, hysteresis_a)
+    rotating = _rotation(c, admitted, now_s, rotation_period_s, min_run_s)
+    if rotating.any():
+        admitted, rem = _passes(c, order, room_a, rotating, hysteresis_a)
+    refused = c.eligible & ~admitted
+    no_room = refused[:, None] & c.loads & (rem < MIN_CURRENT_A + hysteresis_a - _EPS)
+    full_phase = np.where(no_room.any(axis=1), np.argmax(no_room, axis=1), -1)
+    return Admission(admitted=admitted, rotated_out=rotating & ~admitted, full_phase=full_phase)
+
+
+def _fair_order(c: Candidates, now_s: float) -> IntArray:
+    """Least session energy, then longest waiting, then priority, then row."""
+    waiting = np.where(np.isnan(c.waiting_since_s), now_s, c.waiting_since_s)
+    rows = np.arange(len(c.eligible))
+    return np.lexsort((rows, -c.priority, waiting, c.energy_wh)).astype(np.int64)
+
+
+def _passes(
+    c: Candidates,
+    order: IntArray,
+    room_a: FloatArray,
+    rotating: BoolArray,
+    hysteresis_a: float,
+) -> tuple[BoolArray, FloatArray]:
+    admitted = np.zeros(len(c.eligible), dtype=bool)
+    rem = room_a.astype(np.float64).copy()
+    passes = (
+        (c.eligible & c.running & ~rotating, MIN_CURRENT_A),
+        (c.eligible & ~c.running & ~c.in_min_pause, MIN_CURRENT_A + hysteresis_a),
+        (c.eligible & c.running & rotating, MIN_CURRENT_A),
+    )
+    for group, need in passes:
+        _greedy(order[group[order]], need, rem, admitted, c)
+    return admitted, rem
+
+
+def _greedy(idx: IntArray, need: float, rem: FloatArray, admitted: BoolArray,
+            c: Candidates) -> None:
+    """Admit rows of `idx` in order while each fits; updates `rem` and `admitted`.
+
+    A charger's two connectors sharing a phase need 6 A + `need` under the Charger
+    Current Limit; when they cannot both have it, the later one is deferred and only
+    tried if the earlier one was refused by a phase.
+    """
+    if idx.size == 0:
+        return
+    p = c.partner[idx]
+    has_p = p >= 0
+    safe_p = np.where(has_p, p, idx)
+    shares = has_p & (c.loads[idx] & c.loads[safe_p]).any(axis=1)
+    tight = shares & (c.charger_limit_a[idx] < MIN_CURRENT_A + need - _EPS)
+    blocked = tight & admitted[safe_p]
+    pos = np.full(len(admitted), -1, dtype=np.int64)
+    pos[idx] = np.arange(idx.size)
+    deferred = tight & ~blocked & (pos[safe_p] >= 0) & (pos[safe_p] < pos[idx])
+    _prefix_greedy(idx[~blocked & ~deferred], need, rem, admitted, c.loads)
+    later = idx[deferred]
+    _prefix_greedy(later[~admitted[c.partner[later]]], need, rem, admitted, c.loads)
+
+
+def _prefix_greedy(idx: IntArray, need: float, rem: FloatArray, admitted: BoolArray,
+                   loads: BoolArray) -> None:
+    """Greedy admission by prefix sums: each refusal fills at least one phase for every
+    later candidate of this pass (they all need the same), so it loops at most 4 times."""
+    while idx.size:
+        use = loads[idx] * need
+        cum = np.cumsum(use, axis=0)
+        over = (cum > rem + _EPS).any(axis=1)
+        if not over.any():
+            admitted[idx] = True
+            rem -= cum[-1]
+            return
+        k = int(np.argmax(over))
+        admitted[idx[:k]] = True
+        if k:
+            rem -= cum[k - 1]
+        full = rem < need - _EPS
+        rest = idx[k + 1 :]
+        idx = rest[~(loads[rest][:, full]).any(axis=1)]
+
+
+def _rotation(c: Candidates, admitted: BoolArray, now_s: float, period_s: float,
+              min_run_s: float) -> BoolArray:
+    """The running connectors to rotate out so waiting ones get a turn."""
+    rotating = np.zeros(len(admitted), dtype=bool)
+    waited = now_s - np.where(np.isnan(c.waiting_since_s), now_s, c.waiting_since_s)
+    due = c.eligible & ~c.running & ~c.in_min_pause & ~admitted & (waited >= period_s)
+    if not due.any():
+        return rotating
+    ran = now_s - np.where(np.isnan(c.running_since_s), now_s, c.running_since_s)
+    can_go = np.flatnonzero(admitted & c.running & (ran >= max(period_s, min_run_s)))
+    if can_go.size == 0:
+        return rotating
+    longest_first = can_go[np.argsort(-ran[can_go], kind="stable")]
+    rotating[longest_first[: int(due.sum())]] = True
+    return rotating

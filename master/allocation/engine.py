@@ -1,0 +1,293 @@
+"""The allocation rules, in the order they apply. Read this file first.
+
+`allocate(snapshot, previous_state)` is pure: no I/O, no clock (`snapshot.now_s` is the
+caller's monotonic time), no globals. It returns an `Allocation` with a current and a
+`Reason` per connector, the per-phase accounting, and the state to pass back next cycle.
+
+ 0. Budget per site phase p of the group: `limit_p - max(0, other_load_p) - margin`.
+    Static mode: other load 0, no margin (manual 6.4.2: "limit 100 A: 100 A is
+    shared"). Dynamic mode: other load = CT_p minus the group's own measured draw (CT on
+    the grid incomer) or CT_p as read (CT on the other loads); a negative reading never
+    raises the limit (manual 6.4.2). CT stale: no increases (rule 4). CT lost: the
+    static fallback limit, no CT.
+ 1. Offline members (manual 6.4.2). What an unreachable charger may still draw is
+    reserved on every phase it is wired to: its last grant until that lease has run out,
+    then its fail-safe current (Minimise: 6 A, Zero/Maximise: 0 A). While any member is
+    offline: Zero puts every connector to 0; Minimise caps every connector at 6 A;
+    Maximise shares everything among the online ones.
+ 2. Admission (admission.py): connectors that want power get at least 6 A on every
+    phase they load, or are paused; fair order, rotation, min run/pause, hysteresis.
+ 3. Sharing (waterfill.py): the rest is shared max-min fairly, work-conserving, each
+    connector capped by its hard max, its Charger Current Limit, and its demand cap
+    (demand.py).
+ 4. Dynamics: decrease at once; increase by at most `ramp_up_a` per cycle; no increase
+    on a stale CT; an increase only into room that decreases have really freed
+    (a decreased EV is counted at its old current for `settle_s`: make before break).
+ 5. Round down to 0.1 A; never a value in (0, 6) A.
+
+Invariant (tests/property): on every phase, online allocations plus offline
+reservations never exceed the budget of rule 0; the charger limit and connector max
+are never exceeded.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from master.allocation import admission, waterfill
+from master.allocation.demand import DemandCaps, update_demand_caps
+from master.allocation.model import (
+    MIN_CURRENT_A,
+    Allocation,
+    CtPlacement,
+    CtStatus,
+    Mode,
+    OfflineStrategy,
+    Phase,
+    PhaseResult,
+    Reason,
+    Snapshot,
+)
+from master.allocation.state import EngineState
+from master.allocation.table import ConnectorTable
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+_REASONS = tuple(Reason)
+_CODE = {r: i for i, r in enumerate(_REASONS)}
+_EPS = 1e-9
+# Sums of a thousand floats carry ~1e-12 of error; below 1 mA nothing is "over".
+_SUM_TOL_A = 1e-3
+
+
+def allocate(snap: Snapshot, previous: EngineState | None = None) -> Allocation:
+    """Allocate the group's current for this cycle (rules 0-5 above)."""
+    g, now = snap.group, snap.now_s
+    t = ConnectorTable.build(snap)
+    mem = (previous or EngineState.empty()).aligned(t.keys)
+    prev = mem["current_a"]
+    online = t.online
+    reason = np.full(t.size, _CODE[Reason.NO_DEMAND], dtype=np.int64)
+    phase_of = np.full(t.size, -1, dtype=np.int64)
+
+    # Rule 0: the budget per phase.
+    budget = _budget(snap, t)
+    in_group = np.zeros(3, dtype=bool)
+    in_group[list(g.phases)] = True
+
+    # Rule 1: what offline members may still draw, and the strategy.
+    reserve = _offline_reservation(snap, t, mem)
+    room = np.where(in_group, np.maximum(0.0, budget.room - reserve), 0.0)
+    any_offline = bool((~online).any())
+    zero_all = any_offline and g.offline_strategy is OfflineStrategy.ZERO
+    minimise = any_offline and g.offline_strategy is OfflineStrategy.MINIMISE
+
+    # Each connector's own cap, and what sets it.
+    demand = update_demand_caps(
+        now_s=now, group=g, charging=online & t.wants & (prev >= MIN_CURRENT_A),
+        offered_a=prev, draw_a=t.draw_a, below_since_s=mem["below_since_s"],
+        cap_a=mem["cap_a"], capped_since_s=mem["capped_since_s"],
+    )
+    cap = np.minimum(t.max_a, t.charger_limit_a)
+    cap_reason = np.where(t.charger_limit_a < t.max_a, _CODE[Reason.CHARGER_LIMIT],
+                          _CODE[Reason.CONNECTOR_MAX])
+    capped = demand.cap_a < cap  # NaN compares False
+    cap = np.where(capped, demand.cap_a, cap)
+    cap_reason = np.where(capped, _CODE[Reason.DEMAND_CAP], cap_reason)
+    if minimise:
+        cut = cap > MIN_CURRENT_A
+        cap = np.where(cut, MIN_CURRENT_A, cap)
+        cap_reason = np.where(cut, _CODE[Reason.OFFLINE_STRATEGY], cap_reason)
+
+    wants = online & t.wants
+    able = wants & (cap >= MIN_CURRENT_A - _EPS)
+    reason[wants & ~able] = cap_reason[wants & ~able]
+    if zero_all:
+        reason[wants] = _CODE[Reason.OFFLINE_STRATEGY]
+        able[:] = False
+    reason[~online] = _CODE[Reason.OFFLINE]
+
+    # Rule 2: admission.
+    in_min_pause = (now - mem["paused_at_s"]) < g.min_pause_s  # NaN compares False
+    adm = admission.admit(
+        admission.Candidates(
+            eligible=able, running=able & (prev > 0), in_min_pause=in_min_pause & (prev <= 0),
+            waiting_since_s=mem["waiting_since_s"], running_since_s=mem["running_since_s"],
+            energy_wh=t.energy_wh, priority=t.priority, loads=t.loads, partner=t.partner,
+            charger_limit_a=t.charger_limit_a,
+        ),
+        room, now_s=now, hysteresis_a=g.resume_hysteresis_a,
+        rotation_period_s=g.rotation_period_s, min_run_s=g.min_run_s,
+    )
+    refused = able & ~adm.admitted
+    reason[refused] = _CODE[Reason.PAUSED_NO_ROOM]
+    phase_of[refused] = adm.full_phase[refused]
+    reason[refused & in_min_pause & (prev <= 0)] = _CODE[Reason.PAUSED_MIN_PAUSE]
+    reason[adm.rotated_out] = _CODE[Reason.PAUSED_ROTATION]
+
+    # Rule 3: max-min fair sharing among the admitted.
+    fill = waterfill.water_fill(
+        adm.admitted, np.where(adm.admitted, cap, 0.0), cap_reason == _CODE[Reason.CHARGER_LIMIT],
+        t.loads, room, t.charger_limit_a, t.partner,
+    )
+    x = fill.current_a
+    on = adm.admitted
+    reason[on] = np.select(
+        [fill.limiter[on] == waterfill.BY_PHASE, fill.limiter[on] == waterfill.BY_CHARGER],
+        [_CODE[Reason.PHASE_LIMIT], _CODE[Reason.CHARGER_LIMIT]],
+        cap_reason[on],
+    )
+    phase_of[on] = fill.phase[on]
+
+    # Rule 4: dynamics.
+    x, held = _dynamics(snap, t, x, prev, mem, room, budget.status, reason)
+
+    # Rule 5: 0.1 A steps, nothing in (0, 6) A.
+    x = np.floor(x * 10.0 + _EPS) / 10.0
+    x[x < MIN_CURRENT_A - _EPS] = 0.0
+    x[~online] = 0.0
+
+    state = _remember(snap, t, mem, x, held, demand)
+    return _result(snap, t, x, reason, phase_of, budget, reserve, state)
+
+
+class _Budget:
+    __slots__ = ("ct", "limit", "other", "room", "status")
+
+    def __init__(self, status: CtStatus, limit: float, other: FloatArray, room: FloatArray,
+                 ct: tuple[float | None, ...]) -> None:
+        self.status, self.limit, self.other, self.room, self.ct = status, limit, other, room, ct
+
+
+def _budget(snap: Snapshot, t: ConnectorTable) -> _Budget:
+    """Rule 0."""
+    g = snap.group
+    no_ct: tuple[float | None, ...] = (None, None, None)
+    if g.mode is Mode.STATIC:
+        return _Budget(CtStatus.NOT_USED, g.limit_a, np.zeros(3), np.full(3, g.limit_a), no_ct)
+    ct = snap.ct
+    readings = None if ct is None else [ct.currents_a[p] for p in g.phases]
+    age = np.inf if ct is None else max(0.0, snap.now_s - ct.taken_at_s)
+    if ct is None or readings is None or None in readings or age > g.ct_timeout_s:
+        lim = g.static_limit_a
+        return _Budget(CtStatus.LOST, lim, np.zeros(3), np.full(3, lim),
+                       no_ct if ct is None else ct.currents_a)
+    ct_a = np.array([0.0 if v is None else v for v in ct.currents_a])
+    if g.ct_placement is CtPlacement.GRID:
+        own = (t.measured_site_a * t.online[:, None]).sum(axis=0)
+        other = np.maximum(0.0, ct_a - own)
+    else:
+        other = np.maximum(0.0, ct_a)
+    status = CtStatus.STALE if age > g.ct_stale_after_s else CtStatus.OK
+    return _Budget(status, g.limit_a, other, g.limit_a - other - g.margin_a, ct.currents_a)
+
+
+def _offline_reservation(snap: Snapshot, t: ConnectorTable,
+                         mem: dict[str, FloatArray]) -> FloatArray:
+    """Rule 1: per site phase, what offline chargers may draw without us."""
+    off = ~t.online
+    if not off.any():
+        return np.zeros(3)
+    g = snap.group
+    failsafe = np.where(t.max_a >= MIN_CURRENT_A, g.failsafe_current_a, 0.0)
+    lease_live = snap.now_s < mem["granted_at_s"] + g.lease_s  # NaN compares False
+    per_conn = np.where(lease_live, np.maximum(mem["current_a"], failsafe), failsafe)
+    per_charger = np.zeros((len(snap.chargers), 3))
+    np.add.at(per_charger, t.charger_of[off], per_conn[off, None] * t.wired[off])
+    limits = np.array([c.current_limit_a for c in snap.chargers])
+    reserved: FloatArray = np.minimum(per_charger, limits[:, None]).sum(axis=0)
+    return reserved
+
+
+def _dynamics(snap: Snapshot, t: ConnectorTable, x: FloatArray, prev: FloatArray,
+              mem: dict[str, FloatArray], room: FloatArray, status: CtStatus,
+              reason: npt.NDArray[np.int64]) -> tuple[FloatArray, FloatArray]:
+    """Rule 4. Returns the new currents and the decreases still being held."""
+    g, now = snap.group, snap.now_s
+    x = x.copy()
+    if status is CtStatus.STALE:
+        up = x > prev + _EPS
+        x[up] = prev[up]
+        reason[up] = _CODE[Reason.CT_STALE]
+    ceiling = np.maximum(prev, MIN_CURRENT_A) + g.ramp_up_a
+    up = x > ceiling + _EPS
+    x[up] = ceiling[up]
+    reason[up] = _CODE[Reason.RAMP]
+    # Make before break: a decreased EV still counts at its old current for settle_s.
+    held = np.where(now < mem["hold_until_s"], mem["hold_a"], 0.0)
+    held = np.where(t.online, held, 0.0)
+    inc = np.where(t.online, np.maximum(0.0, x - prev), 0.0)
+    over = np.maximum(x, held) @ t.loads - room
+    if (over > _SUM_TOL_A).any() and inc.any():
+        inc_p = inc @ t.loads
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f_p = np.where(over > _SUM_TOL_A, np.clip(1.0 - over / inc_p, 0.0, 1.0), 1.0)
+        f = np.where(t.loads, f_p, 1.0).min(axis=1)
+        cut = (inc > 0) & (f < 1.0)
+        x[cut] = prev[cut] + inc[cut] * f[cut]
+        reason[cut] = _CODE[Reason.TRANSITION]
+    return x, held
+
+
+def _remember(snap: Snapshot, t: ConnectorTable, mem: dict[str, FloatArray], x: FloatArray,
+              held: FloatArray, demand: DemandCaps) -> EngineState:
+    """The memory for next cycle; offline connectors keep theirs unchanged."""
+    now, g = snap.now_s, snap.group
+    on, prev = t.online, mem["current_a"]
+    wants = t.wants
+    was_running = prev > 0
+    new = {
+        "current_a": x,
+        "granted_at_s": np.full(t.size, now),
+        "running_since_s": np.where(
+            x > 0, np.where(was_running & ~np.isnan(mem["running_since_s"]),
+                            mem["running_since_s"], now), np.nan),
+        "paused_at_s": np.where(
+            wants & (x <= 0), np.where(was_running, now, mem["paused_at_s"]), np.nan),
+        "waiting_since_s": np.where(
+            wants & (x <= 0), np.where(np.isnan(mem["waiting_since_s"]), now,
+                                       mem["waiting_since_s"]), np.nan),
+        "below_since_s": demand.below_since_s,
+        "cap_a": demand.cap_a,
+        "capped_since_s": demand.capped_since_s,
+    }
+    dec = x < prev - _EPS
+    still = now < mem["hold_until_s"]
+    new["hold_a"] = np.where(dec, np.maximum(prev, held), np.where(still, mem["hold_a"], 0.0))
+    new["hold_until_s"] = np.where(dec, now + g.settle_s,
+                                   np.where(still, mem["hold_until_s"], np.nan))
+    columns = {name: np.where(on, col, mem[name]) for name, col in new.items()}
+    return EngineState(keys=t.keys, columns=columns)
+
+
+def _result(snap: Snapshot, t: ConnectorTable, x: FloatArray, reason: npt.NDArray[np.int64],
+            phase_of: npt.NDArray[np.int64], budget: _Budget, reserve: FloatArray,
+            state: EngineState) -> Allocation:
+    g = snap.group
+    allocated = x @ t.loads
+    phases = tuple(
+        PhaseResult(
+            phase=p,
+            limit_a=budget.limit,
+            ct_a=budget.ct[p],
+            other_load_a=float(budget.other[p]),
+            reserved_a=float(reserve[p]),
+            available_a=float(max(0.0, budget.room[p] - reserve[p])),
+            allocated_a=float(allocated[p]),
+        )
+        for p in g.phases
+    )
+    phase_enum: tuple[Phase | None, ...] = (Phase.L1, Phase.L2, Phase.L3, None)
+    return Allocation(
+        now_s=snap.now_s,
+        keys=t.keys,
+        currents_a=tuple(x.tolist()),
+        reasons=tuple(_REASONS[c] for c in reason.tolist()),
+        limiting_phases=tuple(phase_enum[p] for p in phase_of.tolist()),  # -1 -> None
+        phases=phases,
+        ct_status=budget.status,
+        failsafe_current_a=g.failsafe_current_a,
+        state=state,
+    )

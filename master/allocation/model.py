@@ -1,0 +1,413 @@
+"""Inputs and outputs of the allocation engine, validated at construction.
+
+Everything the engine needs arrives in one `Snapshot`: the group's settings, every member
+charger with its connectors (online or not), the CT reading and `now_s` (monotonic). An
+invalid value cannot reach the engine: each dataclass refuses it in `__post_init__` with
+an `InvalidInputError` that names the field and the allowed range. The shell (master or
+agent-only mode) turns that into "treat this connector as offline" or a config error.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import Enum, IntEnum
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from master.allocation.state import EngineState
+
+# IEC 61851-1: below 6 A a pilot cannot offer charging (8 % duty cycle = 6 A).
+MIN_CURRENT_A = 6.0
+# Manual 6.3: "Charger Current Limit [6-63 A]".
+CHARGER_LIMIT_RANGE_A = (6.0, 63.0)
+# Sanity bound for a measured current: no io7 connector or grid clamp in a car park
+# carries more; anything above is a meter fault, not a reading.
+MAX_PLAUSIBLE_CURRENT_A = 2000.0
+
+
+class AllocationError(Exception):
+    """Base of the engine's errors."""
+
+
+class InvalidInputError(AllocationError, ValueError):
+    """A snapshot value is out of range or inconsistent: fix the config or drop the reading."""
+
+
+class InfeasibleGroupError(AllocationError):
+    """The group's settings cannot be honoured by its members (e.g. Minimise without room)."""
+
+
+class Phase(IntEnum):
+    """A site phase. The value is the column index used by the engine."""
+
+    L1 = 0
+    L2 = 1
+    L3 = 2
+
+
+class Mode(Enum):
+    """Manual 6.4.2: share a fixed Total Group Limit, or balance on the CT clamps."""
+
+    STATIC = "static"
+    DYNAMIC = "dynamic"
+
+
+class CtPlacement(Enum):
+    """Where the Sense CT kit measures: the grid incomer (includes our own chargers) or
+    only the other loads of the building."""
+
+    GRID = "grid"
+    OTHER_LOADS = "other_loads"
+
+
+class OfflineStrategy(Enum):
+    """Manual 6.4.2, offline-charger strategy."""
+
+    ZERO = "zero"  # every charger of the group is set to 0 while one is offline
+    MINIMISE = "minimise"  # every charger is limited to the minimum current
+    MAXIMISE = "maximise"  # offline chargers count as 0; the rest share everything
+
+
+class CtStatus(Enum):
+    OK = "ok"
+    STALE = "stale"  # older than ct_stale_after_s: hold, no increases
+    LOST = "lost"  # missing or older than ct_timeout_s: static fallback limit
+    NOT_USED = "not_used"  # static mode
+
+
+class Reason(Enum):
+    """Why a connector got what it got; the answer to "why is my car slow?"."""
+
+    NO_DEMAND = "no_demand"  # no EV, EV not asking, or not authorised
+    CONNECTOR_MAX = "connector_max"  # its hard max (cable, breaker, EV, OCPP profile)
+    CHARGER_LIMIT = "charger_limit"  # the charger's Charger Current Limit
+    PHASE_LIMIT = "phase_limit"  # the group's limit on `limiting_phase`
+    DEMAND_CAP = "demand_cap"  # the EV draws less than offered: capped at draw + headroom
+    RAMP = "ramp"  # increase limited this cycle
+    CT_STALE = "ct_stale"  # the CT reading is stale: no increases
+    TRANSITION = "transition"  # waiting for other connectors' decreases to take effect
+    PAUSED_NO_ROOM = "paused_no_room"  # not enough room for 6 A on a phase it loads
+    PAUSED_ROTATION = "paused_rotation"  # paused to let a waiting connector have a turn
+    PAUSED_MIN_PAUSE = "paused_min_pause"  # paused recently; min pause time not over
+    OFFLINE_STRATEGY = "offline_strategy"  # a member is offline (Zero / Minimise)
+    OFFLINE = "offline"  # its own charger is offline: it holds its fail-safe current
+
+
+PAUSED_REASONS = frozenset(
+    {Reason.PAUSED_NO_ROOM, Reason.PAUSED_ROTATION, Reason.PAUSED_MIN_PAUSE}
+)
+
+
+def _check_finite(name: str, value: float, lo: float, hi: float) -> None:
+    if not isinstance(value, int | float) or math.isnan(value) or not lo <= value <= hi:
+        raise InvalidInputError(f"{name}={value!r} is outside the allowed range [{lo}, {hi}]")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectorInput:
+    """One connector as the engine sees it this cycle.
+
+    `wiring[k]` is the site phase the connector's line L(k+1) is wired to (phase
+    rotation), `None` where the line is not connected. `ev_lines[k]` says whether the EV
+    loads line L(k+1); `None` means unknown, so every wired line counts. Measured
+    currents are per connector line, like the socket meter reports them.
+    """
+
+    connector_id: int
+    wiring: tuple[Phase | None, Phase | None, Phase | None]
+    max_current_a: float
+    wants_power: bool = False
+    ev_lines: tuple[bool, bool, bool] | None = None
+    measured_a: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    session_energy_wh: float = 0.0
+    priority: int = 0
+    # The numbers the engine needs, in site phases, computed once here (see table.py).
+    row: tuple[float, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._validate()
+        wired = [0.0, 0.0, 0.0]
+        meas = [0.0, 0.0, 0.0]
+        for line, phase in enumerate(self.wiring):
+            if phase is not None:
+                wired[phase] = 1.0
+                meas[phase] = float(self.measured_a[line])
+        loads = [0.0, 0.0, 0.0]
+        for phase in self.loaded_phases():
+            loads[phase] = 1.0
+        draw = max((meas[p] for p in range(3) if loads[p]), default=0.0)
+        row = (float(self.max_current_a), float(self.wants_power), float(self.session_energy_wh),
+               float(self.priority), *wired, *loads, *meas, draw)
+        object.__setattr__(self, "row", row)
+
+    def _validate(self) -> None:
+        if not 1 <= self.connector_id <= 255:
+            raise InvalidInputError(f"connector_id={self.connector_id} must be in 1..255")
+        if len(self.wiring) != 3:
+            raise InvalidInputError("wiring must name a site phase (or None) for L1, L2, L3")
+        wired = [p for p in self.wiring if p is not None]
+        if not wired:
+            raise InvalidInputError(f"connector {self.connector_id}: no line is wired")
+        if any(not isinstance(p, Phase) for p in wired):
+            raise InvalidInputError(
+                f"connector {self.connector_id}: unknown phase in wiring {self.wiring!r}"
+            )
+        if len(set(wired)) != len(wired):
+            raise InvalidInputError(
+                f"connector {self.connector_id}: two lines wired to one site phase {self.wiring}"
+            )
+        if self.wiring[0] is None:
+            raise InvalidInputError(
+                f"connector {self.connector_id}: L1 must be wired (a single-phase EV loads L1)"
+            )
+        _check_finite(f"connector {self.connector_id} max_current_a", self.max_current_a, 0, 80)
+        if len(self.measured_a) != 3:
+            raise InvalidInputError(f"connector {self.connector_id}: measured_a needs 3 values")
+        for k, amps in enumerate(self.measured_a):
+            _check_finite(
+                f"connector {self.connector_id} measured_a[L{k + 1}]",
+                amps,
+                0.0,
+                MAX_PLAUSIBLE_CURRENT_A,
+            )
+        _check_finite(
+            f"connector {self.connector_id} session_energy_wh", self.session_energy_wh, 0, 1e9
+        )
+        if self.ev_lines is not None and (
+            len(self.ev_lines) != 3 or not any(self.ev_lines[k] for k in range(3))
+        ):
+            raise InvalidInputError(
+                f"connector {self.connector_id}: ev_lines must name at least one of 3 lines"
+            )
+
+    def loaded_phases(self) -> tuple[Phase, ...]:
+        """Site phases this connector's EV loads (all wired ones when unknown)."""
+        lines = self.ev_lines or (True, True, True)
+        pairs = zip(self.wiring, lines, strict=True)
+        loaded = tuple(p for p, used in pairs if used and p is not None)
+        # An EV said to load only unwired lines still loads L1 (Type 2 single-phase).
+        return loaded or (self.wiring[0],)  # type: ignore[return-value]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChargerInput:
+    """One member charger. `online` is the shell's verdict: stream up and data valid."""
+
+    charger_id: str
+    current_limit_a: float
+    connectors: tuple[ConnectorInput, ...]
+    online: bool = True
+    # Bit p set: some connector is wired to site phase p (for Snapshot's check).
+    wired_mask: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._validate()
+        mask = 0
+        for conn in self.connectors:
+            for phase in conn.wiring:
+                if phase is not None:
+                    mask |= 1 << phase
+        object.__setattr__(self, "wired_mask", mask)
+
+    def _validate(self) -> None:
+        if not self.charger_id:
+            raise InvalidInputError("charger_id must not be empty")
+        lo, hi = CHARGER_LIMIT_RANGE_A
+        _check_finite(f"charger {self.charger_id} current_limit_a", self.current_limit_a, lo, hi)
+        if not self.connectors:
+            raise InvalidInputError(f"charger {self.charger_id} has no connectors")
+        if len(self.connectors) > 2:
+            raise InvalidInputError(
+                f"charger {self.charger_id} has {len(self.connectors)} connectors; "
+                "an io7 has 1 or 2"
+            )
+        ids = [c.connector_id for c in self.connectors]
+        if len(set(ids)) != len(ids):
+            raise InvalidInputError(f"charger {self.charger_id}: duplicate connector ids {ids}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CtReading:
+    """The Sense CT kit's currents per site phase, signed (negative = export), and when
+    they were sampled (the shell's monotonic clock). Phases without a clamp are None."""
+
+    currents_a: tuple[float | None, float | None, float | None]
+    taken_at_s: float
+
+    def __post_init__(self) -> None:
+        if len(self.currents_a) != 3:
+            raise InvalidInputError("CT currents_a needs a value (or None) for L1, L2, L3")
+        for k, amps in enumerate(self.currents_a):
+            if amps is not None:
+                _check_finite(
+                    f"CT L{k + 1}", amps, -MAX_PLAUSIBLE_CURRENT_A, MAX_PLAUSIBLE_CURRENT_A
+                )
+        _check_finite("CT taken_at_s", self.taken_at_s, -1e12, 1e12)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GroupConfig:
+    """A group's load-balancing settings (manual 6.4.2), plus the control tuning.
+
+    `limit_a` is the per-phase Total Group Limit (static) or Site Limit (dynamic: the
+    main fuse). `fallback_limit_a` is what the group may share without a CT reading;
+    it defaults to `limit_a` in static mode and is required in dynamic mode, since the
+    building's own load is unknown when the CT kit is silent.
+    """
+
+    name: str
+    phases: tuple[Phase, ...] = (Phase.L1, Phase.L2, Phase.L3)
+    mode: Mode = Mode.STATIC
+    limit_a: float = 32.0
+    fallback_limit_a: float | None = None
+    ct_placement: CtPlacement = CtPlacement.GRID
+    margin_a: float = 2.0  # dynamic mode: clamp accuracy + one cycle of load change
+    offline_strategy: OfflineStrategy = OfflineStrategy.MAXIMISE
+    lease_s: float = 3.0  # 3 cycles (architecture: time and rates)
+    ct_stale_after_s: float = 2.5  # > 2 missed 1 s cycles
+    ct_timeout_s: float = 10.0
+    rotation_period_s: float = 900.0  # 15 min
+    min_run_s: float = 300.0
+    min_pause_s: float = 120.0
+    resume_hysteresis_a: float = 1.0
+    ramp_up_a: float = 8.0  # largest increase of one connector per allocation
+    settle_s: float = 5.0  # IEC 61851 practice: an EV follows a decrease within ~5 s
+    demand_cap_after_s: float = 60.0
+    demand_cap_threshold_a: float = 1.0
+    demand_cap_headroom_a: float = 3.0
+    demand_probe_every_s: float = 600.0
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise InvalidInputError("group name must not be empty")
+        if not self.phases or len(set(self.phases)) != len(self.phases):
+            raise InvalidInputError(f"group phases {self.phases!r} must be distinct and non-empty")
+        if any(not isinstance(p, Phase) for p in self.phases):
+            raise InvalidInputError(f"group phases {self.phases!r}: unknown phase")
+        _check_finite("limit_a", self.limit_a, MIN_CURRENT_A, 4000.0)
+        if self.mode is Mode.DYNAMIC and self.fallback_limit_a is None:
+            raise InvalidInputError(
+                "fallback_limit_a is required in dynamic mode: what the group may share "
+                "safely when the CT kit is silent"
+            )
+        if self.fallback_limit_a is not None:
+            _check_finite("fallback_limit_a", self.fallback_limit_a, 0.0, self.limit_a)
+        _check_finite("margin_a", self.margin_a, 0.0, self.limit_a)
+        _check_finite("lease_s", self.lease_s, 0.1, 3600.0)
+        _check_finite("ct_stale_after_s", self.ct_stale_after_s, 0.1, 3600.0)
+        _check_finite("ct_timeout_s", self.ct_timeout_s, self.ct_stale_after_s, 3600.0)
+        for name in ("rotation_period_s", "min_run_s", "min_pause_s", "settle_s"):
+            _check_finite(name, getattr(self, name), 0.0, 86400.0)
+        _check_finite("resume_hysteresis_a", self.resume_hysteresis_a, 0.0, 32.0)
+        _check_finite("ramp_up_a", self.ramp_up_a, 0.1, 80.0)
+        _check_finite("demand_cap_after_s", self.demand_cap_after_s, 1.0, 86400.0)
+        _check_finite("demand_cap_threshold_a", self.demand_cap_threshold_a, 0.1, 32.0)
+        _check_finite("demand_cap_headroom_a", self.demand_cap_headroom_a, 0.5, 32.0)
+        _check_finite("demand_probe_every_s", self.demand_probe_every_s, 1.0, 86400.0)
+
+    @property
+    def static_limit_a(self) -> float:
+        """What the group may share with no measurement at all."""
+        return self.limit_a if self.fallback_limit_a is None else self.fallback_limit_a
+
+    @property
+    def failsafe_current_a(self) -> float:
+        """What an agent falls back to by itself when its lease runs out."""
+        return MIN_CURRENT_A if self.offline_strategy is OfflineStrategy.MINIMISE else 0.0
+
+
+ConnectorKey = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Snapshot:
+    """Everything one allocation needs. `now_s` is the shell's monotonic clock."""
+
+    now_s: float
+    group: GroupConfig
+    chargers: tuple[ChargerInput, ...]
+    ct: CtReading | None = None
+
+    def __post_init__(self) -> None:
+        _check_finite("now_s", self.now_s, -1e12, 1e12)
+        ids = [c.charger_id for c in self.chargers]
+        if len(set(ids)) != len(ids):
+            dupes = sorted({i for i in ids if ids.count(i) > 1})
+            raise InvalidInputError(f"duplicate charger ids in group {self.group.name}: {dupes}")
+        allowed = sum(1 << p for p in self.group.phases)
+        for charger in self.chargers:
+            if charger.wired_mask & ~allowed:
+                stray = sorted(p.name for p in Phase if charger.wired_mask & ~allowed & (1 << p))
+                raise InvalidInputError(
+                    f"charger {charger.charger_id} is wired to {stray}, outside group "
+                    f"{self.group.name}'s phases {[p.name for p in self.group.phases]}"
+                )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectorResult:
+    """What one connector may draw, per phase it loads, and why."""
+
+    charger_id: str
+    connector_id: int
+    current_a: float
+    reason: Reason
+    limiting_phase: Phase | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PhaseResult:
+    """One site phase of the group: the accounting behind the allocation."""
+
+    phase: Phase
+    limit_a: float  # the limit in force (fallback limit when the CT is lost)
+    ct_a: float | None  # as read, signed
+    other_load_a: float  # counted against the limit (never negative)
+    reserved_a: float  # what offline members may still draw
+    available_a: float  # limit - other load - margin - reserved, never negative
+    allocated_a: float  # sum of online connectors' allocations on this phase
+
+
+@dataclass(frozen=True, kw_only=True)
+class Allocation:
+    """The engine's answer, and the memory it needs next cycle (`state`).
+
+    Per-connector results are columns (`keys`, `currents_a`, ...) in snapshot order;
+    `connectors` materialises them as `ConnectorResult`s on first use.
+    """
+
+    now_s: float
+    keys: tuple[ConnectorKey, ...]
+    currents_a: tuple[float, ...]
+    reasons: tuple[Reason, ...]
+    limiting_phases: tuple[Phase | None, ...]
+    phases: tuple[PhaseResult, ...]
+    ct_status: CtStatus
+    failsafe_current_a: float
+    state: EngineState = field(repr=False)
+
+    @cached_property
+    def connectors(self) -> tuple[ConnectorResult, ...]:
+        return tuple(
+            ConnectorResult(charger_id=k[0], connector_id=k[1], current_a=cur, reason=why,
+                            limiting_phase=ph)
+            for k, cur, why, ph in zip(self.keys, self.currents_a, self.reasons,
+                                       self.limiting_phases, strict=True)
+        )
+
+    @cached_property
+    def _index(self) -> dict[ConnectorKey, int]:
+        return {k: i for i, k in enumerate(self.keys)}
+
+    def result(self, charger_id: str, connector_id: int) -> ConnectorResult:
+        """One connector's result; KeyError when it is not a member."""
+        return self.connectors[self._index[(charger_id, connector_id)]]
+
+    def current_a(self, charger_id: str, connector_id: int) -> float:
+        """One connector's allocation; KeyError when it is not a member."""
+        return self.currents_a[self._index[(charger_id, connector_id)]]
+
+    def by_key(self) -> dict[ConnectorKey, ConnectorResult]:
+        return dict(zip(self.keys, self.connectors, strict=True))

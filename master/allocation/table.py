@@ -1,0 +1,90 @@
+"""A snapshot's connectors as numpy columns, with site-phase accounting done once.
+
+Columns are indexed by connector (row i); the three phase columns are the site phases
+L1, L2, L3 (`Phase` values). The wiring (phase rotation) was applied when each
+`ConnectorInput` was built (its `row`), so building the table is one flat copy, and
+everything downstream works in site phases only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import chain
+
+import numpy as np
+import numpy.typing as npt
+
+from master.allocation.model import ConnectorKey, Snapshot
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+IntArray = npt.NDArray[np.int64]
+
+# Layout of ConnectorInput.row.
+_MAX, _WANTS, _ENERGY, _PRIO = 0, 1, 2, 3
+_WIRED, _LOADS, _MEAS, _DRAW = slice(4, 7), slice(7, 10), slice(10, 13), 13
+_WIDTH = 14
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectorTable:
+    keys: tuple[ConnectorKey, ...]
+    charger_of: IntArray  # row -> charger index in the snapshot
+    partner: IntArray  # row of the other connector of the same charger, or -1
+    online: BoolArray
+    wants: BoolArray
+    max_a: FloatArray  # connector hard max
+    charger_limit_a: FloatArray  # its charger's Charger Current Limit
+    wired: BoolArray  # (n, 3): site phases the connector is wired to
+    loads: BoolArray  # (n, 3): site phases its EV loads (all wired ones when unknown)
+    measured_site_a: FloatArray  # (n, 3): measured current per site phase
+    draw_a: FloatArray  # largest measured current on a phase it loads
+    energy_wh: FloatArray
+    priority: FloatArray
+
+    @property
+    def size(self) -> int:
+        return len(self.keys)
+
+    @classmethod
+    def build(cls, snap: Snapshot) -> ConnectorTable:
+        chargers = snap.chargers
+        counts = np.fromiter((len(c.connectors) for c in chargers), np.int64, len(chargers))
+        n = int(counts.sum())
+        conns = list(chain.from_iterable(c.connectors for c in chargers))
+        rows = np.fromiter(chain.from_iterable(c.row for c in conns), np.float64, n * _WIDTH)
+        rows = rows.reshape(n, _WIDTH)
+        charger_of = np.repeat(np.arange(len(chargers), dtype=np.int64), counts)
+        online = np.fromiter((c.online for c in chargers), bool, len(chargers))[charger_of]
+        limits = np.fromiter((c.current_limit_a for c in chargers), np.float64, len(chargers))
+        keys = tuple(
+            (c.charger_id, k.connector_id) for c in chargers for k in c.connectors
+        )
+        return cls(
+            keys=keys,
+            charger_of=charger_of,
+            partner=_partners(charger_of),
+            online=online,
+            wants=rows[:, _WANTS] > 0,
+            max_a=rows[:, _MAX],
+            charger_limit_a=limits[charger_of],
+            wired=rows[:, _WIRED] > 0,
+            loads=rows[:, _LOADS] > 0,
+            measured_site_a=rows[:, _MEAS],
+            draw_a=rows[:, _DRAW],
+            energy_wh=rows[:, _ENERGY],
+            priority=rows[:, _PRIO],
+        )
+
+
+def _partners(charger_of: IntArray) -> IntArray:
+    """For rows grouped by charger (at most two each), the other row of the pair or -1."""
+    n = len(charger_of)
+    partner = np.full(n, -1, dtype=np.int64)
+    if n < 2:
+        return partner
+    same = charger_of[1:] == charger_of[:-1]
+    first = np.flatnonzero(same)
+    partner[first] = first + 1
+    partner[first + 1] = first
+    return partner
