@@ -10,8 +10,9 @@ EV (to interpret it), and by the tests. Rules, from IEC 61851-1 Annex A:
    I = D x 0.6; 85-96 %: I = (D - 64) x 2.5; 96-97 %: 80 A; anything else (< 8 %, > 97 %,
    100 % = no PWM) means "no charging allowed" and reads as 0 A.
 3. The D = I / 0.6 and D = I / 2.5 + 64 pieces do not meet: 85 % is 51 A on the first and
-   52.5 A on the second, so 51 A < I < 52.5 A has no exact duty cycle. We offer 85 %
-   (51 A): rounding down is the safe side.
+   52.5 A on the second, and an EV reads exactly 85 % with the first; so
+   51 A < I <= 52.5 A has no exact duty cycle. We offer 85 % (51 A): rounding down is the
+   safe side.
 4. Pilot states from the measured high level of the pilot (Table A.3): A +12 V no vehicle,
    B +9 V vehicle connected, C +6 V charging, D +3 V charging with ventilation (the io7
    does not support it: a fault), E 0 V error (pilot shorted to PE), F -12 V unavailable.
@@ -102,7 +103,7 @@ def duty_cycle_pct_for_current(current_a: float) -> float:
         raise ValueError(f"{current_a} A is above the {MAX_CURRENT_A} A the pilot can offer")
     if current_a <= _LOW_RANGE_MAX_A:
         return current_a / 0.6
-    if current_a < _HIGH_RANGE_MIN_A:
+    if current_a <= _HIGH_RANGE_MIN_A:
         return _LOW_RANGE_MAX_A / 0.6  # rule 3: round down to 51 A (85 %)
     return current_a / 2.5 + 64.0
 

@@ -14,6 +14,7 @@ the same layout for the single phase it measures.
 from __future__ import annotations
 
 import enum
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -111,7 +112,7 @@ class RegisterProfile:
         if len(set(quantities)) != len(quantities):
             raise DeviceConfigError(device=self.name, reason="a quantity is mapped twice")
         spans = sorted((address, address + FLOAT32_REGISTERS) for _, address in self.registers)
-        for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+        for (_, end), (start, _) in itertools.pairwise(spans):
             if start < end:
                 raise DeviceConfigError(
                     device=self.name, register=start, reason="two quantities overlap"
@@ -170,9 +171,7 @@ class RegisterProfile:
 
 
 def _block(start: int, fields: list[tuple[Quantity, int]]) -> ReadBlock:
-    return ReadBlock(
-        address=start, count=len(fields) * FLOAT32_REGISTERS, fields=tuple(fields)
-    )
+    return ReadBlock(address=start, count=len(fields) * FLOAT32_REGISTERS, fields=tuple(fields))
 
 
 SDM630 = RegisterProfile(

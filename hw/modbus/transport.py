@@ -22,8 +22,12 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 from pymodbus.framer import FramerType
 
-from hw.errors import DeviceConfigError, DeviceConnectionError, DeviceGarbageError
-from hw.errors import DeviceTimeoutError
+from hw.errors import (
+    DeviceConfigError,
+    DeviceConnectionError,
+    DeviceGarbageError,
+    DeviceTimeoutError,
+)
 from hw.modbus.profiles import MODBUS_MAX_REGISTERS_PER_READ, RegisterTable
 
 log = logging.getLogger(__name__)
@@ -119,7 +123,8 @@ class ModbusBus:
     def __init__(self, settings: BusSettings) -> None:
         self.settings = settings
         self.where = settings.endpoint.describe()
-        self._client: AsyncModbusSerialClient | AsyncModbusTcpClient = self._make_client()
+        # pymodbus clients bind to the running loop: made on first use, inside the loop.
+        self._client: AsyncModbusSerialClient | AsyncModbusTcpClient | None = None
 
     def _make_client(self) -> AsyncModbusSerialClient | AsyncModbusTcpClient:
         endpoint = self.settings.endpoint
@@ -141,11 +146,16 @@ class ModbusBus:
             )
         return AsyncModbusTcpClient(endpoint.host, port=endpoint.port, **common)  # type: ignore[arg-type]
 
-    async def _ensure_connected(self, device: str, register: int) -> None:
-        if self._client.connected:
-            return
+    async def _ensure_connected(
+        self, device: str, register: int
+    ) -> AsyncModbusSerialClient | AsyncModbusTcpClient:
+        if self._client is None:
+            self._client = self._make_client()
+        client = self._client
+        if client.connected:
+            return client
         try:
-            ok = await asyncio.wait_for(self._client.connect(), self.settings.timeout_s)
+            ok = await asyncio.wait_for(client.connect(), self.settings.timeout_s)
         except TimeoutError:
             ok = False
         if not ok:
@@ -155,6 +165,7 @@ class ModbusBus:
                 reason=f"cannot open {self.where}: check the port path or address, the "
                 "adapter and that nothing else holds the port",
             )
+        return client
 
     async def read_registers(
         self, *, device: str, device_id: int, table: RegisterTable, address: int, count: int
@@ -168,11 +179,11 @@ class ModbusBus:
         if not 1 <= count <= MODBUS_MAX_REGISTERS_PER_READ:
             raise DeviceConfigError(device=device, register=address, reason=f"count {count}")
         who = f"{device} (address {device_id} on {self.where})"
-        await self._ensure_connected(who, address)
+        client = await self._ensure_connected(who, address)
         if table is RegisterTable.INPUT:
-            call = self._client.read_input_registers(address, count=count, device_id=device_id)
+            call = client.read_input_registers(address, count=count, device_id=device_id)
         else:
-            call = self._client.read_holding_registers(address, count=count, device_id=device_id)
+            call = client.read_holding_registers(address, count=count, device_id=device_id)
         try:
             response = await asyncio.wait_for(call, self.settings.timeout_s)
         except (TimeoutError, ModbusIOException) as exc:
@@ -183,7 +194,7 @@ class ModbusBus:
                 f"({1 + self.settings.retries} attempts): check wiring, address, baud rate",
             ) from exc
         except ConnectionException as exc:
-            self._client.close()
+            client.close()
             raise DeviceConnectionError(
                 device=who, register=address, reason=f"connection lost: {exc}"
             ) from exc
@@ -207,4 +218,5 @@ class ModbusBus:
 
     def close(self) -> None:
         """Close the port or the connection; a later read reopens it."""
-        self._client.close()
+        if self._client is not None:
+            self._client.close()

@@ -27,6 +27,7 @@ from master.allocation.model import (
     PhaseResult,
     Reason,
     Snapshot,
+    check_minimise,
 )
 from master.allocation.state import EngineState
 
@@ -54,4 +55,5 @@ __all__ = [
     "Reason",
     "Snapshot",
     "allocate",
+    "check_minimise",
 ]

@@ -5,8 +5,9 @@ every EV on every phase it loads, some must pause. Admission is greedy in three
 passes, sharing one budget of room per site phase and per charger:
 
   1. connectors already charging (need 6 A): stopping one costs a contactor cycle;
-  2. waiting connectors (need 6 A + the resume hysteresis, so that a resume is not
-     undone by the next small load change), unless paused less than min_pause_s ago;
+  2. waiting connectors (need 6 A, and the resume hysteresis left over on every phase
+     they load, so that a resume is not undone by the next small load change), unless
+     paused less than min_pause_s ago;
   3. connectors rotated out this cycle (need 6 A): if the room they free is of no use
      to any waiting connector, they simply carry on.
 
@@ -94,22 +95,23 @@ def _passes(
     admitted = np.zeros(len(c.eligible), dtype=bool)
     rem = room_a.astype(np.float64).copy()
     passes = (
-        (c.eligible & c.running & ~rotating, MIN_CURRENT_A),
-        (c.eligible & ~c.running & ~c.in_min_pause, MIN_CURRENT_A + hysteresis_a),
-        (c.eligible & c.running & rotating, MIN_CURRENT_A),
+        (c.eligible & c.running & ~rotating, 0.0),
+        (c.eligible & ~c.running & ~c.in_min_pause, hysteresis_a),
+        (c.eligible & c.running & rotating, 0.0),
     )
-    for group, need in passes:
-        _greedy(order[group[order]], need, rem, admitted, c)
+    for group, slack in passes:
+        _greedy(order[group[order]], slack, rem, admitted, c)
     return admitted, rem
 
 
-def _greedy(idx: IntArray, need: float, rem: FloatArray, admitted: BoolArray,
+def _greedy(idx: IntArray, slack: float, rem: FloatArray, admitted: BoolArray,
             c: Candidates) -> None:
-    """Admit rows of `idx` in order while each fits; updates `rem` and `admitted`.
+    """Admit rows of `idx` in order while each fits with `slack` to spare; updates `rem`
+    and `admitted`.
 
-    A charger's two connectors sharing a phase need 6 A + `need` under the Charger
-    Current Limit; when they cannot both have it, the later one is deferred and only
-    tried if the earlier one was refused by a phase.
+    A charger's two connectors sharing a phase need 2 x 6 A + `slack` under the
+    Charger Current Limit; when they cannot both have it, the later one is deferred and
+    only tried if the earlier one was refused by a phase.
     """
     if idx.size == 0:
         return
@@ -117,24 +119,25 @@ def _greedy(idx: IntArray, need: float, rem: FloatArray, admitted: BoolArray,
     has_p = p >= 0
     safe_p = np.where(has_p, p, idx)
     shares = has_p & (c.loads[idx] & c.loads[safe_p]).any(axis=1)
-    tight = shares & (c.charger_limit_a[idx] < MIN_CURRENT_A + need - _EPS)
+    tight = shares & (c.charger_limit_a[idx] < 2 * MIN_CURRENT_A + slack - _EPS)
     blocked = tight & admitted[safe_p]
     pos = np.full(len(admitted), -1, dtype=np.int64)
     pos[idx] = np.arange(idx.size)
     deferred = tight & ~blocked & (pos[safe_p] >= 0) & (pos[safe_p] < pos[idx])
-    _prefix_greedy(idx[~blocked & ~deferred], need, rem, admitted, c.loads)
+    _prefix_greedy(idx[~blocked & ~deferred], slack, rem, admitted, c.loads)
     later = idx[deferred]
-    _prefix_greedy(later[~admitted[c.partner[later]]], need, rem, admitted, c.loads)
+    _prefix_greedy(later[~admitted[c.partner[later]]], slack, rem, admitted, c.loads)
 
 
-def _prefix_greedy(idx: IntArray, need: float, rem: FloatArray, admitted: BoolArray,
+def _prefix_greedy(idx: IntArray, slack: float, rem: FloatArray, admitted: BoolArray,
                    loads: BoolArray) -> None:
     """Greedy admission by prefix sums: each refusal fills at least one phase for every
     later candidate of this pass (they all need the same), so it loops at most 4 times."""
+    need = MIN_CURRENT_A
     while idx.size:
-        use = loads[idx] * need
-        cum = np.cumsum(use, axis=0)
-        over = (cum > rem + _EPS).any(axis=1)
+        mine = loads[idx]
+        cum = np.cumsum(mine * need, axis=0)
+        over = ((cum + slack > rem + _EPS) & mine).any(axis=1)
         if not over.any():
             admitted[idx] = True
             rem -= cum[-1]
@@ -143,7 +146,7 @@ def _prefix_greedy(idx: IntArray, need: float, rem: FloatArray, admitted: BoolAr
         admitted[idx[:k]] = True
         if k:
             rem -= cum[k - 1]
-        full = rem < need - _EPS
+        full = rem < need + slack - _EPS
         rest = idx[k + 1 :]
         idx = rest[~(loads[rest][:, full]).any(axis=1)]
 

@@ -11,8 +11,9 @@ caller's monotonic time), no globals. It returns an `Allocation` with a current 
     raises the limit (manual 6.4.2). CT stale: no increases (rule 4). CT lost: the
     static fallback limit, no CT.
  1. Offline members (manual 6.4.2). What an unreachable charger may still draw is
-    reserved on every phase it is wired to: its last grant until that lease has run out,
-    then its fail-safe current (Minimise: 6 A, Zero/Maximise: 0 A). While any member is
+    reserved on every phase it is wired to: its last grant until that lease has run out
+    and its EV has had `settle_s` to follow, then its fail-safe current (Minimise: 6 A,
+    Zero/Maximise: 0 A). While any member is
     offline: Zero puts every connector to 0; Minimise caps every connector at 6 A;
     Maximise shares everything among the online ones.
  2. Admission (admission.py): connectors that want power get at least 6 A on every
@@ -67,6 +68,7 @@ def allocate(snap: Snapshot, previous: EngineState | None = None) -> Allocation:
     g, now = snap.group, snap.now_s
     t = ConnectorTable.build(snap)
     mem = (previous or EngineState.empty()).aligned(t.keys)
+    _expire_leases(mem, t, g.lease_s, g.settle_s, g.failsafe_current_a, now)
     prev = mem["current_a"]
     online = t.online
     reason = np.full(t.size, _CODE[Reason.NO_DEMAND], dtype=np.int64)
@@ -78,7 +80,7 @@ def allocate(snap: Snapshot, previous: EngineState | None = None) -> Allocation:
     in_group[list(g.phases)] = True
 
     # Rule 1: what offline members may still draw, and the strategy.
-    reserve = _offline_reservation(snap, t, mem)
+    reserve = _offline_reservation(snap, t, prev, mem)
     room = np.where(in_group, np.maximum(0.0, budget.room - reserve), 0.0)
     any_offline = bool((~online).any())
     zero_all = any_offline and g.offline_strategy is OfflineStrategy.ZERO
@@ -124,7 +126,10 @@ def allocate(snap: Snapshot, previous: EngineState | None = None) -> Allocation:
     refused = able & ~adm.admitted
     reason[refused] = _CODE[Reason.PAUSED_NO_ROOM]
     phase_of[refused] = adm.full_phase[refused]
-    reason[refused & in_min_pause & (prev <= 0)] = _CODE[Reason.PAUSED_MIN_PAUSE]
+    # "Min pause" only where there would be room; otherwise "no room" is the answer.
+    held_off = refused & in_min_pause & (prev <= 0) & (adm.full_phase < 0)
+    reason[held_off] = _CODE[Reason.PAUSED_MIN_PAUSE]
+    phase_of[held_off] = -1
     reason[adm.rotated_out] = _CODE[Reason.PAUSED_ROTATION]
 
     # Rule 3: max-min fair sharing among the admitted.
@@ -184,16 +189,35 @@ def _budget(snap: Snapshot, t: ConnectorTable) -> _Budget:
     return _Budget(status, g.limit_a, other, g.limit_a - other - g.margin_a, ct.currents_a)
 
 
-def _offline_reservation(snap: Snapshot, t: ConnectorTable,
+def _expire_leases(mem: dict[str, FloatArray], t: ConnectorTable, lease_s: float,
+                   settle_s: float, failsafe_a: float, now: float) -> None:
+    """A grant whose lease has run out is no longer in force: that agent fell back to
+    its fail-safe current by itself (architecture: leases, not trust). Its EV may take
+    settle_s to follow, so the old grant is held like any other decrease."""
+    failsafe = np.where(t.max_a >= MIN_CURRENT_A, failsafe_a, 0.0)
+    ends = mem["granted_at_s"] + lease_s
+    expired = now >= ends  # NaN compares False
+    dropping = expired & (mem["current_a"] > failsafe) & (now < ends + settle_s)
+    mem["hold_a"] = np.where(dropping, np.maximum(mem["hold_a"], mem["current_a"]),
+                             mem["hold_a"])
+    mem["hold_until_s"] = np.where(dropping, np.fmax(mem["hold_until_s"], ends + settle_s),
+                                   mem["hold_until_s"])
+    mem["current_a"] = np.where(expired, np.minimum(mem["current_a"], failsafe),
+                                mem["current_a"])
+    mem["running_since_s"] = np.where(mem["current_a"] > 0, mem["running_since_s"], np.nan)
+
+
+def _offline_reservation(snap: Snapshot, t: ConnectorTable, prev: FloatArray,
                          mem: dict[str, FloatArray]) -> FloatArray:
-    """Rule 1: per site phase, what offline chargers may draw without us."""
+    """Rule 1: per site phase, what offline chargers may draw without us: the last
+    grant (or a held decrease) until it has had time to take effect, else fail-safe."""
     off = ~t.online
     if not off.any():
         return np.zeros(3)
     g = snap.group
     failsafe = np.where(t.max_a >= MIN_CURRENT_A, g.failsafe_current_a, 0.0)
-    lease_live = snap.now_s < mem["granted_at_s"] + g.lease_s  # NaN compares False
-    per_conn = np.where(lease_live, np.maximum(mem["current_a"], failsafe), failsafe)
+    held = np.where(snap.now_s < mem["hold_until_s"], mem["hold_a"], 0.0)
+    per_conn = np.maximum(np.maximum(prev, held), failsafe)
     per_charger = np.zeros((len(snap.chargers), 3))
     np.add.at(per_charger, t.charger_of[off], per_conn[off, None] * t.wired[off])
     limits = np.array([c.current_limit_a for c in snap.chargers])
@@ -215,11 +239,14 @@ def _dynamics(snap: Snapshot, t: ConnectorTable, x: FloatArray, prev: FloatArray
     up = x > ceiling + _EPS
     x[up] = ceiling[up]
     reason[up] = _CODE[Reason.RAMP]
-    # Make before break: a decreased EV still counts at its old current for settle_s.
+    # Make before break: a decreased EV still counts at its old current for settle_s,
+    # including the decreases of this very cycle.
     held = np.where(now < mem["hold_until_s"], mem["hold_a"], 0.0)
     held = np.where(t.online, held, 0.0)
     inc = np.where(t.online, np.maximum(0.0, x - prev), 0.0)
-    over = np.maximum(x, held) @ t.loads - room
+    settling = t.online if g.settle_s > 0 else np.zeros(t.size, dtype=bool)
+    committed = np.maximum(np.maximum(x, held), np.where(settling, prev, 0.0))
+    over = committed @ t.loads - room
     if (over > _SUM_TOL_A).any() and inc.any():
         inc_p = inc @ t.loads
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -201,15 +201,22 @@ class ChargerInput:
     online: bool = True
     # Bit p set: some connector is wired to site phase p (for Snapshot's check).
     wired_mask: int = field(init=False, repr=False, compare=False)
+    # Per site phase, what this charger draws when every connector gets 6 A.
+    min_draw_a: tuple[float, float, float] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._validate()
         mask = 0
+        need = [0.0, 0.0, 0.0]
         for conn in self.connectors:
             for phase in conn.wiring:
                 if phase is not None:
                     mask |= 1 << phase
+                    if conn.max_current_a >= MIN_CURRENT_A:
+                        need[phase] += MIN_CURRENT_A
         object.__setattr__(self, "wired_mask", mask)
+        limit = self.current_limit_a
+        object.__setattr__(self, "min_draw_a", tuple(min(limit, a) for a in need))
 
     def _validate(self) -> None:
         if not self.charger_id:
@@ -344,6 +351,25 @@ class Snapshot:
                     f"charger {charger.charger_id} is wired to {stray}, outside group "
                     f"{self.group.name}'s phases {[p.name for p in self.group.phases]}"
                 )
+        if self.group.offline_strategy is OfflineStrategy.MINIMISE:
+            check_minimise(self.group, self.chargers)
+
+
+def check_minimise(group: GroupConfig, chargers: tuple[ChargerInput, ...]) -> None:
+    """Minimise puts every connector at 6 A while a member is offline, and an offline
+    member holds 6 A by itself: refuse a group where that does not fit the static limit.
+
+    Raises InfeasibleGroupError naming the phase, the need and the limit.
+    """
+    limit = group.static_limit_a
+    for p in group.phases:
+        need = sum(c.min_draw_a[p] for c in chargers)
+        if need > limit + 1e-9:
+            raise InfeasibleGroupError(
+                f"group {group.name}: offline strategy Minimise needs {need:.1f} A on {p.name} "
+                f"(6 A for each of the members' connectors) but the static limit is "
+                f"{limit:.1f} A; raise the limit, remove chargers, or choose Zero or Maximise"
+            )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
