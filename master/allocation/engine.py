@@ -311,8 +311,8 @@ def _result(snap: Snapshot, t: ConnectorTable, x: FloatArray, reason: npt.NDArra
         now_s=snap.now_s,
         keys=t.keys,
         currents_a=tuple(x.tolist()),
-        reasons=tuple(_REASONS[c] for c in reason.tolist()),
-        limiting_phases=tuple(phase_enum[p] for p in phase_of.tolist()),  # -1 -> None
+        reasons=tuple(map(_REASONS.__getitem__, reason.tolist())),
+        limiting_phases=tuple(map(phase_enum.__getitem__, phase_of.tolist())),  # -1: None
         phases=phases,
         ct_status=budget.status,
         failsafe_current_a=g.failsafe_current_a,

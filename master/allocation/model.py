@@ -15,6 +15,9 @@ from enum import Enum, IntEnum
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+import numpy as np
+import numpy.typing as npt
+
 if TYPE_CHECKING:
     from master.allocation.state import EngineState
 
@@ -25,6 +28,9 @@ CHARGER_LIMIT_RANGE_A = (6.0, 63.0)
 # Sanity bound for a measured current: no io7 connector or grid clamp in a car park
 # carries more; anything above is a meter fault, not a reading.
 MAX_PLAUSIBLE_CURRENT_A = 2000.0
+# Sanity bound for a group limit: far above any LV connection, low enough to catch a
+# value typed in W instead of A (100 kW would be refused).
+MAX_GROUP_LIMIT_A = 50_000.0
 
 
 class AllocationError(Exception):
@@ -203,6 +209,9 @@ class ChargerInput:
     wired_mask: int = field(init=False, repr=False, compare=False)
     # Per site phase, what this charger draws when every connector gets 6 A.
     min_draw_a: tuple[float, float, float] = field(init=False, repr=False, compare=False)
+    # Its connectors' rows for the engine's table: online, limit, then ConnectorInput.row.
+    block: npt.NDArray[np.float64] = field(init=False, repr=False, compare=False)
+    keys: tuple[tuple[str, int], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._validate()
@@ -217,6 +226,12 @@ class ChargerInput:
         object.__setattr__(self, "wired_mask", mask)
         limit = self.current_limit_a
         object.__setattr__(self, "min_draw_a", tuple(min(limit, a) for a in need))
+        head = (float(self.online), float(limit))
+        block = np.array([head + c.row for c in self.connectors], dtype=np.float64)
+        block.setflags(write=False)
+        object.__setattr__(self, "block", block)
+        object.__setattr__(self, "keys", tuple((self.charger_id, c.connector_id)
+                                               for c in self.connectors))
 
     def _validate(self) -> None:
         if not self.charger_id:
@@ -293,7 +308,7 @@ class GroupConfig:
             raise InvalidInputError(f"group phases {self.phases!r} must be distinct and non-empty")
         if any(not isinstance(p, Phase) for p in self.phases):
             raise InvalidInputError(f"group phases {self.phases!r}: unknown phase")
-        _check_finite("limit_a", self.limit_a, MIN_CURRENT_A, 4000.0)
+        _check_finite("limit_a", self.limit_a, MIN_CURRENT_A, MAX_GROUP_LIMIT_A)
         if self.mode is Mode.DYNAMIC and self.fallback_limit_a is None:
             raise InvalidInputError(
                 "fallback_limit_a is required in dynamic mode: what the group may share "

@@ -2,7 +2,7 @@
 
 Columns are indexed by connector (row i); the three phase columns are the site phases
 L1, L2, L3 (`Phase` values). The wiring (phase rotation) was applied when each
-`ConnectorInput` was built (its `row`), so building the table is one flat copy, and
+`ChargerInput` was built (its `block`), so building the table is one concatenation, and
 everything downstream works in site phases only.
 """
 
@@ -20,10 +20,10 @@ FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
 
-# Layout of ConnectorInput.row.
-_MAX, _WANTS, _ENERGY, _PRIO = 0, 1, 2, 3
-_WIRED, _LOADS, _MEAS, _DRAW = slice(4, 7), slice(7, 10), slice(10, 13), 13
-_WIDTH = 14
+# Layout of ChargerInput.block: online, charger limit, then ConnectorInput.row.
+_ONLINE, _LIMIT = 0, 1
+_MAX, _WANTS, _ENERGY, _PRIO = 2, 3, 4, 5
+_WIRED, _LOADS, _MEAS, _DRAW = slice(6, 9), slice(9, 12), slice(12, 15), 15
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,25 +49,20 @@ class ConnectorTable:
     @classmethod
     def build(cls, snap: Snapshot) -> ConnectorTable:
         chargers = snap.chargers
-        counts = np.fromiter((len(c.connectors) for c in chargers), np.int64, len(chargers))
-        n = int(counts.sum())
-        conns = list(chain.from_iterable(c.connectors for c in chargers))
-        rows = np.fromiter(chain.from_iterable(c.row for c in conns), np.float64, n * _WIDTH)
-        rows = rows.reshape(n, _WIDTH)
+        if not chargers:
+            rows = np.zeros((0, _DRAW + 1))
+        else:
+            rows = np.concatenate([c.block for c in chargers])
+        counts = [len(c.keys) for c in chargers]
         charger_of = np.repeat(np.arange(len(chargers), dtype=np.int64), counts)
-        online = np.fromiter((c.online for c in chargers), bool, len(chargers))[charger_of]
-        limits = np.fromiter((c.current_limit_a for c in chargers), np.float64, len(chargers))
-        keys = tuple(
-            (c.charger_id, k.connector_id) for c in chargers for k in c.connectors
-        )
         return cls(
-            keys=keys,
+            keys=tuple(chain.from_iterable(c.keys for c in chargers)),
             charger_of=charger_of,
             partner=_partners(charger_of),
-            online=online,
+            online=rows[:, _ONLINE] > 0,
             wants=rows[:, _WANTS] > 0,
             max_a=rows[:, _MAX],
-            charger_limit_a=limits[charger_of],
+            charger_limit_a=rows[:, _LIMIT],
             wired=rows[:, _WIRED] > 0,
             loads=rows[:, _LOADS] > 0,
             measured_site_a=rows[:, _MEAS],
