@@ -1,0 +1,322 @@
+"""`io7-master --config master.toml`: the master of one group, as a daemon.
+
+The imperative shell around `master.control.GroupControl`:
+
+1. A gRPC server (AgentLink, GroupAdmin, health, reflection) on the configured address.
+   Each agent stream: Hello first (else INVALID_ARGUMENT), checked against the group
+   (wrong group, no room: FAILED_PRECONDITION; unknown charger in a closed group:
+   PERMISSION_DENIED), then Welcome; AgentStates go to the control core, which judges
+   them. A bad stream is closed alone; every other agent carries on.
+2. Every cycle (monotonic schedule): poll the CT kit (bounded by the Modbus timeout), run
+   the control cycle, queue each connected agent its Limits (latest wins), publish the
+   status to GetStatus / WatchStatus.
+3. The term is persisted next to the membership database and incremented at every start,
+   so agents can tell this master's Limits from a previous one's.
+4. SIGINT/SIGTERM: stop the cycle, stop the server with a grace period, close the bus
+   and the database. Agents fall back to their fail-safe current when the lease expires.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from hw.errors import DeviceError
+from hw.logconfig import configure_logging
+from hw.modbus.ctkit import ModbusCtKit
+from hw.modbus.transport import ModbusBus
+from master import wire
+from master.config import MasterConfig, load_master_config
+from master.control import CycleResult, GroupControl
+from master.errors import ConfigError, PeerError, RequestError
+from master.membership import MembershipStore
+from protos.io7.cluster.v1 import cluster_pb2 as pb
+from protos.io7.cluster.v1 import cluster_pb2_grpc as pb_grpc
+from protos.link import MASTER_SERVER_OPTIONS
+
+SHUTDOWN_GRACE_S = 2.0
+log = structlog.get_logger("master")
+
+
+def next_term(db_path: Path) -> int:
+    """Read, increment and durably store the term (a file beside the database)."""
+    path = db_path.with_name(db_path.name + ".term")
+    try:
+        term = int(path.read_text().strip() or 0) + 1
+    except FileNotFoundError:
+        term = 1
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(f"{term}\n")
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+    return term
+
+
+class Master(pb_grpc.AgentLinkServicer, pb_grpc.GroupAdminServicer):
+    """The group's state in one process: control core, membership, streams, status."""
+
+    def __init__(self, config: MasterConfig, *, clock: Callable[[], float] = time.monotonic
+                 ) -> None:
+        self.config = config
+        self.clock = clock
+        config.state_db.parent.mkdir(parents=True, exist_ok=True)
+        self.store = MembershipStore(config.state_db, group=config.group.name,
+                                     closed=config.closed)
+        self.term = next_term(config.state_db)
+        self.control = GroupControl(group=config.group_config(), term=self.term,
+                                    members=self.store.known(), now_s=clock())
+        self.outbox: dict[str, asyncio.Queue[pb.MasterMessage]] = {}
+        self.status = pb.GroupStatus(group=config.group.name, term=self.term,
+                                     master_id=config.master_id)
+        self.status_changed = asyncio.Condition()
+        self.cycle_ms: list[float] = []
+        self.ct: ModbusCtKit | None = None
+        if config.ct is not None:
+            self.ct = ModbusCtKit(ModbusBus(config.ct.bus), config.ct.kit_config())
+        self.log = log.bind(group=config.group.name, term=self.term)
+
+    # --- AgentLink ---------------------------------------------------------------
+    async def Connect(self, request_iterator: AsyncIterator[pb.AgentMessage],
+                      context: grpc.aio.ServicerContext) -> None:
+        try:
+            first = await anext(aiter(request_iterator))
+        except StopAsyncIteration:
+            return
+        if first.WhichOneof("kind") != "hello":
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                "the first message on AgentLink.Connect must be Hello")
+        hello = first.hello
+        try:
+            member = wire.member_from_hello(hello)
+        except PeerError as err:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
+        if member.group != self.config.group.name:
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"charger {member.charger_id} belongs to group {member.group!r}; this master "
+                f"runs group {self.config.group.name!r}: point it at its own master",
+            )
+        problem = self.control.check_join(member)
+        if problem:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, problem)
+        admitted = self.store.admit(member, now_wall=datetime.now(UTC))
+        if not admitted.accepted:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, admitted.reason)
+        cid = member.charger_id
+        clog = self.log.bind(charger_id=cid, peer=context.peer())
+        old = self.outbox.pop(cid, None)
+        if old is not None:  # a reconnect before the old stream died: the new one wins
+            old.put_nowait(pb.MasterMessage())
+        box: asyncio.Queue[pb.MasterMessage] = asyncio.Queue(maxsize=4)
+        self.outbox[cid] = box
+        self.control.member_connected(member, self.clock(), address=context.peer())
+        clog.info("agent joined", new=admitted.new)
+        await context.write(pb.MasterMessage(welcome=pb.Welcome(
+            term=self.term, master_id=self.config.master_id,
+            settings=pb.GroupSettings(
+                group=self.config.group.name,
+                mode=wire.MODE_OUT[self.config.group.mode],
+                offline_strategy=wire.STRATEGY_OUT[self.config.group.offline_strategy],
+                failsafe_current_a=self.config.group.failsafe_current_a,
+                cycle_ms=self.config.cycle_ms, lease_ms=self.config.lease_ms))))
+        reader = asyncio.create_task(self._read(cid, request_iterator, clog))
+        try:
+            while True:
+                getter = asyncio.create_task(box.get())
+                done, _ = await asyncio.wait({getter, reader},
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if getter not in done:
+                    getter.cancel()
+                    break
+                msg = getter.result()
+                if msg.WhichOneof("kind") is None:  # replaced by a newer stream
+                    break
+                await context.write(msg)
+        finally:
+            reader.cancel()
+            if self.outbox.get(cid) is box:
+                del self.outbox[cid]
+                self.control.member_disconnected(cid, self.clock())
+                clog.info("agent left")
+        if reader.done() and not reader.cancelled() and reader.exception() is not None:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(reader.exception()))
+
+    async def _read(self, cid: str, requests: AsyncIterator[pb.AgentMessage],
+                    clog: structlog.stdlib.BoundLogger) -> None:
+        async for msg in requests:
+            if msg.WhichOneof("kind") != "state":
+                raise PeerError(peer=cid, problem="only AgentState may follow Hello")
+            if msg.state.charger_id != cid:
+                raise PeerError(peer=cid, problem=f"state for {msg.state.charger_id!r} on "
+                                                  f"{cid!r}'s stream")
+            problem = self.control.report(wire.report_from_state(msg.state, self.clock()))
+            if problem:
+                clog.warning("report refused: member offline until a valid one", why=problem)
+
+    # --- GroupAdmin --------------------------------------------------------------
+    async def GetStatus(self, request: pb.GetStatusRequest,
+                        context: grpc.aio.ServicerContext) -> pb.GroupStatus:
+        return self.status
+
+    async def WatchStatus(self, request: pb.WatchStatusRequest,
+                          context: grpc.aio.ServicerContext
+                          ) -> AsyncIterator[pb.GroupStatus]:
+        min_interval = request.min_interval_ms / 1000.0
+        seen = -1
+        while True:
+            async with self.status_changed:
+                await self.status_changed.wait_for(
+                    lambda last=seen: self.status.cycle != last)  # type: ignore[misc]
+                status = self.status
+            seen = status.cycle
+            yield status
+            if min_interval > 0:
+                await asyncio.sleep(min_interval)
+
+    async def RebuildGroup(self, request: pb.RebuildGroupRequest,
+                           context: grpc.aio.ServicerContext
+                           ) -> pb.RebuildGroupResponse:
+        removed, kept = self.store.rebuild(self.control.connected_ids())
+        self.control.forget(removed)
+        self.log.info("group rebuilt", removed=removed, kept=kept)
+        return pb.RebuildGroupResponse(removed_charger_ids=removed, kept_charger_ids=kept)
+
+    async def SetGroupLimit(self, request: pb.SetGroupLimitRequest,
+                            context: grpc.aio.ServicerContext
+                            ) -> pb.SetGroupLimitResponse:
+        try:
+            previous = self.control.set_limit(request.limit_a)
+        except RequestError as err:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
+        self.log.info("group limit set", limit_a=request.limit_a, previous_limit_a=previous)
+        return pb.SetGroupLimitResponse(limit_a=request.limit_a, previous_limit_a=previous)
+
+    # --- the cycle -----------------------------------------------------------------
+    async def poll_ct(self) -> None:
+        if self.ct is None or self.config.ct is None:
+            return
+        try:
+            readings = await self.ct.read_clamps()
+        except DeviceError as err:
+            self.control.ct_failed(f"meter read timeout: {err}", self.clock())
+            return
+        problem = self.control.ct_sample(self.config.ct.site_currents(readings), self.clock())
+        if problem:
+            self.control.ct_failed(problem, self.clock())
+
+    async def run_cycle(self) -> CycleResult:
+        t0 = self.clock()
+        await self.poll_ct()
+        result = self.control.cycle(self.clock())
+        issued = int(self.clock() * 1000)
+        for cid, limits in result.limits.items():
+            box = self.outbox.get(cid)
+            if box is None:
+                continue
+            if box.full():  # latest wins: drop the oldest unsent Limits
+                box.get_nowait()
+            box.put_nowait(wire.limits_message(result, limits, issued))
+        took_ms = (self.clock() - t0) * 1000
+        self.cycle_ms.append(took_ms)
+        del self.cycle_ms[:-100]
+        async with self.status_changed:
+            self.status = wire.group_status(result.status, master_id=self.config.master_id,
+                                            cycle_duration_ms=took_ms)
+            self.status_changed.notify_all()
+        return result
+
+    async def cycle_forever(self, stop: asyncio.Event) -> None:
+        period = self.config.cycle_s
+        next_at = self.clock()
+        while not stop.is_set():
+            await self.run_cycle()
+            next_at += period
+            delay = next_at - self.clock()
+            if delay < 0:  # overran: skip the missed ticks rather than burst
+                self.log.warning("cycle overran", late_s=-delay)
+                next_at = self.clock()
+                delay = 0.0
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+
+    def close(self) -> None:
+        if self.ct is not None:
+            self.ct.bus.close()
+        self.store.close()
+
+
+async def serve(config: MasterConfig, *, listen: str | None = None,
+                ready: Callable[[str], None] | None = None,
+                stop: asyncio.Event | None = None) -> None:
+    """Run the master until `stop` is set (or SIGINT/SIGTERM)."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    master = Master(config)
+    server = grpc.aio.server(options=MASTER_SERVER_OPTIONS)
+    pb_grpc.add_AgentLinkServicer_to_server(master, server)  # type: ignore[no-untyped-call]
+    pb_grpc.add_GroupAdminServicer_to_server(master, server)  # type: ignore[no-untyped-call]
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = [pb.DESCRIPTOR.services_by_name[n].full_name for n in ("AgentLink", "GroupAdmin")]
+    reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME],
+                                        server)
+    address = listen or config.listen
+    port = server.add_insecure_port(address)
+    host = address.rsplit(":", 1)[0]
+    bound = f"{host}:{port}"
+    await server.start()
+    for name in ["", *names]:
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    master.log.info("master listening", address=bound, members=len(master.store.known()))
+    if ready is not None:
+        ready(bound)
+    try:
+        await master.cycle_forever(stop)
+    finally:
+        await health_servicer.enter_graceful_shutdown()
+        await server.stop(SHUTDOWN_GRACE_S)
+        master.close()
+        master.log.info("master stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="io7-master", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--config", type=Path, required=True, help="master.toml")
+    ap.add_argument("--listen", help="override [master] listen, e.g. 127.0.0.1:0")
+    ap.add_argument("--log-level", default="INFO")
+    args = ap.parse_args(argv)
+    try:
+        config = load_master_config(args.config)
+    except ConfigError as err:
+        print(f"io7-master: {err}", file=sys.stderr)
+        return 2
+    configure_logging(args.log_level, stream=sys.stderr)
+
+    def ready(address: str) -> None:
+        print(json.dumps({"listening": address}), flush=True)
+
+    asyncio.run(serve(config, listen=args.listen, ready=ready))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""Protobuf <-> the master's domain types. Only translation: no rules live here.
+
+Incoming messages become `Member` / `MemberReport` (whose own validation judges them);
+outgoing `Limits` and `GroupStatus` are built from a `CycleResult`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from master.allocation import CtPlacement, CtStatus, Mode, OfflineStrategy, Phase, Reason
+from master.control import (
+    ConnectorLimit,
+    ConnectorReport,
+    ConnectorStatus,
+    CycleResult,
+    GroupStatusView,
+    MemberReport,
+    PilotState,
+)
+from master.membership import Member, MemberConnector
+from protos.io7.cluster.v1 import cluster_pb2 as pb
+
+_PHASE_IN = {pb.PHASE_L1: Phase.L1, pb.PHASE_L2: Phase.L2, pb.PHASE_L3: Phase.L3}
+_PHASE_OUT = {v: k for k, v in _PHASE_IN.items()}
+_PILOT_IN = {pb.PILOT_STATE_A: PilotState.A, pb.PILOT_STATE_B: PilotState.B,
+             pb.PILOT_STATE_C: PilotState.C, pb.PILOT_STATE_D: PilotState.D,
+             pb.PILOT_STATE_E: PilotState.E, pb.PILOT_STATE_F: PilotState.F}
+_PILOT_OUT = {v: k for k, v in _PILOT_IN.items()}
+_STATUS_IN = {
+    pb.CONNECTOR_STATUS_AVAILABLE: ConnectorStatus.AVAILABLE,
+    pb.CONNECTOR_STATUS_PREPARING: ConnectorStatus.PREPARING,
+    pb.CONNECTOR_STATUS_CHARGING: ConnectorStatus.CHARGING,
+    pb.CONNECTOR_STATUS_SUSPENDED_EVSE: ConnectorStatus.SUSPENDED_EVSE,
+    pb.CONNECTOR_STATUS_SUSPENDED_EV: ConnectorStatus.SUSPENDED_EV,
+    pb.CONNECTOR_STATUS_FINISHING: ConnectorStatus.FINISHING,
+    pb.CONNECTOR_STATUS_RESERVED: ConnectorStatus.RESERVED,
+    pb.CONNECTOR_STATUS_UNAVAILABLE: ConnectorStatus.UNAVAILABLE,
+    pb.CONNECTOR_STATUS_FAULTED: ConnectorStatus.FAULTED,
+}
+_STATUS_OUT = {v: k for k, v in _STATUS_IN.items()}
+# Values are protobuf enum numbers (typed as their enum wrappers in the generated stubs).
+_REASON_OUT: dict[Reason, Any] = {
+    r: pb.LimitReason.Value(f"LIMIT_REASON_{r.name}") for r in Reason}
+MODE_OUT: dict[Mode, Any] = {Mode.STATIC: pb.LOAD_BALANCING_MODE_STATIC,
+                             Mode.DYNAMIC: pb.LOAD_BALANCING_MODE_DYNAMIC}
+_CT_STATUS_OUT: dict[CtStatus, Any] = {
+    s: pb.CtStatus.Value(f"CT_STATUS_{s.name}") for s in CtStatus}
+_PLACEMENT_OUT: dict[CtPlacement, Any] = {CtPlacement.GRID: pb.CT_PLACEMENT_GRID,
+                                          CtPlacement.OTHER_LOADS: pb.CT_PLACEMENT_OTHER_LOADS}
+STRATEGY_OUT: dict[OfflineStrategy, Any] = {
+    s: pb.OfflineStrategy.Value(f"OFFLINE_STRATEGY_{s.name}") for s in OfflineStrategy}
+
+
+def phase_out(phase: Phase | None) -> Any:
+    return pb.PHASE_UNSPECIFIED if phase is None else _PHASE_OUT[phase]
+
+
+def member_from_hello(hello: pb.Hello) -> Member:
+    """A Member from a Hello; raises PeerError when the engine could not take it."""
+    connectors = tuple(
+        MemberConnector(
+            connector_id=c.connector_id,
+            wiring=(_PHASE_IN.get(c.wiring.l1), _PHASE_IN.get(c.wiring.l2),
+                    _PHASE_IN.get(c.wiring.l3)),
+            hard_max_a=c.hard_max_current_a,
+        )
+        for c in hello.connectors
+    )
+    return Member(charger_id=hello.charger_id, group=hello.group,
+                  charger_current_limit_a=hello.charger_current_limit_a,
+                  connectors=connectors, firmware_version=hello.firmware_version,
+                  software_version=hello.software_version)
+
+
+def _line(values: pb.LineValues, present: bool) -> tuple[float, float, float] | None:
+    return (values.l1, values.l2, values.l3) if present else None
+
+
+def report_from_state(state: pb.AgentState, received_at_s: float) -> MemberReport:
+    """A MemberReport as sent; `GroupControl.report` judges its values."""
+    return MemberReport(
+        charger_id=state.charger_id,
+        sequence=state.sequence,
+        received_at_s=received_at_s,
+        connectors=tuple(
+            ConnectorReport(
+                connector_id=c.connector_id,
+                pilot_state=_PILOT_IN.get(c.pilot_state, PilotState.UNKNOWN),
+                status=_STATUS_IN.get(c.status, ConnectorStatus.UNKNOWN),
+                current_a=_line(c.current_a, c.HasField("current_a")),
+                voltage_v=_line(c.voltage_v, c.HasField("voltage_v")),
+                energy_import_wh=c.energy_import_wh if c.HasField("energy_import_wh") else None,
+                session_energy_wh=c.session_energy_wh,
+                phases_in_use=c.phases_in_use,
+                offered_a=c.offered_current_a,
+                max_current_a=c.max_current_a,
+                wants_power=c.wants_power,
+                meter_ok=c.meter_ok,
+            )
+            for c in state.connectors
+        ),
+    )
+
+
+def limits_message(result: CycleResult, limits: tuple[ConnectorLimit, ...],
+                   issued_at_ms: int) -> pb.MasterMessage:
+    return pb.MasterMessage(limits=pb.Limits(
+        term=result.term,
+        cycle=result.cycle,
+        valid_for_ms=result.lease_ms,
+        failsafe_current_a=result.failsafe_current_a,
+        issued_at_ms=issued_at_ms,
+        connectors=[
+            pb.ConnectorLimit(connector_id=lim.connector_id, current_a=lim.current_a,
+                              reason=_REASON_OUT[lim.reason],
+                              limiting_phase=phase_out(lim.limiting_phase))
+            for lim in limits
+        ],
+    ))
+
+
+def group_status(view: GroupStatusView, *, master_id: str,
+                 cycle_duration_ms: float) -> pb.GroupStatus:
+    msg = pb.GroupStatus(
+        group=view.group, term=view.term, cycle=view.cycle, mode=MODE_OUT[view.mode],
+        ct_status=_CT_STATUS_OUT[view.ct_status],
+        ct_fault=view.fault or view.ct_fault,
+        cycle_duration_ms=cycle_duration_ms, master_id=master_id,
+        ct_placement=_PLACEMENT_OUT[view.ct_placement],
+        offline_strategy=STRATEGY_OUT[view.offline_strategy],
+    )
+    for p in view.phases:
+        ph = msg.phases.add(phase=_PHASE_OUT[p.phase], limit_a=p.limit_a,
+                            other_load_a=p.other_load_a, reserved_offline_a=p.reserved_offline_a,
+                            available_a=p.available_a, allocated_a=p.allocated_a)
+        if p.ct_a is not None:
+            ph.ct_a = p.ct_a
+    for m in view.members:
+        mem = msg.members.add(charger_id=m.charger_id, online=m.online, address=m.address)
+        if m.last_seen_ago_s is not None and math.isfinite(m.last_seen_ago_s):
+            mem.last_seen_ms_ago = int(max(0.0, m.last_seen_ago_s) * 1000)
+        for c in m.connectors:
+            cv = mem.connectors.add(
+                connector_id=c.connector_id,
+                status=_STATUS_OUT.get(c.status, pb.CONNECTOR_STATUS_UNSPECIFIED),
+                pilot_state=_PILOT_OUT.get(c.pilot_state, pb.PILOT_STATE_UNSPECIFIED),
+                offered_a=c.offered_a, allocated_a=c.allocated_a, reason=_REASON_OUT[c.reason],
+                limiting_phase=phase_out(c.limiting_phase),
+                session_energy_wh=c.session_energy_wh,
+                wiring=pb.ConnectorWiring(l1=phase_out(c.wiring[0]), l2=phase_out(c.wiring[1]),
+                                          l3=phase_out(c.wiring[2])),
+            )
+            if c.measured_a is not None:
+                cv.measured_a.CopyFrom(pb.LineValues(l1=c.measured_a[0], l2=c.measured_a[1],
+                                                     l3=c.measured_a[2]))
+    return msg
