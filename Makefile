@@ -6,7 +6,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PROTO  := protos/io7/cluster/v1/cluster.proto
 
-.PHONY: venv run test lint unit bench protos clean
+.PHONY: venv run demo test lint unit bench protos clean
+
+SCENARIO ?= B
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +18,12 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Until the services exist (issue 4), the main job is the allocation demo.
+# The main job: a simulated car park, every master, agent and CT kit its own process.
 run: $(STAMP)
+	$(BIN)/python -m master.carpark --scenario $(SCENARIO)
+
+# A day of a car park in virtual time: the allocation engine against the EV/site models.
+demo: $(STAMP)
 	$(BIN)/io7-alloc-demo
 
 test: $(STAMP) lint

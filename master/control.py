@@ -19,8 +19,9 @@ failures (a dropped stream, a CT read timeout) arrive as calls, never as excepti
     out, and an EV may take `settle_s` to follow a decrease. So for `lease_s + settle_s`
     after construction, every member counts as offline for the engine (its fail-safe
     current is reserved) and connected members are sent only the fail-safe current
-    (reason OFFLINE_STRATEGY; `CycleResult.holding`). Chosen over reserving every
-    member's hard max: simpler, and no agent draws more than the reservation. The first
+    (reason FAILSAFE; `CycleResult.holding`); the status still shows them online.
+    Chosen over reserving every member's hard max: simpler, and no agent draws more
+    than the reservation. The first
     real allocation starts from those fail-safe grants, so increases ramp from there.
  5. If the members do not fit the group (wiring outside its phases, Minimise without room
     after a config change), every connected connector is sent 0 A and `fault` says why,
@@ -484,8 +485,8 @@ class GroupControl:
         g, lease_s = self._group, self._group.lease_s
         holding = now_s < self.hold_until_s
         states = [self._members[cid] for cid in sorted(self._members)]
-        online = {s.member.charger_id: not holding and not s.offline_reason(now_s, lease_s)
-                  for s in states}
+        reachable = {s.member.charger_id: not s.offline_reason(now_s, lease_s) for s in states}
+        online = {cid: ok and not holding for cid, ok in reachable.items()}
         fault, alloc = "", None
         try:
             snap = Snapshot(now_s=now_s, group=g, ct=self._ct,
@@ -509,7 +510,7 @@ class GroupControl:
             self._hold_at_s = now_s
             self._hold_grants = {(cid, lim.connector_id): lim.current_a
                                  for cid, lims in limits.items() for lim in lims}
-        status = self._status(now_s, states, online, alloc, limits, holding, fault)
+        status = self._status(now_s, states, reachable, alloc, limits, holding, fault)
         return CycleResult(term=self.term, cycle=self.cycle_number, now_s=now_s,
                            allocation=alloc, limits=limits, holding=holding,
                            failsafe_current_a=g.failsafe_current_a,
@@ -529,7 +530,7 @@ class GroupControl:
             failsafe = self._group.failsafe_current_a
             return ConnectorLimit(connector_id=connector_id,
                                   current_a=failsafe if max_a >= MIN_CURRENT_A else 0.0,
-                                  reason=Reason.OFFLINE_STRATEGY)
+                                  reason=Reason.FAILSAFE)
         res = alloc.result(st.member.charger_id, connector_id)
         return ConnectorLimit(connector_id=connector_id, current_a=res.current_a,
                               reason=res.reason, limiting_phase=res.limiting_phase)
@@ -597,8 +598,6 @@ class GroupControl:
                 limiting_phase=None if lim is None else lim.limiting_phase,
                 session_energy_wh=r.session_energy_wh, wiring=mc.wiring))
         reason = st.offline_reason(now_s, self._group.lease_s)
-        if not reason and not online:
-            reason = "start of term: holding the fail-safe current"
         return MemberView(
             charger_id=cid, online=online, address=st.address, offline_reason=reason,
             last_seen_ago_s=None if st.last_heard_s is None else now_s - st.last_heard_s,

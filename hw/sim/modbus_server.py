@@ -163,6 +163,11 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     site.add_argument("--ctkit-profile", choices=sorted(CT_KIT_PROFILES), default="ctkit")
     site.add_argument("--site", choices=[p.value for p in SiteProfile], default="office")
     site.add_argument("--peak-a", type=float, default=40.0)
+    site.add_argument("--base-a", type=float, default=5.0, help="step profile: load before")
+    site.add_argument("--step-a", type=float, default=30.0, help="step profile: added load")
+    site.add_argument("--step-at-h", type=float, default=12.0, help="step profile: when")
+    site.add_argument("--balanced", action="store_true",
+                      help="the same load on every phase (default: 1.0/0.85/0.7)")
     site.add_argument("--solar-peak-a", type=float, default=0.0)
     site.add_argument("--noise-a", type=float, default=0.0)
     site.add_argument("--seed", type=int, default=0)
@@ -182,6 +187,10 @@ async def _build_device(args: argparse.Namespace) -> SimulatedModbusDevice:
             SiteSpec(
                 profile=SiteProfile(args.site),
                 peak_a=args.peak_a,
+                base_a=args.base_a,
+                step_a=args.step_a,
+                step_at_s=args.step_at_h * SECONDS_PER_HOUR,
+                phase_factors=(1.0, 1.0, 1.0) if args.balanced else (1.0, 0.85, 0.7),
                 solar_peak_a=args.solar_peak_a,
                 noise_a=args.noise_a,
                 seed=args.seed,

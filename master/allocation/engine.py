@@ -241,9 +241,12 @@ def _dynamics(snap: Snapshot, t: ConnectorTable, x: FloatArray, prev: FloatArray
     reason[up] = _CODE[Reason.RAMP]
     # Make before break: a decreased EV still counts at its old current for settle_s,
     # including the decreases of this very cycle.
+    # Only the part of an increase above what is already counted (its previous current
+    # or a held decrease, e.g. a member back after its lease ran out) takes new room,
+    # so only that part can be cut to make room.
     held = np.where(now < mem["hold_until_s"], mem["hold_a"], 0.0)
     held = np.where(t.online, held, 0.0)
-    inc = np.where(t.online, np.maximum(0.0, x - prev), 0.0)
+    inc = np.where(t.online, np.maximum(0.0, x - np.maximum(prev, held)), 0.0)
     settling = t.online if g.settle_s > 0 else np.zeros(t.size, dtype=bool)
     committed = np.maximum(np.maximum(x, held), np.where(settling, prev, 0.0))
     over = committed @ t.loads - room
@@ -253,7 +256,7 @@ def _dynamics(snap: Snapshot, t: ConnectorTable, x: FloatArray, prev: FloatArray
             f_p = np.where(over > _SUM_TOL_A, np.clip(1.0 - over / inc_p, 0.0, 1.0), 1.0)
         f = np.where(t.loads, f_p, 1.0).min(axis=1)
         cut = (inc > 0) & (f < 1.0)
-        x[cut] = prev[cut] + inc[cut] * f[cut]
+        x[cut] = x[cut] - inc[cut] * (1.0 - f[cut])
         reason[cut] = _CODE[Reason.TRANSITION]
     return x, held
 

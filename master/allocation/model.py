@@ -99,6 +99,7 @@ class Reason(Enum):
     PAUSED_MIN_PAUSE = "paused_min_pause"  # paused recently; min pause time not over
     OFFLINE_STRATEGY = "offline_strategy"  # a member is offline (Zero / Minimise)
     OFFLINE = "offline"  # its own charger is offline: it holds its fail-safe current
+    FAILSAFE = "failsafe"  # a new master term: fail-safe only until old grants ran out
 
 
 PAUSED_REASONS = frozenset(

@@ -214,9 +214,9 @@ def test_first_lease_after_start_is_fail_safe() -> None:
         assert (result.term, result.cycle, result.holding) == (7, int(t), True)
         assert (result.lease_ms, result.failsafe_current_a) == (3000, 6.0)
         assert [(lim.current_a, lim.reason) for lims in result.limits.values()
-                for lim in lims] == [(6.0, Reason.OFFLINE_STRATEGY)] * 4
-        assert not any(m.online for m in result.status.members)
-        assert result.status.members[0].offline_reason.startswith("start of term")
+                for lim in lims] == [(6.0, Reason.FAILSAFE)] * 4
+        # Connected and reporting: shown online, with the hold visible in the reasons.
+        assert all(m.online for m in result.status.members)
         assert result.status.phases[0].reserved_offline_a == 24.0  # 4 x 6 A fail-safe
         assert result.status.phases[0].allocated_a == 24.0  # what was sent
     result = rig.step(reports=AB)
@@ -245,7 +245,7 @@ def test_after_the_hold_increases_wait_for_released_fail_safe_grants() -> None:
         result = rig.control.cycle(rig.now)
         a1, b1 = limit_of(result, "A", 1), limit_of(result, "B", 1)
         seen[rig.now] = (a1.current_a, a1.reason, b1.current_a, b1.reason)
-    assert seen[7.0] == (6.0, Reason.OFFLINE_STRATEGY, 6.0, Reason.OFFLINE_STRATEGY)
+    assert seen[7.0] == (6.0, Reason.FAILSAFE, 6.0, Reason.FAILSAFE)
     for t in (8.0, 10.0, 12.0):
         assert seen[t] == (6.0, Reason.TRANSITION, 0.0, Reason.NO_DEMAND), t
     assert seen[13.0] == (12.0, Reason.PHASE_LIMIT, 0.0, Reason.NO_DEMAND)  # 24 A / 2

@@ -441,3 +441,96 @@ def test_same_inputs_give_the_same_outputs() -> None:
     a, b = run(g, chargers, now=5.0), run(g, chargers, now=5.0)
     assert a.connectors == b.connectors and a.phases == b.phases
     assert all(math.isclose(x, round(x, 1)) for x in a.currents_a)
+
+
+# --- Found by mutation testing: each of these kills a mutant the suite let through ---------
+
+def test_min_run_time_holds_off_rotation_even_when_the_rotation_period_is_shorter() -> None:
+    # c2 has waited the 60 s rotation period at t=60, but c1 must run 300 s first.
+    g = group(limit_a=7.0, rotation_period_s=60.0, min_run_s=300.0, settle_s=0.0)
+    chargers = singles_on_l1(2)
+    a = None
+    for now in range(300):
+        a = run(g, chargers, now=float(now), state=a.state if a else None)
+        assert currents(a) == {("c1", 1): 7.0, ("c2", 1): 0.0}, now
+        assert a.result("c2", 1).reason is Reason.PAUSED_NO_ROOM, now
+    assert a is not None
+    a = run(g, chargers, now=300.0, state=a.state)
+    assert currents(a) == {("c1", 1): 0.0, ("c2", 1): 7.0}
+    assert a.result("c1", 1).reason is Reason.PAUSED_ROTATION
+
+
+def test_an_expired_lease_stays_reserved_until_the_ev_had_settle_s_to_follow() -> None:
+    # c3 goes offline at t=1; its lease (granted t=0, 3 s) runs out at t=3 and its agent
+    # drops to 0 A (Maximise) by itself, but its EV may take settle_s = 5 s to follow:
+    # its 20 A stays reserved until t=8.
+    g = group(limit_a=60.0, offline_strategy=OfflineStrategy.MAXIMISE, lease_s=3.0,
+              settle_s=5.0)
+    chargers = three_singles()
+    a = run(g, chargers, now=0.0)
+    assert list(a.currents_a) == [20.0, 20.0, 20.0]
+    chargers[2] = with_online(chargers[2], False)
+    for now in range(1, 8):
+        a = run(g, chargers, now=float(now), state=a.state)
+        assert [p.reserved_a for p in a.phases] == [20.0] * 3, now
+        assert list(a.currents_a) == [20.0, 20.0, 0.0], now
+    a = run(g, chargers, now=8.0, state=a.state)
+    assert [p.reserved_a for p in a.phases] == [0.0] * 3
+    assert list(a.currents_a) == [30.0, 30.0, 0.0]
+
+
+def test_demand_cap_never_goes_below_6a() -> None:
+    # a draws 1 A of 20 A: capped at max(6, 1 + 3) = 6 A, not 4 A.
+    g = group(limit_a=40.0, settle_s=0.0, demand_cap_after_s=60.0)
+    chargers = [charger("a", conn(1, measured=(1.0, 1.0, 1.0))),
+                charger("b", conn(1, measured=(20.0, 20.0, 20.0)))]
+    a = cycles(g, chargers, 0, 61, None)
+    assert currents(a) == {("a", 1): 6.0, ("b", 1): 32.0}
+    assert a.result("a", 1).reason is Reason.DEMAND_CAP
+
+
+def test_an_increase_cut_below_6a_by_make_before_break_becomes_0() -> None:
+    # 36 A: a runs at 32 A alone. b arrives: a drops to 18 A at once but counts at 32 A
+    # for settle_s, so b may only have 4 A: below 6 A, so 0 A.
+    g = group(limit_a=36.0, settle_s=5.0)
+    a = run(g, [charger("a", conn(1)), charger("b", conn(1, wants=False))], now=0.0)
+    assert list(a.currents_a) == [32.0, 0.0]
+    a = run(g, [charger("a", conn(1)), charger("b", conn(1))], now=1.0, state=a.state)
+    assert currents(a) == {("a", 1): 18.0, ("b", 1): 0.0}
+    assert a.result("b", 1).reason is Reason.TRANSITION
+
+
+def test_an_offline_member_is_reserved_at_a_decrease_it_had_no_time_to_follow() -> None:
+    # a runs at 32 A alone; at t=1 b arrives: a drops to 20 A, b gets 40 - 32 = 8 A. At
+    # t=2 a goes offline before its EV followed: 32 A stays reserved, b stays at 8 A.
+    g = group(limit_a=40.0, settle_s=5.0, offline_strategy=OfflineStrategy.MAXIMISE)
+    a = run(g, [charger("a", conn(1)), charger("b", conn(1, wants=False))], now=0.0)
+    both = [charger("a", conn(1)), charger("b", conn(1))]
+    a = run(g, both, now=1.0, state=a.state)
+    assert currents(a) == {("a", 1): 20.0, ("b", 1): 8.0}
+    a = run(g, [with_online(both[0], False), both[1]], now=2.0, state=a.state)
+    assert [p.reserved_a for p in a.phases] == [32.0] * 3
+    assert currents(a) == {("a", 1): 0.0, ("b", 1): 8.0}
+
+
+def test_a_member_back_after_its_lease_ran_out_does_not_free_room_for_increases() -> None:
+    # Regression (found by the property test): c0 (6 A) is offline at t=3..4; its lease
+    # ran out at t=5 but its EV may draw 6 A until t=10. Its return must not let c1 rise
+    # into room that the held 6 A still occupies.
+    g = group(limit_a=40.0, phases=(L2,), settle_s=5.0, lease_s=3.0, resume_hysteresis_a=0.0,
+              offline_strategy=OfflineStrategy.MAXIMISE)
+    c0 = charger("c0", conn(1, wiring=single(L2), max_a=6.0), limit_a=6.0)
+    c1 = charger("c1", conn(1, wiring=single(L2), max_a=10.0), limit_a=10.0)
+    c2 = charger("c2", conn(1, wiring=single(L2), max_a=10.0), limit_a=10.0)
+    c3 = charger("c3", conn(1, wiring=single(L2), max_a=6.0),
+                 conn(2, wiring=single(L2), max_a=10.0), limit_a=16.0)
+    a = None
+    for now in range(3):
+        a = run(g, [c0, with_online(c1, False), c2, c3], now=float(now),
+                state=a.state if a else None)
+    assert a is not None
+    for now in (3, 4):
+        a = run(g, [with_online(c0, False), c1, c2, c3], now=float(now), state=a.state)
+    assert currents(a)[("c1", 1)] == 8.0
+    a = run(g, [c0, c1, c2, c3], now=5.0, state=a.state)
+    assert currents(a)[("c1", 1)] == 8.0

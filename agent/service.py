@@ -1,0 +1,330 @@
+"""`io7-agent --config agent.toml`: the agent of one charger, as a daemon.
+
+The imperative shell around the agent's pure cores:
+
+1. Every step (250 ms): read each socket's pilot, contactor feedback, meter and residual
+   current from the board; ask the limit applier (agent/limits.py) what to offer; step
+   the connector state machine (agent/connector.py); carry out its actions (PWM,
+   contactor) and show its LED; publish the charger's state to the master.
+2. With a master: Limits from AgentLink go to the applier, which obeys only the highest
+   term, holds the lease and falls back to the fail-safe current by itself.
+3. Agent-only mode (scenario A, manual 6.4.1): no master; each second the agent runs
+   `master.allocation` in-process for its own connectors against its Site Limit (and
+   its own CT clamps when configured) and feeds the result to the same applier.
+4. A dead meter is a fault (meter read timeout), never 0 A. SIGINT/SIGTERM: stop the PWM,
+   open the contactors, then exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import structlog
+
+from agent.config import AgentConfig, load_agent_config
+from agent.connector import (
+    ActionKind,
+    Connector,
+    ConnectorInputs,
+    ConnectorOutput,
+    Fault,
+    OcppStatus,
+)
+from agent.errors import ConfigError
+from agent.limits import LimitApplier, MasterLimits
+from agent.link import MasterLink
+from agent.simdriver import EvDriver
+from hw.capabilities import RCD_AC_TRIP_MA, RCD_DC_TRIP_MA, MeterReading
+from hw.errors import DeviceError
+from hw.logconfig import configure_logging
+from hw.modbus.ctkit import ModbusCtKit
+from hw.modbus.transport import ModbusBus
+from hw.pilot import PilotState
+from hw.sim.board import SimChargerBoard, SimConnector
+from master.allocation import (
+    ChargerInput,
+    ConnectorInput,
+    CtReading,
+    EngineState,
+    GroupConfig,
+    Phase,
+    Snapshot,
+    allocate,
+)
+from protos.io7.cluster.v1 import cluster_pb2 as pb
+
+STEP_S = 0.25
+AGENT_ONLY_CYCLE_S = 1.0
+AGENT_ONLY_LEASE_S = 3.0
+log = structlog.get_logger("agent")
+
+_PILOT_OUT = {s: pb.PilotState.Value(f"PILOT_STATE_{s.name}") for s in PilotState}
+_STATUS_OUT = {
+    OcppStatus.AVAILABLE: pb.CONNECTOR_STATUS_AVAILABLE,
+    OcppStatus.PREPARING: pb.CONNECTOR_STATUS_PREPARING,
+    OcppStatus.CHARGING: pb.CONNECTOR_STATUS_CHARGING,
+    OcppStatus.SUSPENDED_EVSE: pb.CONNECTOR_STATUS_SUSPENDED_EVSE,
+    OcppStatus.SUSPENDED_EV: pb.CONNECTOR_STATUS_SUSPENDED_EV,
+    OcppStatus.FINISHING: pb.CONNECTOR_STATUS_FINISHING,
+    OcppStatus.UNAVAILABLE: pb.CONNECTOR_STATUS_UNAVAILABLE,
+    OcppStatus.FAULTED: pb.CONNECTOR_STATUS_FAULTED,
+}
+_PHASE_OUT = {None: pb.PHASE_UNSPECIFIED, Phase.L1: pb.PHASE_L1, Phase.L2: pb.PHASE_L2,
+              Phase.L3: pb.PHASE_L3}
+
+
+class Agent:
+    """One charger: board, state machines, limit applier, link."""
+
+    def __init__(self, config: AgentConfig, *, clock: Callable[[], float] = time.monotonic,
+                 master_address: str | None = None) -> None:
+        self.config = config
+        self.clock = clock
+        self.log = log.bind(charger_id=config.charger_id)
+        self.board = SimChargerBoard(name=config.charger_id)
+        self.sockets = {c.connector_id: SimConnector(clock, name=f"socket {c.connector_id}")
+                        for c in config.connectors}
+        self.machines = {cid: Connector(cid) for cid in self.sockets}
+        self.outputs: dict[int, ConnectorOutput] = {}
+        self.meters: dict[int, MeterReading | None] = {}
+        self.pilots: dict[int, PilotState] = {}
+        self.last_offer: dict[int, tuple[float, object, bool]] = {}
+        self.session_start_wh: dict[int, float] = {}
+        self.applier = LimitApplier(list(self.sockets), config.charger_limit_a,
+                                    config.hard_max_a,
+                                    initial_failsafe_a=config.initial_failsafe_a)
+        address = master_address or config.master_address
+        self.link = None if address is None else MasterLink(
+            address, self.hello, self.on_welcome, self.on_limits)
+        self.evs = EvDriver(self.sockets, mode=config.sim_evs, seed=config.sim_seed or 0,
+                            clock=clock)
+        self.seq = 0
+        self.engine: EngineState | None = None
+        self.local_cycle = 0
+        self.ct_reading: CtReading | None = None
+        ct = config.agent_only.ct if config.agent_only is not None else None
+        self.own_ct = None if ct is None else ModbusCtKit(ModbusBus(ct.bus), ct.kit_config())
+
+    # --- link callbacks ------------------------------------------------------------
+    def hello(self) -> pb.Hello:
+        connectors = []
+        for c in self.config.connectors:
+            w = [*c.wiring, None, None][:3]
+            connectors.append(pb.ConnectorInfo(
+                connector_id=c.connector_id, hard_max_current_a=c.hard_max_a,
+                wiring=pb.ConnectorWiring(l1=_PHASE_OUT[w[0]], l2=_PHASE_OUT[w[1]],
+                                          l3=_PHASE_OUT[w[2]])))
+        return pb.Hello(charger_id=self.config.charger_id, group=self.config.group,
+                        software_version="io7-cluster 0.1.0",
+                        charger_current_limit_a=self.config.charger_limit_a,
+                        connectors=connectors, last_seen_term=self.applier.last_seen_term)
+
+    def on_welcome(self, welcome: pb.Welcome) -> None:
+        self.applier.set_failsafe_current(welcome.settings.failsafe_current_a)
+
+    def on_limits(self, limits: pb.Limits) -> None:
+        try:
+            msg = MasterLimits(term=limits.term, cycle=limits.cycle,
+                               valid_for_s=limits.valid_for_ms / 1000.0,
+                               failsafe_current_a=limits.failsafe_current_a,
+                               currents_a={c.connector_id: c.current_a
+                                           for c in limits.connectors})
+        except ValueError as err:
+            self.log.warning("limits refused", why=str(err))
+            return
+        self.applier.on_limits(msg, self.clock())
+
+    # --- the step --------------------------------------------------------------------
+    async def step(self) -> None:
+        now = self.clock()
+        self.evs.step(now)
+        offers = self.applier.offered(now)
+        for cid, decision in offers.items():
+            seen = (decision.current_a, decision.source, decision.lease_ok)
+            if self.last_offer.get(cid) != seen:
+                self.last_offer[cid] = seen
+                self.log.info("offer", connector_id=cid, current_a=decision.current_a,
+                              source=decision.source.value, lease_ok=decision.lease_ok,
+                              term=self.applier.term_applied)
+        for cid, sock in self.sockets.items():
+            faults: set[Fault] = set()
+            pilot = await sock.read_pilot()
+            feedback = await sock.feedback_closed()
+            try:
+                meter: MeterReading | None = await sock.read_meter()
+            except DeviceError:
+                meter = None
+                faults.add(Fault.METER_TIMEOUT)
+            rcd = await sock.read_residual_current()
+            if rcd.ac_ma >= RCD_AC_TRIP_MA or rcd.dc_ma >= RCD_DC_TRIP_MA:
+                faults.add(Fault.RESIDUAL_CURRENT)
+            if pilot.diode_ok is False:
+                faults.add(Fault.DIODE)
+            if await self.board.open_pen_detected():
+                faults.add(Fault.OPEN_PEN)
+            if await self.board.tilt_detected():
+                faults.add(Fault.TILT)
+            drawn = max(meter.phase_currents_a) if meter else 0.0
+            out = self.machines[cid].step(ConnectorInputs(
+                now_s=now, pilot=pilot.state, contactor_feedback_closed=feedback,
+                faults=frozenset(faults), authorised=True, offered_a=offers[cid].current_a,
+                max_phase_current_a=max(0.0, drawn)))
+            for action in out.actions:
+                if action.kind is ActionKind.SET_PWM:
+                    await sock.offer_current_a(action.current_a)
+                elif action.kind is ActionKind.STOP_PWM:
+                    await sock.stop_offering()
+                elif action.kind is ActionKind.CLOSE_CONTACTOR:
+                    await sock.close_contactor()
+                elif action.kind is ActionKind.OPEN_CONTACTOR:
+                    await sock.open_contactor()
+            await sock.show(out.led)
+            if out.status is OcppStatus.AVAILABLE or cid not in self.session_start_wh:
+                self.session_start_wh[cid] = meter.import_energy_wh if meter else 0.0
+            self.outputs[cid] = out
+            self.meters[cid] = meter
+            self.pilots[cid] = pilot.state
+        if self.link is not None:
+            self.link.publish(self.state(now))
+
+    def state(self, now: float) -> pb.AgentState:
+        self.seq += 1
+        msg = pb.AgentState(charger_id=self.config.charger_id, sequence=self.seq,
+                            monotonic_ms=int(now * 1000), term_applied=self.applier.term_applied,
+                            cycle_applied=self.applier.cycle_applied,
+                            lease_ok=self.applier.lease_ok(now))
+        for c in self.config.connectors:
+            cid = c.connector_id
+            out, meter = self.outputs[cid], self.meters[cid]
+            cs = msg.connectors.add(
+                connector_id=cid, pilot_state=_PILOT_OUT[self.pilots[cid]],
+                status=_STATUS_OUT.get(out.status, pb.CONNECTOR_STATUS_UNSPECIFIED),
+                error_code=out.error_code.value, vendor_error_code=out.vendor_error_code,
+                offered_current_a=out.pwm_a, max_current_a=c.hard_max_a,
+                wants_power=out.wants_power, meter_ok=meter is not None)
+            if meter is not None:
+                amps = [*meter.phase_currents_a, 0.0, 0.0][:3]
+                volts = [*meter.phase_voltages_v, 0.0, 0.0][:3]
+                cs.current_a.CopyFrom(pb.LineValues(l1=max(0.0, amps[0]), l2=max(0.0, amps[1]),
+                                                    l3=max(0.0, amps[2])))
+                cs.voltage_v.CopyFrom(pb.LineValues(l1=volts[0], l2=volts[1], l3=volts[2]))
+                cs.active_power_w = meter.total_power_w
+                cs.energy_import_wh = meter.import_energy_wh
+                cs.session_energy_wh = max(0.0, meter.import_energy_wh
+                                           - self.session_start_wh.get(cid, 0.0))
+                loaded = [a > 1.0 for a in meter.phase_currents_a]
+                cs.phases_in_use = sum(1 << k for k, on in enumerate(loaded) if on)
+        return msg
+
+    # --- agent-only mode (scenario A) ---------------------------------------------------
+    async def read_own_clamps(self, now: float) -> None:
+        """Agent-only mode: the External CT Clamps on connector #1 (type Site, manual
+        6.3); clamp n measures site phase Ln. A failed read keeps the last sample, which
+        ages into stale/lost in the engine (never read as 0 A)."""
+        if self.own_ct is None:
+            return
+        try:
+            readings = await self.own_ct.read_clamps()
+        except DeviceError as err:
+            self.log.warning("CT clamps read failed", why=str(err))
+            return
+        values: list[float | None] = [None, None, None]
+        for r in readings:
+            values[r.clamp - 1] = r.current_a
+        self.ct_reading = CtReading(currents_a=(values[0], values[1], values[2]),
+                                    taken_at_s=now)
+
+    def agent_only_limits(self, now: float) -> MasterLimits:
+        """Run the allocation in-process for this charger's own connectors."""
+        settings = self.config.agent_only
+        group = settings.group if settings is not None else GroupConfig(
+            name=self.config.group, limit_a=self.config.charger_limit_a)
+        conns = []
+        for c in self.config.connectors:
+            out, meter = self.outputs.get(c.connector_id), self.meters.get(c.connector_id)
+            amps = [*(meter.phase_currents_a if meter else ()), 0.0, 0.0, 0.0][:3]
+            conns.append(ConnectorInput(
+                connector_id=c.connector_id, wiring=tuple([*c.wiring, None, None][:3]),  # type: ignore[arg-type]
+                max_current_a=c.hard_max_a, wants_power=bool(out and out.wants_power),
+                measured_a=(max(0.0, amps[0]), max(0.0, amps[1]), max(0.0, amps[2]))))
+        charger = ChargerInput(charger_id=self.config.charger_id,
+                               current_limit_a=self.config.charger_limit_a,
+                               connectors=tuple(conns))
+        alloc = allocate(Snapshot(now_s=now, group=group, chargers=(charger,),
+                                  ct=self.ct_reading), self.engine)
+        self.engine = alloc.state
+        self.local_cycle += 1
+        return MasterLimits(term=0, cycle=self.local_cycle, valid_for_s=AGENT_ONLY_LEASE_S,
+                            failsafe_current_a=group.failsafe_current_a,
+                            currents_a={k[1]: a for k, a in zip(alloc.keys, alloc.currents_a,
+                                                                strict=True)})
+
+    async def safe_state(self) -> None:
+        for sock in self.sockets.values():
+            await sock.stop_offering()
+            await sock.open_contactor()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        tasks = []
+        if self.link is not None:
+            tasks.append(asyncio.create_task(self.link.run(stop), name="link"))
+        next_local = self.clock()
+        try:
+            while not stop.is_set():
+                if self.link is None and self.clock() >= next_local:
+                    await self.read_own_clamps(self.clock())
+                    self.applier.on_limits(self.agent_only_limits(self.clock()), self.clock())
+                    next_local += AGENT_ONLY_CYCLE_S
+                await self.step()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=STEP_S)
+        finally:
+            stop.set()
+            await self.safe_state()
+            if self.own_ct is not None:
+                self.own_ct.bus.close()
+            for t in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait_for(t, 5)
+            self.log.info("agent stopped: PWM off, contactors open")
+
+
+async def serve(config: AgentConfig, *, master_address: str | None = None,
+                stop: asyncio.Event | None = None) -> None:
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    agent = Agent(config, master_address=master_address)
+    agent.log.info("agent started", master=master_address or config.master_address or
+                   "none (agent-only)", connectors=sorted(agent.sockets))
+    await agent.run(stop)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="io7-agent", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--config", type=Path, required=True, help="agent.toml")
+    ap.add_argument("--master", help="override [master] address, host:port")
+    args = ap.parse_args(argv)
+    try:
+        config = load_agent_config(args.config)
+    except ConfigError as err:
+        print(f"io7-agent: {err}", file=sys.stderr)
+        return 2
+    configure_logging(config.log_level.upper(), stream=sys.stderr)
+    print(json.dumps({"agent": config.charger_id}), flush=True)
+    asyncio.run(serve(config, master_address=args.master))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

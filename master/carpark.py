@@ -1,0 +1,250 @@
+"""`make run`: a simulated car park, every part its own process, exactly as on chargers.
+
+    python -m master.carpark [--scenario A|B|C] [--chargers N] [--run-dir DIR]
+
+- B (default): a three-phase site, one master, N io7 Doubles (default 4, alternating
+  phase rotation) on loopback "LAN", the Sense CT kit (three clamps) served by the
+  simulator over a pty serial line (real Modbus RTU), an office building's load.
+- C: single-phase chargers on alternating phases: one master and one CT kit (clamp #1)
+  per phase, two chargers per phase.
+- A: one charger in agent-only mode balancing its two sockets against its own clamps.
+
+EVs arrive and leave at random (each agent's simulated board); the view redraws every
+second from the masters' WatchStatus (A: from the agent's log). Ctrl-C stops everything:
+SIGTERM to every process, agents put their hardware in the safe state.
+
+The CT simulator serves the building's load only, so the masters count it as "other
+loads" (ct_placement = other_loads); a grid-incomer CT that also sees the EVs needs a
+simulator fed by the agents' draw (not built yet).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+
+from master.ctl import render
+from protos.io7.cluster.v1 import cluster_pb2 as pb
+from protos.io7.cluster.v1 import cluster_pb2_grpc as pb_grpc
+
+PY = sys.executable
+ROTATIONS = ('["L1", "L2", "L3"]', '["L2", "L3", "L1"]', '["L3", "L1", "L2"]')
+
+MASTER = """[master]
+id = "{name}"
+listen = "127.0.0.1:0"
+state_db = "{name}.sqlite3"
+cycle_ms = 1000
+lease_cycles = 3
+
+[group]
+name = "{group}"
+phases = {phases}
+mode = "dynamic"
+limit_a = {limit}
+fallback_limit_a = {fallback}
+ct_placement = "other_loads"
+margin_a = 2.0
+offline_strategy = "maximise"
+
+[ct]
+enabled = true
+rated_a = 100
+timeout_s = 0.5
+retries = 1
+[ct.clamps]
+{clamps}
+[ct.serial]
+port = "{pty}"
+baudrate = 9600
+"""
+
+AGENT = """[charger]
+id = "{cid}"
+group = "{group}"
+current_limit_a = 32
+[connectors.1]
+wiring = {wiring}
+[connectors.2]
+wiring = {wiring}
+{master}
+[sim]
+seed = {seed}
+evs = "random"
+[state]
+dir = "."
+"""
+
+AGENT_ONLY = """
+[agent_only]
+site_limit_a = 40
+mode = "dynamic"
+margin_a = 2.0
+fallback_limit_a = 16
+[agent_only.ct]
+enabled = true
+type = "site"
+clamps = [1, 2, 3]
+rated_a = 100
+port = "{pty}"
+"""
+
+
+class Park:
+    """The processes of one car park and their logs in `run_dir`."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.dir = run_dir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        out = (self.dir / f"{name}.out").open("wb")
+        err = (self.dir / f"{name}.log").open("wb")
+        p = subprocess.Popen([PY, *args], cwd=self.dir, stdout=out, stderr=err,
+                             start_new_session=True)
+        self.procs.append((name, p))
+        return p
+
+    def first_line(self, name: str, timeout_s: float = 20.0) -> dict[str, str]:
+        path = self.dir / f"{name}.out"
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            text = path.read_text() if path.exists() else ""
+            if text.strip():
+                return dict(json.loads(text.splitlines()[0]))
+            time.sleep(0.05)
+        raise RuntimeError(f"{name} did not start; see {self.dir / (name + '.log')}")
+
+    def ct_kit(self, name: str, *, peak_a: float, seed: int) -> str:
+        self.spawn(name, "-m", "hw.sim.modbus_server", "--ctkit", "--pty", "--site", "office",
+                   "--peak-a", str(peak_a), "--noise-a", "1.0", "--seed", str(seed),
+                   "--start-h", "9", "--speed", "60")
+        return self.first_line(name)["port"]
+
+    def master(self, name: str, *, group: str, phases: str, limit: float, pty: str) -> str:
+        clamps = "\n".join(f'{i + 1} = "{p}"' for i, p in enumerate(json.loads(phases)))
+        (self.dir / f"{name}.toml").write_text(MASTER.format(
+            name=name, group=group, phases=phases, limit=limit, fallback=limit / 2,
+            clamps=clamps, pty=pty))
+        self.spawn(name, "-m", "master.service", "--config", f"{name}.toml")
+        return self.first_line(name)["listening"]
+
+    def agent(self, cid: str, *, group: str, wiring: str, master: str | None, seed: int,
+              extra: str = "") -> None:
+        master_t = f'[master]\naddress = "{master}"' if master else ""
+        (self.dir / f"{cid}.toml").write_text(AGENT.format(
+            cid=cid, group=group, wiring=wiring, master=master_t, seed=seed) + extra)
+        self.spawn(cid, "-m", "agent.service", "--config", f"{cid}.toml")
+
+    def stop(self) -> None:
+        for _, p in reversed(self.procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for name, p in self.procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                print(f"{name} did not stop in 10 s: killed", file=sys.stderr)
+                p.kill()
+
+
+def build(park: Park, scenario: str, chargers: int) -> list[str]:
+    """Start the car park; returns the masters' addresses (none in scenario A)."""
+    if scenario == "A":
+        pty = park.ct_kit("ctkit", peak_a=20.0, seed=1)
+        park.agent("io7-solo", group="solo", wiring=ROTATIONS[0], master=None, seed=1,
+                   extra=AGENT_ONLY.format(pty=pty))
+        return []
+    if scenario == "B":
+        pty = park.ct_kit("ctkit", peak_a=40.0, seed=1)
+        address = park.master("master", group="garage", phases='["L1", "L2", "L3"]',
+                              limit=100.0, pty=pty)
+        for i in range(chargers):
+            park.agent(f"io7-{i + 1:02d}", group="garage", wiring=ROTATIONS[i % 3],
+                       master=address, seed=i + 1)
+        return [address]
+    addresses = []
+    for k, phase in enumerate(("L1", "L2", "L3")):
+        pty = park.ct_kit(f"ctkit-{phase}", peak_a=15.0, seed=k + 1)
+        address = park.master(f"master-{phase}", group=f"garage-{phase}",
+                              phases=f'["{phase}"]', limit=40.0, pty=pty)
+        addresses.append(address)
+        for j in range(2):
+            park.agent(f"io7-{phase}-{j + 1}", group=f"garage-{phase}",
+                       wiring=f'["{phase}"]', master=address, seed=10 * k + j)
+    return addresses
+
+
+async def view(addresses: list[str], park: Park, clear: bool) -> None:
+    """Redraw the car park every second until cancelled."""
+    channels = [grpc.aio.insecure_channel(a) for a in addresses]
+    stubs = [pb_grpc.GroupAdminStub(ch) for ch in channels]  # type: ignore[no-untyped-call]
+    try:
+        while True:
+            frames = []
+            for address, stub in zip(addresses, stubs, strict=True):
+                try:
+                    status = await stub.GetStatus(pb.GetStatusRequest(), timeout=2.0)
+                    frames.append(render(status))
+                except grpc.aio.AioRpcError as err:
+                    frames.append(f"master {address}: {err.code().name}")
+            if not addresses:
+                frames.append(_agent_only_frame(park))
+            head = f"io7-cluster car park ({len(park.procs)} processes, logs in {park.dir}); " \
+                   "Ctrl-C stops"
+            text = head + "\n\n" + "\n\n".join(frames)
+            print(("\x1b[2J\x1b[H" if clear else "\n") + text, flush=True)
+            await asyncio.sleep(1.0)
+    finally:
+        for ch in channels:
+            await ch.close()
+
+
+def _agent_only_frame(park: Park) -> str:
+    latest: dict[int, dict[str, object]] = {}
+    log = park.dir / "io7-solo.log"
+    for line in (log.read_text().splitlines() if log.exists() else []):
+        if line.startswith("{") and '"event": "offer"' in line:
+            e = json.loads(line)
+            latest[int(e["connector_id"])] = e
+    rows = [f"  socket {cid}: offered {e['current_a']} A  ({e['source']})"
+            for cid, e in sorted(latest.items())]
+    return "agent-only io7-solo (site limit 40 A, own CT clamps)\n" + "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="carpark", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--scenario", choices=("A", "B", "C"), default="B")
+    ap.add_argument("--chargers", type=int, default=4, help="scenario B: io7 Doubles")
+    ap.add_argument("--run-dir", type=Path, default=Path(".run"))
+    ap.add_argument("--seconds", type=float, default=0.0, help="stop after N s (0: Ctrl-C)")
+    args = ap.parse_args(argv)
+    park = Park(args.run_dir.resolve() / f"scenario-{args.scenario}")
+    try:
+        addresses = build(park, args.scenario, args.chargers)
+        task_view = view(addresses, park, clear=sys.stdout.isatty())
+        if args.seconds > 0:
+            with contextlib.suppress(TimeoutError):
+                asyncio.run(asyncio.wait_for(task_view, args.seconds))
+        else:
+            asyncio.run(task_view)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        park.stop()
+        print("car park stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""The example configs in deploy/ are what installers copy: each must load as it is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.config import load_agent_config
+from master.config import load_master_config
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+
+
+@pytest.mark.parametrize("path", sorted(DEPLOY.glob("scenario-*/master*.toml")),
+                         ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_master_examples_load(path: Path) -> None:
+    config = load_master_config(path)
+    assert config.group.name
+
+
+@pytest.mark.parametrize("path", sorted(DEPLOY.glob("scenario-*/agent*.toml")),
+                         ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_agent_examples_load(path: Path) -> None:
+    config = load_agent_config(path)
+    assert config.charger_id and config.connectors
+
+
+def test_every_scenario_has_examples_and_units() -> None:
+    assert {p.name for p in DEPLOY.glob("scenario-*")} == {"scenario-a", "scenario-b",
+                                                            "scenario-c"}
+    assert (DEPLOY / "systemd" / "io7-master.service").exists()
+    assert (DEPLOY / "systemd" / "io7-agent.service").exists()
