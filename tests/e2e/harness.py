@@ -180,6 +180,33 @@ class Cluster:
                                "--json"], capture_output=True, timeout=30, check=True)
         return dict(json.loads(done.stdout))
 
+    def ctl(self, address: str, *args: str) -> dict[str, Any]:
+        """Any io7ctl command with --json."""
+        done = subprocess.run([PY, "-m", "master.ctl", "--master", address, *args, "--json"],
+                              capture_output=True, timeout=30, check=True)
+        return dict(json.loads(done.stdout))
+
+    def watch(self, address: str, *, until: Callable[[dict[str, Any]], bool],
+              timeout_s: float = GENEROUS_S) -> list[dict[str, Any]]:
+        """GroupStatus updates from `io7ctl watch --json`, up to the first one `until`
+        accepts."""
+        proc = subprocess.Popen([PY, "-m", "master.ctl", "--master", address, "watch",
+                                 "--json", "--interval-ms", "0"], stdout=subprocess.PIPE)
+        seen: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout_s
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                seen.append(dict(json.loads(line)))
+                if until(seen[-1]):
+                    return seen
+                if time.monotonic() > deadline:
+                    break
+            raise AssertionError(f"watch: condition not met in {timeout_s} s")
+        finally:
+            proc.kill()
+            proc.wait(10)
+
     def close(self) -> None:
         for p in reversed(self.procs):
             p.stop()
