@@ -79,6 +79,8 @@ from hw.modbus.transport import (
     SerialSettings,
     TcpSettings,
 )
+from hw.tomltable import REQUIRED as _REQUIRED
+from hw.tomltable import TomlTable
 from master.allocation import GroupConfig, InvalidInputError, Mode, Phase
 
 CHARGER_LIMIT_RANGE_A = (6.0, 63.0)  # manual 6.3: Charger Current Limit [6-63 A]
@@ -90,7 +92,6 @@ SIM_EVS = ("random", "plugged", "none")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 _PARITY: dict[str, Literal["N", "E", "O"]] = {"N": "N", "E": "E", "O": "O"}
 _ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
-_REQUIRED: Any = object()
 
 
 class MeterKind(Enum):
@@ -179,55 +180,17 @@ class AgentConfig:
         return {c.connector_id: c.hard_max_a for c in self.connectors}
 
 
-class _Table:
-    """One TOML table being read: typed getters raising ConfigError with the dotted key,
-    and `done()` refusing keys nobody asked for."""
-
-    def __init__(self, file: Path, prefix: str, data: Mapping[str, Any]) -> None:
-        self.file, self.prefix, self.data = file, prefix, data
-        self.used: set[str] = set()
-
-    def key(self, name: str) -> str:
-        return f"{self.prefix}.{name}" if self.prefix else name
+class _Table(TomlTable):
+    """A table of agent.toml (hw.tomltable), plus the agent's own getters."""
 
     def error(self, name: str, problem: str) -> ConfigError:
         return ConfigError(file=self.file, key=self.key(name), problem=problem)
-
-    def raw(self, name: str, default: Any = _REQUIRED) -> Any:
-        self.used.add(name)
-        if name in self.data:
-            return self.data[name]
-        if default is _REQUIRED:
-            raise self.error(name, "is required")
-        return default
-
-    def table(self, name: str) -> _Table | None:
-        value = self.raw(name, None)
-        if value is None:
-            return None
-        if not isinstance(value, dict):
-            raise self.error(name, f"must be a table ([{self.key(name)}]), not {value!r}")
-        return _Table(self.file, self.key(name), value)
 
     def required_table(self, name: str, what: str) -> _Table:
         table = self.table(name)
         if table is None:
             raise self.error(name, f"is required: the [{self.key(name)}] table ({what})")
         return table
-
-    def string(self, name: str, default: Any = _REQUIRED, allowed: tuple[str, ...] = ()) -> str:
-        value = self.raw(name, default)
-        if not isinstance(value, str) or not value:
-            raise self.error(name, f"must be a non-empty string, not {value!r}")
-        if allowed and value not in allowed:
-            raise self.error(name, f"{value!r} is not one of {list(allowed)}")
-        return value
-
-    def boolean(self, name: str, default: Any = _REQUIRED) -> bool:
-        value = self.raw(name, default)
-        if not isinstance(value, bool):
-            raise self.error(name, f"must be true or false, not {value!r}")
-        return value
 
     def number(self, name: str, default: Any = _REQUIRED, *, lo: float, hi: float,
                unit: str = "A", why: str = "") -> float:
@@ -244,11 +207,6 @@ class _Table:
         if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
             raise self.error(name, f"must be a whole number {lo}-{hi}, not {value!r}")
         return value
-
-    def done(self) -> None:
-        unknown = sorted(set(self.data) - self.used)
-        if unknown:
-            raise self.error(unknown[0], f"unknown key; allowed here: {sorted(self.used)}")
 
     def skip_rest(self) -> None:
         """A disabled table: its other keys are not read, so not called unknown."""

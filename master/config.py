@@ -68,6 +68,8 @@ from hw.modbus.transport import (
     SerialSettings,
     TcpSettings,
 )
+from hw.tomltable import REQUIRED as _REQUIRED
+from hw.tomltable import TomlTable
 from master.allocation import (
     CtPlacement,
     GroupConfig,
@@ -107,50 +109,13 @@ _FIELD_KEYS = {
 }
 
 E = TypeVar("E", bound=Enum)
-_REQUIRED: Any = object()
 
 
-class _Table:
-    """One TOML table being read: typed getters that raise ConfigError with the dotted
-    key, and `done()` that refuses keys nobody asked for."""
-
-    def __init__(self, file: Path, prefix: str, data: Mapping[str, Any]) -> None:
-        self.file, self.prefix, self.data = file, prefix, data
-        self.used: set[str] = set()
-
-    def key(self, name: str) -> str:
-        return f"{self.prefix}.{name}" if self.prefix else name
+class _Table(TomlTable):
+    """A table of master.toml (hw.tomltable), plus the master's own getters."""
 
     def error(self, name: str, problem: str) -> ConfigError:
         return ConfigError(file=self.file, key=self.key(name), problem=problem)
-
-    def raw(self, name: str, default: Any) -> Any:
-        self.used.add(name)
-        if name in self.data:
-            return self.data[name]
-        if default is _REQUIRED:
-            raise self.error(name, "is required")
-        return default
-
-    def table(self, name: str) -> _Table | None:
-        value = self.raw(name, None)
-        if value is None:
-            return None
-        if not isinstance(value, dict):
-            raise self.error(name, f"must be a table ([{self.key(name)}]), not {value!r}")
-        return _Table(self.file, self.key(name), value)
-
-    def string(self, name: str, default: Any = _REQUIRED) -> str:
-        value = self.raw(name, default)
-        if not isinstance(value, str) or not value:
-            raise self.error(name, f"must be a non-empty string, not {value!r}")
-        return value
-
-    def boolean(self, name: str, default: Any = _REQUIRED) -> bool:
-        value = self.raw(name, default)
-        if not isinstance(value, bool):
-            raise self.error(name, f"must be true or false, not {value!r}")
-        return value
 
     def number(self, name: str, default: Any = _REQUIRED, lo: float = -math.inf,
                hi: float = math.inf) -> float:
@@ -180,11 +145,6 @@ class _Table:
         if not isinstance(value, str) or value not in Phase.__members__:
             raise self.error(name, f"{value!r} is not a phase: one of L1, L2, L3")
         return Phase[value]
-
-    def done(self) -> None:
-        unknown = sorted(set(self.data) - self.used)
-        if unknown:
-            raise self.error(unknown[0], f"unknown key; allowed here: {sorted(self.used)}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
