@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 from hw.capabilities import ClampReading
 from hw.errors import DeviceConfigError, DeviceGarbageError
-from hw.modbus.decode import decode_block
 from hw.modbus.meter import check_device_id
 from hw.modbus.profiles import CT_KIT_SDM630_STYLE, CURRENTS, RegisterProfile
 from hw.modbus.transport import ModbusBus
@@ -98,16 +97,8 @@ class ModbusCtKit:
         Raises `hw.errors.DeviceError`: timeout, connection, or garbage (including a
         reading beyond 150 % of the clamp's rating).
         """
-        values = {}
-        for block in self._plan:
-            registers = await self.bus.read_registers(
-                device=self.device,
-                device_id=self.config.device_id,
-                table=self.config.profile.table,
-                address=block.address,
-                count=block.count,
-            )
-            values.update(decode_block(device=self.device, block=block, registers=registers))
+        values = await self.bus.read_plan(device=self.device, device_id=self.config.device_id,
+                                          table=self.config.profile.table, plan=self._plan)
         readings = []
         for clamp in self.config.clamps:
             quantity = CURRENTS[clamp.clamp - 1]

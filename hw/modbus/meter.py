@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 from hw.capabilities import MeterReading
 from hw.errors import DeviceConfigError
-from hw.modbus.decode import decode_block
 from hw.modbus.profiles import CURRENTS, POWERS, VOLTAGES, Quantity, RegisterProfile
 from hw.modbus.transport import ModbusBus
 
@@ -69,16 +68,8 @@ class ModbusMeter:
 
     async def read_meter(self) -> MeterReading:
         """Poll the meter once. Raises `hw.errors.DeviceError` (timeout, garbage, connection)."""
-        values: dict[Quantity, float] = {}
-        for block in self._plan:
-            registers = await self.bus.read_registers(
-                device=self.device,
-                device_id=self.config.device_id,
-                table=self.config.profile.table,
-                address=block.address,
-                count=block.count,
-            )
-            values.update(decode_block(device=self.device, block=block, registers=registers))
+        values = await self.bus.read_plan(device=self.device, device_id=self.config.device_id,
+                                          table=self.config.profile.table, plan=self._plan)
         phases = self.config.profile.phases
         phase_powers = tuple(values[q] for q in POWERS[:phases])
         return MeterReading(

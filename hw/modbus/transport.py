@@ -28,7 +28,8 @@ from hw.errors import (
     DeviceGarbageError,
     DeviceTimeoutError,
 )
-from hw.modbus.profiles import MODBUS_MAX_REGISTERS_PER_READ, RegisterTable
+from hw.modbus.decode import decode_block
+from hw.modbus.profiles import MODBUS_MAX_REGISTERS_PER_READ, Quantity, ReadBlock, RegisterTable
 
 log = logging.getLogger(__name__)
 
@@ -215,6 +216,21 @@ class ModbusBus:
                 reason=f"asked for {count} registers, got {len(registers)}",
             )
         return registers
+
+    async def read_plan(self, *, device: str, device_id: int, table: RegisterTable,
+                        plan: tuple[ReadBlock, ...]) -> dict[Quantity, float]:
+        """Read every block of `plan` and decode it: the quantities by name.
+
+        Raises `hw.errors.DeviceError` like `read_registers`, or DeviceGarbageError from
+        decoding (NaN, absurd values, wrong length).
+        """
+        values: dict[Quantity, float] = {}
+        for block in plan:
+            registers = await self.read_registers(device=device, device_id=device_id,
+                                                  table=table, address=block.address,
+                                                  count=block.count)
+            values.update(decode_block(device=device, block=block, registers=registers))
+        return values
 
     def close(self) -> None:
         """Close the port or the connection; a later read reopens it."""
