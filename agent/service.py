@@ -147,6 +147,11 @@ class Agent:
         now = self.clock()
         self.evs.step(now)
         offers = self.applier.offered(now)
+        charger_faults: set[Fault] = set()  # charger-wide sensors, read once per step
+        if await self.board.open_pen_detected():
+            charger_faults.add(Fault.OPEN_PEN)
+        if await self.board.tilt_detected():
+            charger_faults.add(Fault.TILT)
         for cid, decision in offers.items():
             seen = (decision.current_a, decision.source, decision.lease_ok)
             if self.last_offer.get(cid) != seen:
@@ -155,7 +160,7 @@ class Agent:
                               source=decision.source.value, lease_ok=decision.lease_ok,
                               term=self.applier.term_applied)
         for cid, sock in self.sockets.items():
-            faults: set[Fault] = set()
+            faults = set(charger_faults)
             pilot = await sock.read_pilot()
             feedback = await sock.feedback_closed()
             try:
@@ -168,10 +173,6 @@ class Agent:
                 faults.add(Fault.RESIDUAL_CURRENT)
             if pilot.diode_ok is False:
                 faults.add(Fault.DIODE)
-            if await self.board.open_pen_detected():
-                faults.add(Fault.OPEN_PEN)
-            if await self.board.tilt_detected():
-                faults.add(Fault.TILT)
             drawn = max(meter.phase_currents_a) if meter else 0.0
             out = self.machines[cid].step(ConnectorInputs(
                 now_s=now, pilot=pilot.state, contactor_feedback_closed=feedback,
@@ -297,13 +298,9 @@ class Agent:
             self.log.info("agent stopped: PWM off, contactors open")
 
 
-async def serve(config: AgentConfig, *, master_address: str | None = None,
-                stop: asyncio.Event | None = None) -> None:
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+async def serve(config: AgentConfig, *, stop: asyncio.Event,
+                master_address: str | None = None) -> None:
+    """Run the agent until `stop` is set; the hardware is left in its safe state."""
     agent = Agent(config, master_address=master_address)
     agent.log.info("agent started", master=master_address or config.master_address or
                    "none (agent-only)", connectors=sorted(agent.sockets))
@@ -322,7 +319,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(config.log_level.upper(), stream=sys.stderr)
     print(json.dumps({"agent": config.charger_id}), flush=True)
-    asyncio.run(serve(config, master_address=args.master))
+
+    async def until_signalled() -> None:
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        await serve(config, stop=stop, master_address=args.master)
+
+    asyncio.run(until_signalled())
     return 0
 
 

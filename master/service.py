@@ -261,15 +261,9 @@ class Master(pb_grpc.AgentLinkServicer, pb_grpc.GroupAdminServicer):
         self.store.close()
 
 
-async def serve(config: MasterConfig, *, listen: str | None = None,
-                ready: Callable[[str], None] | None = None,
-                stop: asyncio.Event | None = None) -> None:
-    """Run the master until `stop` is set (or SIGINT/SIGTERM)."""
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+async def serve(config: MasterConfig, *, stop: asyncio.Event, listen: str | None = None,
+                ready: Callable[[str], None] | None = None) -> None:
+    """Run the master until `stop` is set."""
     master = Master(config)
     server = grpc.aio.server(options=MASTER_SERVER_OPTIONS)
     pb_grpc.add_AgentLinkServicer_to_server(master, server)  # type: ignore[no-untyped-call]
@@ -314,7 +308,13 @@ def main(argv: list[str] | None = None) -> int:
     def ready(address: str) -> None:
         print(json.dumps({"listening": address}), flush=True)
 
-    asyncio.run(serve(config, listen=args.listen, ready=ready))
+    async def until_signalled() -> None:
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        await serve(config, stop=stop, listen=args.listen, ready=ready)
+
+    asyncio.run(until_signalled())
     return 0
 
 
