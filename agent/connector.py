@@ -533,6 +533,8 @@ class Connector:
     @staticmethod
     def _shown_fault(faults: frozenset[Fault], blocking: frozenset[Fault]) -> Fault | None:
         """The fault reported and shown: the first stopping one, else the first one."""
+        if not faults:
+            return None
         ordered = [f for f in Fault if f in (blocking or faults)]
         return ordered[0] if ordered else None
 

@@ -10,8 +10,9 @@ Theory of operation:
 3. Taper: above `taper_start_soc` the current falls linearly with state of charge to
    `taper_end_a` at 100 % (the constant-voltage phase of a Li-ion charge).
 4. Energy: what it draws from the grid is V x I x phases (power factor 1); the battery
-   stores `charge_efficiency` of it. When the battery is full it stops drawing and stops
-   asking (pilot B): the connector reports SuspendedEV.
+   stores `charge_efficiency` of it. When the battery is full, or reaches the driver's
+   charge limit `target_soc` (most cars let the driver stop at e.g. 80 %), it stops
+   drawing and stops asking (pilot B): the connector reports SuspendedEV.
 `advance(to_s)` integrates in steps of at most `max_step_s`, cut at every response-delay
 boundary and at the instant the battery becomes full, so energy is conserved exactly.
 """
@@ -41,6 +42,7 @@ class EvSpec:
     charge_efficiency: float = 0.9  # grid to battery, typical of onboard chargers
     phase_v: float = NOMINAL_PHASE_V
     max_step_s: float = 10.0  # integration step in the taper, small enough for 0.1 % SoC
+    target_soc: float = 1.0  # the driver's charge limit: stops asking there
 
     def __post_init__(self) -> None:
         if self.phases not in (1, 3):
@@ -57,6 +59,8 @@ class EvSpec:
             raise ValueError(f"response delay must be within 0-{MAX_RESPONSE_DELAY_S} s")
         if not 0.0 < self.charge_efficiency <= 1.0:
             raise ValueError("charge efficiency must be within (0, 1]")
+        if not 0.0 < self.target_soc <= 1.0:
+            raise ValueError(f"target SoC must be within (0, 1], got {self.target_soc}")
         if not self.phase_v > 0.0 or not self.max_step_s > 0.0:
             raise ValueError("phase voltage and integration step must be positive")
 
@@ -98,6 +102,7 @@ class EvModel:
         self._followed_a = 0.0  # the offer the EV currently follows
         self._pending: list[tuple[float, float]] = []  # (effective at, offer)
         self._supply_on = False
+        self._status: EvStatus | None = None  # cached until time or an input moves
 
     @property
     def now_s(self) -> float:
@@ -114,11 +119,13 @@ class EvModel:
             raise ValueError(f"offered current must be finite and >= 0, got {current_a}")
         self.advance(now_s)
         self._pending.append((now_s + self.spec.response_delay_s, current_a))
+        self._status = None
 
     def set_supply(self, now_s: float, on: bool) -> None:
         """The contactor closes (`on`) or opens at `now_s`: no supply, no draw, at once."""
         self.advance(now_s)
         self._supply_on = on
+        self._status = None
 
     def _taper_limit_a(self) -> float:
         soc = self._energy_wh / self.spec.battery_wh
@@ -128,8 +135,11 @@ class EvModel:
         fraction = (1.0 - soc) / (1.0 - spec.taper_start_soc)
         return spec.taper_end_a + (spec.onboard_max_a - spec.taper_end_a) * fraction
 
+    def _full_wh(self) -> float:
+        return self.spec.battery_wh * self.spec.target_soc
+
     def _full(self) -> bool:
-        return self._energy_wh >= self.spec.battery_wh
+        return self._energy_wh >= self._full_wh()
 
     def _draw_a(self) -> float:
         if not self._supply_on or self._full() or self._followed_a < MIN_CURRENT_A:
@@ -140,6 +150,8 @@ class EvModel:
         """Integrate up to `to_s` (virtual seconds) and return the status there."""
         self._check_time(to_s)
         spec = self.spec
+        if self._now_s < to_s or (self._pending and self._pending[0][0] <= self._now_s):
+            self._status = None
         while self._now_s < to_s:
             self._apply_due_offers()
             step_end = min(to_s, self._now_s + spec.max_step_s)
@@ -149,12 +161,12 @@ class EvModel:
             power_w = draw_a * spec.phase_v * spec.phases
             dt_s = step_end - self._now_s
             if power_w > 0.0:
-                room_wh = spec.battery_wh - self._energy_wh
+                room_wh = self._full_wh() - self._energy_wh
                 to_full_s = room_wh / (power_w * spec.charge_efficiency) * SECONDS_PER_HOUR
                 if to_full_s <= dt_s:  # becomes full inside this step: stop exactly there
                     step_end = self._now_s + to_full_s
                     self._drawn_wh += room_wh / spec.charge_efficiency
-                    self._energy_wh = spec.battery_wh
+                    self._energy_wh = self._full_wh()
                 else:
                     drawn_wh = power_w * dt_s / SECONDS_PER_HOUR
                     self._drawn_wh += drawn_wh
@@ -170,8 +182,10 @@ class EvModel:
     @property
     def status(self) -> EvStatus:
         """The EV now."""
+        if self._status is not None:
+            return self._status
         draw_a = self._draw_a()
-        return EvStatus(
+        self._status = EvStatus(
             now_s=self._now_s,
             phase_currents_a=(draw_a,) * self.spec.phases,
             soc=self._energy_wh / self.spec.battery_wh,
@@ -180,3 +194,4 @@ class EvModel:
             requesting=not self._full(),
             full=self._full(),
         )
+        return self._status

@@ -23,7 +23,8 @@ caller's monotonic time), no globals. It returns an `Allocation` with a current 
     (demand.py).
  4. Dynamics: decrease at once; increase by at most `ramp_up_a` per cycle; no increase
     on a stale CT; an increase only into room that decreases have really freed
-    (a decreased EV is counted at its old current for `settle_s`: make before break).
+    (a decreased EV is counted at its old current for `settle_s`, and at its measured
+    draw for as long as that is higher: make before break).
  5. Round down to 0.1 A; never a value in (0, 6) A.
 
 Invariant (tests/property): on every phase, online allocations plus offline
@@ -59,6 +60,9 @@ BoolArray = npt.NDArray[np.bool_]
 _REASONS = tuple(Reason)
 _CODE = {r: i for i, r in enumerate(_REASONS)}
 _EPS = 1e-9
+# The slowest EVs take ~10 s to follow a decrease (architecture.md, time and rates); the
+# EV simulator allows up to 15 s. Past that, a draw above the grant is not a slow follower.
+FOLLOW_LIMIT_S = 15.0
 # Sums of a thousand floats carry ~1e-12 of error; below 1 mA nothing is "over".
 _SUM_TOL_A = 1e-3
 
@@ -249,6 +253,10 @@ def _dynamics(snap: Snapshot, t: ConnectorTable, x: FloatArray, prev: FloatArray
     inc = np.where(t.online, np.maximum(0.0, x - np.maximum(prev, held)), 0.0)
     settling = t.online if g.settle_s > 0 else np.zeros(t.size, dtype=bool)
     committed = np.maximum(np.maximum(x, held), np.where(settling, prev, 0.0))
+    # An EV slower than settle_s (some take ~10 s) still draws more than its grant after
+    # a decrease: the meter says so, and that draw counts too, up to FOLLOW_LIMIT_S.
+    following = t.online & (now < mem["decreased_at_s"] + FOLLOW_LIMIT_S)  # NaN: False
+    committed = np.maximum(committed, np.where(following, t.draw_a, 0.0))
     over = committed @ t.loads - room
     if (over > _SUM_TOL_A).any() and inc.any():
         inc_p = inc @ t.loads
@@ -286,6 +294,7 @@ def _remember(snap: Snapshot, t: ConnectorTable, mem: dict[str, FloatArray], x: 
     dec = x < prev - _EPS
     still = now < mem["hold_until_s"]
     new["hold_a"] = np.where(dec, np.maximum(prev, held), np.where(still, mem["hold_a"], 0.0))
+    new["decreased_at_s"] = np.where(dec, now, mem["decreased_at_s"])
     new["hold_until_s"] = np.where(dec, now + g.settle_s,
                                    np.where(still, mem["hold_until_s"], np.nan))
     columns = {name: np.where(on, col, mem[name]) for name, col in new.items()}

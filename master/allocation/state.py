@@ -28,6 +28,7 @@ COLUMNS = (
     "capped_since_s",  # demand cap in force since (probe timer)
     "hold_a",  # a decrease not yet taken effect: the EV may still draw this much
     "hold_until_s",  # ... until then (architecture: decrease at once, increase gradually)
+    "decreased_at_s",  # the last decrease: its measured draw counts until it has followed
 )
 
 
