@@ -14,6 +14,9 @@ The imperative shell around `master.control.GroupControl`:
    so agents can tell this master's Limits from a previous one's.
 4. SIGINT/SIGTERM: stop the cycle, stop the server with a grace period, close the bus
    and the database. Agents fall back to their fail-safe current when the lease expires.
+5. At debug level every cycle logs one "cycle" line: its number, when the CT sample was
+   taken and the Limits queued (monotonic s), how long it took, how many agents were
+   sent Limits, and the CT reading and allocation per site phase.
 """
 
 from __future__ import annotations
@@ -208,23 +211,31 @@ class Master(pb_grpc.AgentLinkServicer, pb_grpc.GroupAdminServicer):
         return pb.SetGroupLimitResponse(limit_a=request.limit_a, previous_limit_a=previous)
 
     # --- the cycle -----------------------------------------------------------------
-    async def poll_ct(self) -> None:
+    async def poll_ct(self) -> float | None:
+        """Read the CT kit into the control core. Returns the monotonic time the good
+        sample was taken (when the read returned), None when there is no kit or the read
+        failed or was refused."""
         if self.ct is None or self.config.ct is None:
-            return
+            return None
         try:
             readings = await self.ct.read_clamps()
         except DeviceError as err:
             self.control.ct_failed(f"meter read timeout: {err}", self.clock())
-            return
-        problem = self.control.ct_sample(self.config.ct.site_currents(readings), self.clock())
+            return None
+        sampled_at = self.clock()
+        problem = self.control.ct_sample(self.config.ct.site_currents(readings), sampled_at)
         if problem:
-            self.control.ct_failed(problem, self.clock())
+            self.control.ct_failed(problem, sampled_at)
+            return None
+        return sampled_at
 
     async def run_cycle(self) -> CycleResult:
         t0 = self.clock()
-        await self.poll_ct()
+        ct_sampled_at = await self.poll_ct()
         result = self.control.cycle(self.clock())
-        issued = int(self.clock() * 1000)
+        issued_at = self.clock()
+        issued = int(issued_at * 1000)
+        sent = 0
         for cid, limits in result.limits.items():
             box = self.outbox.get(cid)
             if box is None:
@@ -232,7 +243,15 @@ class Master(pb_grpc.AgentLinkServicer, pb_grpc.GroupAdminServicer):
             if box.full():  # latest wins: drop the oldest unsent Limits
                 box.get_nowait()
             box.put_nowait(wire.limits_message(result, limits, issued))
+            sent += 1
         took_ms = (self.clock() - t0) * 1000
+        # Rule 5: one line per cycle at debug level. Times are this host's monotonic
+        # clock (CLOCK_MONOTONIC, shared by every process on the host), so a local tool
+        # can time the path from the CT sample to the agents (tests/bench/cluster.py).
+        self.log.debug("cycle", cycle=result.cycle, ct_sampled_at_s=ct_sampled_at,
+                       issued_at_s=issued_at, took_ms=round(took_ms, 3), limits_sent=sent,
+                       ct_a=[p.ct_a for p in result.status.phases],
+                       allocated_a=[p.allocated_a for p in result.status.phases])
         self.cycle_ms.append(took_ms)
         del self.cycle_ms[:-100]
         async with self.status_changed:

@@ -9,12 +9,16 @@ gRPC keepalive within ~2 s"):
 2. The master accepts pings every 0.5 s without data and never counts strikes against
    them; it pings agents the same way so it notices a dead agent as quickly.
 3. Messages are small (a Limits for two connectors is < 100 bytes); anything over 64 KiB
-   is refused by gRPC itself before it reaches our code.
+   is refused by gRPC itself before it reaches our code. Only what the master *sends* may
+   be larger: a group status for io7ctl (GetStatus/WatchStatus) is ~200 bytes per charger,
+   ~97 KB at 500 chargers (make bench found it), so the master may send up to 4 MiB,
+   gRPC's default receive limit of io7ctl's channel.
 """
 
 from __future__ import annotations
 
 MAX_MESSAGE_BYTES = 64 * 1024
+MAX_STATUS_BYTES = 4 * 1024 * 1024  # gRPC's default receive limit on io7ctl's side
 
 _KEEPALIVE = [
     ("grpc.keepalive_time_ms", 1000),
@@ -40,5 +44,5 @@ MASTER_SERVER_OPTIONS: list[tuple[str, int]] = [
     ("grpc.http2.min_time_between_pings_ms", 500),
     ("grpc.http2.max_ping_strikes", 0),
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_STATUS_BYTES),
 ]

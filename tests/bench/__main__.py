@@ -3,9 +3,24 @@ time (this machine is shared and noisy); read the medians and compare ratios."""
 
 from __future__ import annotations
 
+import functools
 import platform
+import statistics
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
 
-from tests.bench import allocation
+from tests.bench import allocation, cluster
+
+# (chargers, sampled cycles): 1 s cycles, so about 40 s per size with the start-of-term
+# hold and the load step; fewer cycles at 500 to keep `make bench` within a few minutes.
+SIZES = ((10, 30), (50, 30), (200, 30), (500, 20))
+CYCLE_SLACK_S = 0.1  # "keeps a 1 s cycle": no interval longer than 1.1 s
+AGENT_RUNS = 3
+BenchErrors = (RuntimeError, TimeoutError, AssertionError, OSError)
+T = TypeVar("T")
 
 
 def main() -> None:
@@ -18,6 +33,117 @@ def main() -> None:
     print("|---:|---:|---:|---:|---|")
     for r in allocation.run():
         print(f"| {r.connectors} | {r.calls} | {r.median_ms:.3f} | {r.p90_ms:.3f} | {r.target} |")
+    print()
+    cluster_tables()
+
+
+def _attempt(what: str, run: Callable[[], T], failures: dict[str, str]) -> T | None:
+    print(f"bench: {what} ...", file=sys.stderr, flush=True)
+    try:
+        return run()
+    except BenchErrors as err:
+        failures[what] = f"{type(err).__name__}: {err}"
+        return None
+
+
+def cluster_tables() -> None:
+    failures: dict[str, str] = {}
+    results: dict[int, cluster.ScaleResult] = {}
+    with tempfile.TemporaryDirectory(prefix="io7-bench-") as tmp:
+        for n, cycles in SIZES:
+            r = _attempt(f"{n} chargers", functools.partial(
+                cluster.measure_size, Path(tmp) / f"n{n}", n, cycles=cycles), failures)
+            if r is not None:
+                results[n] = r
+        agent = _attempt("real agents", functools.partial(
+            cluster.measure_agent, Path(tmp) / "agent", runs=AGENT_RUNS), failures)
+
+    print("## The cluster on loopback: real master (1 s cycle), CT kit simulator, "
+          "N agent streams from one process")
+    print()
+    print("| chargers | cycles | latency median ms | latency p99 ms | of which in master "
+          "(median) ms | cycles a charger missed | master CPU (core) | cycle interval "
+          "median / max s | master RSS MB | reaction (cycles) | GetStatus bytes | load avg |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|")
+    for r in results.values():
+        status = str(r.status_bytes) if r.status_bytes is not None else "failed"
+        print(f"| {r.chargers} | {r.samples} | {r.latency_median_ms:.1f} | "
+              f"{r.latency_p99_ms:.1f} | {r.compute_median_ms:.1f} | {r.missed_cycles} | "
+              f"{r.cpu_core:.3f} | {r.interval_median_s:.3f} / {r.interval_max_s:.3f} | "
+              f"{r.master_rss_mb:.1f} | {_reaction(r)} | {status} | {r.loadavg:.2f} |")
+    print()
+    print("| metric | value | target | met? |")
+    print("|---|---|---|---|")
+    for metric, value, target, met in _target_rows(results, agent):
+        print(f"| {metric} | {value} | {target} | {met} |")
+    print()
+    print("Latency: per cycle, the last charger's receipt of that cycle's Limits minus the "
+          "master's CT sample (CLOCK_MONOTONIC); p99 by nearest rank (of fewer than 100 "
+          "cycles: the largest). The receipts include the load generator serving every "
+          "stream on one event loop, so large sizes overstate what one agent sees. "
+          f"Reaction: a {cluster.STEP_A:g} A step on every phase; 1 = the Limits of the cycle "
+          "whose CT read saw it already fit. The machine has 2 shared cores: compare "
+          "medians, expect noise.")
+    for r in results.values():
+        if r.status_error:
+            print(f"\nGetStatus at {r.chargers} chargers failed: {r.status_error}")
+    for what, err in failures.items():
+        print(f"\n{what}: not measured ({err})")
+
+
+def _reaction(r: cluster.ScaleResult) -> str:
+    return "not seen" if r.reaction_cycles is None else str(r.reaction_cycles)
+
+
+def _yes(ok: bool) -> str:
+    return "yes" if ok else "**no**"
+
+
+def _target_rows(results: dict[int, cluster.ScaleResult], agent: cluster.AgentResult | None
+                 ) -> list[tuple[str, str, str, str]]:
+    rows: list[tuple[str, str, str, str]] = []
+    missing = ("not measured", "**no**")
+    r200, r500 = results.get(200), results.get(500)
+    latency = (f"p99 {r200.latency_p99_ms:.1f} ms, median {r200.latency_median_ms:.1f} ms "
+               f"({r200.samples} cycles)", _yes(r200.latency_p99_ms < 50.0)) if r200 else missing
+    rows.append(("cycle latency, 200 chargers (CT sample to every agent holding its Limits)",
+                 latency[0], "p99 < 50 ms", latency[1]))
+    cpu = (f"{r500.cpu_core:.2f} core over {r500.window_s:.0f} s",
+           _yes(r500.cpu_core < 0.5)) if r500 else missing
+    rows.append(("master CPU, 500 chargers", cpu[0], "< 0.5 core", cpu[1]))
+    cycle = (f"interval median {r500.interval_median_s:.3f} s, max {r500.interval_max_s:.3f} s, "
+             f"{r500.overruns} overruns",
+             _yes(r500.interval_max_s <= 1.0 + CYCLE_SLACK_S and r500.overruns == 0)
+             ) if r500 else missing
+    rows.append(("master cycle, 500 chargers", cycle[0],
+                 f"1 s kept (max < {1.0 + CYCLE_SLACK_S:g} s, no overrun)", cycle[1]))
+    if results:
+        seen = ", ".join(f"{_reaction(r)} at {n}" for n, r in results.items())
+        reaction = (f"cycles: {seen} chargers",
+                    _yes(all(r.reaction_cycles == 1 for r in results.values())))
+    else:
+        reaction = missing
+    rows.append((f"reaction to a {cluster.STEP_A:g} A building load step", reaction[0],
+                 "1 cycle after the CT read that sees it", reaction[1]))
+    rss = (f"{r200.master_rss_mb:.0f} MB", _yes(r200.master_rss_mb < 150.0)) if r200 else missing
+    rows.append(("master resident size, 200 chargers", rss[0], "< 150 MB", rss[1]))
+    if agent is not None and agent.rss_mb:
+        worst = max(agent.rss_mb)
+        rows.append(("agent resident size, two connectors charging",
+                     f"{worst:.0f} MB (largest of {len(agent.rss_mb)} runs)", "< 80 MB",
+                     _yes(worst < 80.0)))
+        ordered = sorted(agent.startup_s)
+        median = statistics.median(ordered)
+        imports = statistics.median(agent.started_s)
+        rows.append(("agent start to first Limits applied",
+                     f"{median:.2f} s (median of {len(ordered)}: {ordered[0]:.2f}-"
+                     f"{ordered[-1]:.2f} s; process start and imports {imports:.2f} s)",
+                     "< 2 s", _yes(median < 2.0)))
+    else:
+        rows.append(("agent resident size, two connectors charging", missing[0], "< 80 MB",
+                     missing[1]))
+        rows.append(("agent start to first Limits applied", missing[0], "< 2 s", missing[1]))
+    return rows
 
 
 if __name__ == "__main__":

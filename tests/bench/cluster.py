@@ -1,0 +1,407 @@
+"""The cluster's speed and scale on real processes (`make bench`, issue 5 part 2).
+
+Per size N: a CT kit simulator (Modbus TCP), the real master (`python -m master.service`,
+1 s cycle, dynamic mode, CT kit on the other loads) at debug level, so that it logs one
+"cycle" line per cycle with the monotonic time of its CT sample (master/service.py rule
+5), and the load generator (tests/bench/loadgen.py) opening N AgentLink streams from
+this process. What is measured, and how:
+
+1. Cycle latency: per cycle, the last charger's receive time of that cycle's Limits minus
+   the master's CT sample time (both CLOCK_MONOTONIC on this host). Only cycles after the
+   start-of-term hold, with a good CT sample and Limits at every charger, count.
+2. Master CPU: utime + stime from /proc/<pid>/stat over the sampled cycles, as a fraction
+   of one core; the cycle interval from the master's issue times (its log).
+3. Reaction: mid-run the simulated building load steps up by STEP_A on every phase. From
+   the first cycle whose CT reading sees it, count the cycles until the Limits the
+   chargers received, summed per site phase plus the CT's other load, fit the group
+   limit (1 = the Limits of the very cycle of that read). Computed from what the chargers
+   received, not from the master's own status. The step is sized so that the previous
+   cycle's allocation would overload a phase: a late reaction shows.
+4. Memory: VmRSS of the master at the end of each run, and of one real agent (simulated
+   board, both sockets with an EV plugged in) once both its connectors charge.
+5. Start-up: a real agent spawned against a running master (past its hold), from spawn
+   to its first "offer" log line whose source is the master (its wall-clock timestamp).
+
+Nothing here asserts on time: the machine has 2 cores shared with other work; the tables
+print medians with the sample counts, and the load average before each run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import itertools
+import math
+import os
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from master.config import DEFAULT_LEASE_CYCLES
+from protos.io7.cluster.v1 import cluster_pb2 as pb
+from protos.io7.cluster.v1 import cluster_pb2_grpc as pb_grpc
+from tests.bench.loadgen import WIRINGS, LoadGenerator
+from tests.e2e.harness import Cluster, Proc, free_port
+
+GROUP = "bench"
+BASE_A = 40.0  # the building's other loads per phase before the step
+STEP_A = 60.0  # what the step adds per phase (a lift, a heat pump)
+MARGIN_A = 2.0  # GroupConfig's default margin, written out so the limit below is exact
+PER_CONNECTOR_A = 12.0  # below the 16 A each of two sockets gets from a 32 A charger
+CT_RATED_A = 200.0  # holds BASE_A + STEP_A with room
+DEFAULT_SETTLE_S = 5.0  # GroupConfig.settle_s; with the lease it makes master rule 4's hold
+STEP_AFTER_HOLD_CYCLES = 10  # the allocation has settled at PER_CONNECTOR_A by then
+AFTER_STEP_CYCLES = 4  # the run goes on this long after the step, to see the reaction
+CONNECT_TIMEOUT_S = 60.0
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+MASTER_TOML = """
+[master]
+id = "bench-master"
+listen = "127.0.0.1:0"
+state_db = "members.sqlite3"
+cycle_ms = {cycle_ms}
+
+[group]
+name = "{group}"
+mode = "dynamic"
+limit_a = {limit_a}
+fallback_limit_a = {fallback_a}
+margin_a = {margin_a}
+ct_placement = "other_loads"
+offline_strategy = "maximise"
+{tuning}
+[ct]
+enabled = true
+rated_a = {rated_a}
+[ct.tcp]
+host = "127.0.0.1"
+port = {ct_port}
+"""
+
+
+# --- /proc ------------------------------------------------------------------------------
+def cpu_s(pid: int) -> float:
+    """User + system CPU time of process `pid` (all its threads), s."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    fields = text[text.rindex(")") + 2:].split()  # after "pid (comm) ": field 3 onwards
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime: fields 14, 15
+
+
+def rss_mb(pid: int) -> float:
+    """Resident set size (VmRSS) of process `pid`, MB (10^6 bytes)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024 / 1e6
+    raise RuntimeError(f"/proc/{pid}/status has no VmRSS (a kernel thread?)")
+
+
+def nearest_rank(values: Sequence[float], q: float) -> float:
+    """The q-quantile by nearest rank (p99 of fewer than 100 samples is the largest)."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+# --- the master and its log -------------------------------------------------------------
+def group_limit_a(chargers: int) -> float:
+    """Room for PER_CONNECTOR_A on each of the chargers' two three-phase sockets above
+    the building's load before the step (and the margin)."""
+    return BASE_A + MARGIN_A + 2 * chargers * PER_CONNECTOR_A
+
+
+def start_master(c: Cluster, *, limit_a: float, ct_port: int, cycle_ms: int = 1000,
+                 settle_s: float | None = None, name: str = "master") -> tuple[Proc, str]:
+    """The real master at debug level; returns it and its address."""
+    tuning = "" if settle_s is None else f"[group.tuning]\nsettle_s = {settle_s}\n"
+    (c.tmp / f"{name}.toml").write_text(MASTER_TOML.format(
+        cycle_ms=cycle_ms, group=GROUP, limit_a=limit_a, fallback_a=limit_a / 2,
+        margin_a=MARGIN_A, tuning=tuning, rated_a=CT_RATED_A, ct_port=ct_port))
+    proc = c.spawn(name, "-m", "master.service", "--config", f"{name}.toml",
+                   "--log-level", "DEBUG")
+    return proc, str(proc.first_json()["listening"])
+
+
+@dataclass(frozen=True, slots=True)
+class MasterCycle:
+    """One "cycle" line of the master's log."""
+
+    cycle: int
+    ct_sampled_at_s: float | None
+    issued_at_s: float
+    took_ms: float
+    ct_a: tuple[float | None, ...]
+
+
+def master_cycles(master: Proc) -> dict[int, MasterCycle]:
+    """The master's cycles by number, from its debug log."""
+    return {int(e["cycle"]): MasterCycle(
+        cycle=int(e["cycle"]), ct_sampled_at_s=e["ct_sampled_at_s"],
+        issued_at_s=float(e["issued_at_s"]), took_ms=float(e["took_ms"]),
+        ct_a=tuple(e["ct_a"])) for e in master.events("cycle")}
+
+
+# --- one size ---------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ScaleResult:
+    """One size's numbers; latencies in ms, CPU as a fraction of one core."""
+
+    chargers: int
+    samples: int
+    latency_median_ms: float
+    latency_p99_ms: float
+    compute_median_ms: float  # CT sample to Limits queued, in the master
+    missed_cycles: int  # sampled cycles whose Limits some charger never received
+    cpu_core: float
+    window_s: float
+    interval_median_s: float
+    interval_max_s: float
+    overruns: int  # the master's "cycle overran" warnings
+    master_rss_mb: float
+    reaction_cycles: int | None  # None: no CT read saw the step, or it did not bind
+    status_bytes: int | None  # GetStatus answer size; None: it failed
+    status_error: str
+    loadavg: float
+
+
+@dataclass(frozen=True, slots=True)
+class SizeRun:
+    """What one size's run left: the chargers' receipts, the master's cycles, the
+    sampled window (cycle numbers, CPU, memory) and the GetStatus outcome."""
+
+    gen: LoadGenerator
+    log: dict[int, MasterCycle]
+    limit_a: float
+    window: list[int]
+    cpu_s: float
+    wall_s: float
+    rss_mb: float
+    overruns: int
+    status_bytes: int | None
+    status_error: str
+    loadavg: float
+
+
+async def _get_status(address: str) -> tuple[int | None, str]:
+    """GetStatus as io7ctl calls it (default channel options): its size, or the error."""
+    async with grpc.aio.insecure_channel(address) as channel:
+        admin = pb_grpc.GroupAdminStub(channel)  # type: ignore[no-untyped-call]
+        try:
+            status = await admin.GetStatus(pb.GetStatusRequest(), timeout=10)
+        except grpc.aio.AioRpcError as err:
+            return None, f"{err.code().name}: {err.details()}"
+    return len(status.SerializeToString()), ""
+
+
+def _steady(gen: LoadGenerator) -> list[int]:
+    """Cycles past the start-of-term hold whose Limits reached every charger."""
+    return [k for k in gen.complete_cycles()
+            if not any(a.failsafe for a in gen.received[k].values())]
+
+
+async def _drive(gen: LoadGenerator, *, pid: int, cycles: int, until_s: float
+                 ) -> tuple[list[int], float, float, float]:
+    """Run the load generator until `cycles` cycles past the hold were received and the
+    clock passed `until_s`. Returns the sampled cycles (first to last complete one), the
+    master's CPU and the wall time over them (s), and its RSS at the end (MB)."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(gen.run(stop))
+    try:
+        await gen.wait_welcomed(CONNECT_TIMEOUT_S)
+        deadline = until_s + CONNECT_TIMEOUT_S + 2 * cycles * gen.cycle_s
+        while not _steady(gen):
+            if gen.errors or time.monotonic() > deadline:
+                raise RuntimeError(f"no steady cycle; {len(gen.errors)} streams failed "
+                                   f"{list(gen.errors.items())[:1]}")
+            await asyncio.sleep(0.01)
+        cpu0, t0 = cpu_s(pid), time.monotonic()
+        first = _steady(gen)[0]
+        while gen.complete_cycles()[-1] - first + 1 < cycles or time.monotonic() < until_s:
+            if gen.errors or time.monotonic() > deadline:
+                raise RuntimeError(f"run stalled at cycle {gen.complete_cycles()[-1]}; "
+                                   f"{len(gen.errors)} streams failed")
+            await asyncio.sleep(0.02)
+        cpu1, t1 = cpu_s(pid), time.monotonic()
+        last = gen.complete_cycles()[-1]
+        return list(range(first, last + 1)), cpu1 - cpu0, t1 - t0, rss_mb(pid)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+def run_size(tmp: Path, chargers: int, *, cycles: int, cycle_ms: int = 1000,
+             settle_s: float | None = None) -> SizeRun:
+    """One size on fresh processes in `tmp` (see the module docstring); the step comes
+    STEP_AFTER_HOLD_CYCLES cycles after the master's hold, the run ends AFTER_STEP_CYCLES
+    later at the earliest. `settle_s` shortens the hold (tests); None keeps the default."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    cycle_s = cycle_ms / 1000.0
+    hold_s = DEFAULT_LEASE_CYCLES * cycle_s + (DEFAULT_SETTLE_S if settle_s is None
+                                               else settle_s)
+    step_in_s = hold_s + STEP_AFTER_HOLD_CYCLES * cycle_s
+    limit = group_limit_a(chargers)
+    loadavg = os.getloadavg()[0]
+    c = Cluster(tmp)
+    try:
+        ct_port = free_port()
+        c.ct_sim(ct_port, base_a=BASE_A, step_a=STEP_A, step_in_s=step_in_s)
+        step_at = time.monotonic() + step_in_s
+        master, address = start_master(c, limit_a=limit, ct_port=ct_port, cycle_ms=cycle_ms,
+                                       settle_s=settle_s)
+        gen = LoadGenerator(address, chargers=chargers, group=GROUP, cycle_s=cycle_s)
+
+        async def drive() -> tuple[tuple[list[int], float, float, float],
+                                   tuple[int | None, str]]:
+            sampled = await _drive(gen, pid=master.popen.pid, cycles=cycles,
+                                   until_s=step_at + AFTER_STEP_CYCLES * cycle_s)
+            return sampled, await _get_status(address)
+
+        (window, cpu, wall, rss), (size, error) = asyncio.run(drive())
+        log = master_cycles(master)
+        overruns = len(master.events("cycle overran"))
+    finally:
+        c.close()
+    return SizeRun(gen=gen, log=log, limit_a=limit, window=window, cpu_s=cpu, wall_s=wall,
+                   rss_mb=rss, overruns=overruns, status_bytes=size, status_error=error,
+                   loadavg=loadavg)
+
+
+def phase_sums_a(gen: LoadGenerator, cycle: int) -> list[float]:
+    """What the chargers received in `cycle`, summed per site phase (L1, L2, L3), A."""
+    sums = [0.0, 0.0, 0.0]
+    for arrival in gen.received.get(cycle, {}).values():
+        for cid, amps in arrival.currents_a.items():
+            for site_phase in WIRINGS[cid]:
+                sums[site_phase - pb.PHASE_L1] += amps
+    return sums
+
+
+def fits(run: SizeRun, cycle: int, ct_a: Sequence[float | None]) -> bool:
+    """Whether `cycle`'s received Limits plus the other loads `ct_a` fit every phase."""
+    sums = phase_sums_a(run.gen, cycle)
+    return all(sums[p] + (ct_a[p] or 0.0) <= run.limit_a + 1e-6 for p in range(3))
+
+
+def reaction_cycles(run: SizeRun) -> int | None:
+    """Rule 3: cycles from the first CT read that sees the step to the first cycle whose
+    received Limits fit every phase (1 = that very cycle). None when no read saw the
+    step, or the cycle before it would have fitted anyway (the step did not bind)."""
+    log = run.log
+    seen_at = next((k for k in sorted(log) if log[k].ct_sampled_at_s is not None and all(
+        a is not None and a >= BASE_A + STEP_A - 0.5 for a in log[k].ct_a)), None)
+    if seen_at is None:
+        return None
+    complete = run.gen.complete_cycles()
+    before = max((k for k in complete if k < seen_at), default=None)
+    if before is None or fits(run, before, log[seen_at].ct_a):
+        return None
+    return next((k - seen_at + 1 for k in complete
+                 if k >= seen_at and fits(run, k, log[k].ct_a)), None)
+
+
+def summarise(run: SizeRun) -> ScaleResult:
+    """The numbers of one run (rules 1-4)."""
+    gen, log = run.gen, run.log
+    latencies, compute = [], []
+    for k in run.window:
+        entry, got = log.get(k), gen.received.get(k, {})
+        if entry is None or entry.ct_sampled_at_s is None or len(got) < gen.chargers:
+            continue
+        latencies.append((max(a.at_s for a in got.values()) - entry.ct_sampled_at_s) * 1000)
+        compute.append((entry.issued_at_s - entry.ct_sampled_at_s) * 1000)
+    issued = [log[k].issued_at_s for k in run.window if k in log]
+    intervals = [b - a for a, b in itertools.pairwise(issued)]
+    return ScaleResult(
+        chargers=gen.chargers, samples=len(latencies),
+        latency_median_ms=statistics.median(latencies),
+        latency_p99_ms=nearest_rank(latencies, 0.99),
+        compute_median_ms=statistics.median(compute),
+        missed_cycles=sum(1 for k in run.window if len(gen.received.get(k, {})) < gen.chargers),
+        cpu_core=run.cpu_s / run.wall_s, window_s=run.wall_s,
+        interval_median_s=statistics.median(intervals), interval_max_s=max(intervals),
+        overruns=run.overruns, master_rss_mb=run.rss_mb, reaction_cycles=reaction_cycles(run),
+        status_bytes=run.status_bytes, status_error=run.status_error, loadavg=run.loadavg)
+
+
+def measure_size(tmp: Path, chargers: int, *, cycles: int) -> ScaleResult:
+    """One size at the production cycle (1 s) and hold."""
+    return summarise(run_size(tmp, chargers, cycles=cycles))
+
+
+# --- one real agent ---------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class AgentResult:
+    """Per run: spawn to the agent's "agent started" line (process start, imports,
+    config) and to its first offer from the master (s); its RSS while charging (MB)."""
+
+    started_s: tuple[float, ...]
+    startup_s: tuple[float, ...]
+    rss_mb: tuple[float, ...]
+
+
+def _wait(check: Callable[[], object], what: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"not within {timeout_s} s: {what}")
+        time.sleep(0.02)
+
+
+def _charging(address: str, charger_id: str) -> bool:
+    """Whether the master sees both of the charger's connectors charging."""
+    async def ask() -> bool:
+        async with grpc.aio.insecure_channel(address) as channel:
+            admin = pb_grpc.GroupAdminStub(channel)  # type: ignore[no-untyped-call]
+            status = await admin.GetStatus(pb.GetStatusRequest(), timeout=5)
+        member = next((m for m in status.members if m.charger_id == charger_id), None)
+        return member is not None and len(member.connectors) == 2 and all(
+            cv.status == pb.CONNECTOR_STATUS_CHARGING and cv.measured_a.l1 > 1.0
+            for cv in member.connectors)
+    return asyncio.run(ask())
+
+
+def _first(proc: Proc, event: str, **fields: str) -> dict[str, Any] | None:
+    return next((e for e in proc.events(event)
+                 if all(e.get(k) == v for k, v in fields.items())), None)
+
+
+def _wall_s(event: dict[str, Any]) -> float:
+    return datetime.fromisoformat(str(event["timestamp"])).timestamp()
+
+
+def measure_agent(tmp: Path, *, runs: int = 3) -> AgentResult:
+    """Rules 4 and 5: `runs` real agents, one after the other, against one master past
+    its start-of-term hold (shortened to lease + 0.5 s: it is not what is measured)."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    c = Cluster(tmp)
+    started, startups, rss = [], [], []
+    try:
+        ct_port = free_port()
+        c.ct_sim(ct_port, base_a=BASE_A, step_a=0.0)
+        master, address = start_master(c, limit_a=group_limit_a(runs), ct_port=ct_port,
+                                       settle_s=0.5)
+        _wait(lambda: len(master.events("cycle")) >= 5, "master past its hold (3.5 s)", 30)
+        for run in range(runs):
+            cid = f"io7-agent-{run + 1}"
+            spawned = time.time()
+            agent = c.agent(cid, master=address, group=GROUP)
+            _wait(functools.partial(_first, agent, "offer", source="master"),
+                  f"{cid}: first offer from the master", 30)
+            offer = _first(agent, "offer", source="master")
+            hello = _first(agent, "agent started")
+            assert offer is not None and hello is not None
+            started.append(_wall_s(hello) - spawned)
+            startups.append(_wall_s(offer) - spawned)
+            _wait(functools.partial(_charging, address, cid),
+                  f"{cid}: both connectors charging", 30)
+            time.sleep(1.0)  # a few steps of charging
+            rss.append(rss_mb(agent.popen.pid))
+            agent.stop()
+    finally:
+        c.close()
+    return AgentResult(tuple(started), tuple(startups), tuple(rss))

@@ -1,0 +1,52 @@
+"""The cluster benchmark's own machinery, kept from rotting: the load generator connects
+five protocol-level chargers to a real master (with a real CT kit simulator) and they
+receive sane Limits; the bench's analysis runs on what they got. No timing is asserted
+(`make bench` prints those numbers); every wait has a generous bound."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from protos.io7.cluster.v1 import cluster_pb2 as pb
+from tests.bench import cluster
+from tests.bench.loadgen import CHARGER_LIMIT_A, MIN_CURRENT_A, WIRINGS
+
+pytestmark = pytest.mark.e2e
+
+CHARGERS = 5
+
+
+def test_five_chargers_receive_sane_limits_from_a_real_master(tmp_path: Path) -> None:
+    # 250 ms cycles and a short hold keep it to a few seconds; the step still comes.
+    run = cluster.run_size(tmp_path, CHARGERS, cycles=4, cycle_ms=250, settle_s=0.5)
+    gen = run.gen
+    assert not gen.errors
+    assert gen.welcomed == CHARGERS
+    assert all(c.welcome is not None and c.welcome.settings.group == cluster.GROUP
+               for c in gen.fleet)
+    # Every charger holds Limits of this term, for both its connectors, each current
+    # 0 or 6 A up to its share of the Charger Current Limit.
+    for charger in gen.fleet:
+        last = charger.last
+        assert last is not None and last.term >= 1 and last.valid_for_ms > 0
+        assert sorted(c.connector_id for c in last.connectors) == sorted(WIRINGS)
+        for c in last.connectors:
+            assert c.current_a == 0.0 or MIN_CURRENT_A <= c.current_a <= CHARGER_LIMIT_A / 2
+            assert c.reason != pb.LIMIT_REASON_UNSPECIFIED
+    # Past the hold the chargers were given current, and every cycle they all received
+    # fits every phase with the other loads the master read in that cycle.
+    steady = [k for k in run.window if len(gen.received.get(k, {})) == CHARGERS]
+    assert steady, "no cycle past the hold reached every charger"
+    assert any(sum(cluster.phase_sums_a(gen, k)) > 0 for k in steady)
+    for k in gen.complete_cycles():
+        assert k in run.log, f"cycle {k} missing from the master's debug log"
+        assert cluster.fits(run, k, run.log[k].ct_a), f"cycle {k} overloads a phase"
+    # The analysis runs on it and finds the load step in the master's CT readings.
+    result = cluster.summarise(run)
+    assert result.chargers == CHARGERS and result.samples >= 1
+    assert result.latency_median_ms > 0 and result.cpu_core >= 0
+    assert result.master_rss_mb > 0 and result.status_bytes and not result.status_error
+    assert any(e.ct_a[0] is not None and e.ct_a[0] >= cluster.BASE_A + cluster.STEP_A - 0.5
+               for e in run.log.values())
