@@ -9,6 +9,8 @@ PROTO  := protos/io7/cluster/v1/cluster.proto
 .PHONY: venv run demo test lint unit bench protos clean
 
 SCENARIO ?= B
+# An external OCPP back office for every simulated charger (default: a local one).
+CSMS_URL ?=
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +22,7 @@ venv: $(STAMP)
 
 # The main job: a simulated car park, every master, agent and CT kit its own process.
 run: $(STAMP)
-	$(BIN)/python -m master.carpark --scenario $(SCENARIO)
+	$(BIN)/python -m master.carpark --scenario $(SCENARIO) $(if $(CSMS_URL),--csms-url $(CSMS_URL))
 
 # A day of a car park in virtual time: the allocation engine against the EV/site models.
 demo: $(STAMP)

@@ -43,6 +43,19 @@ wired is written "-".
     reversed = []                 # clamps mounted with the arrow towards the grid
     profile = "ctkit"             # plus address, port / tcp, ... as for a meter
 
+    [ocpp]                        # the back office (CSMS), OCPP 1.6J; absent: none
+    enabled = true                # default false
+    url = "wss://csms.example.com/ocpp"  # required: ws:// or wss://; OCPP-J appends the
+                                  # charge point id to the path (--csms-url overrides)
+    charge_point_id = "io7-garage-01"  # default: the [charger] id
+    security_profile = 2          # 0 none | 1 HTTP Basic auth over ws:// | 2 Basic auth
+                                  # over wss:// (OCPP 1.6 security whitepaper ed. 2)
+    authorization_key = "..."     # profiles 1, 2: the Basic auth password, 16-40
+                                  # printable ASCII characters (username = the id)
+    ca_file = "csms-ca.pem"       # wss://: the CA that signed the CSMS's certificate;
+                                  # default: the system's CAs
+    serial_number = "..."         # optional: BootNotification chargePointSerialNumber
+
     [board]
     kind = "sim"                  # the simulated board (default); real drivers add names
     [sim]
@@ -61,10 +74,11 @@ import math
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from agent.errors import ConfigError
 from hw.errors import DeviceConfigError
@@ -92,6 +106,9 @@ SIM_EVS = ("random", "plugged", "none")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 _PARITY: dict[str, Literal["N", "E", "O"]] = {"N": "N", "E": "E", "O": "O"}
 _ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+OCPP_SECURITY_PROFILES = (0, 1, 2)  # security whitepaper ed. 2; 3 (client certs): not yet
+AUTHORIZATION_KEY_CHARS = (16, 40)  # OCPP passwordString: 16-40 characters
+SERIAL_NUMBER_MAX = 25  # BootNotification chargePointSerialNumber: CiString25
 
 
 class MeterKind(Enum):
@@ -153,6 +170,18 @@ class AgentOnlySettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class OcppSettings:
+    """The back office connection ([ocpp]); agent.ocpp.connection uses it."""
+
+    url: str  # without the charge point id
+    charge_point_id: str
+    security_profile: int = 0
+    authorization_key: str | None = None  # profiles 1, 2; a key the CSMS sets wins
+    ca_file: Path | None = None  # wss://; None: the system's CAs
+    serial_number: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AgentConfig:
     """Everything the agent process needs, validated. Build with `load_agent_config`."""
 
@@ -169,6 +198,7 @@ class AgentConfig:
     sim_evs: str = "random"  # random | plugged | none: how the simulated board gets EVs
     log_level: str = "info"
     state_dir: Path = DEFAULT_STATE_DIR
+    ocpp: OcppSettings | None = None  # None: no back office
 
     @property
     def agent_only_mode(self) -> bool:
@@ -240,6 +270,7 @@ def _parse(path: Path, data: Mapping[str, Any]) -> AgentConfig:
     sim = root.table("sim") or _Table(path, "sim", {})
     logging_t = root.table("logging") or _Table(path, "logging", {})
     state = root.table("state") or _Table(path, "state", {})
+    ocpp_t = root.table("ocpp") or _Table(path, "ocpp", {})
     root.done()
 
     charger_id = charger.string("id")
@@ -276,13 +307,84 @@ def _parse(path: Path, data: Mapping[str, Any]) -> AgentConfig:
     logging_t.done()
     state_dir = Path(state.string("dir", str(DEFAULT_STATE_DIR)))
     state.done()
+    ocpp = _ocpp(ocpp_t, charger_id)
     return AgentConfig(
         file=path, charger_id=charger_id, group=group, charger_limit_a=limit_a,
         connectors=connectors, master_address=address, initial_failsafe_a=failsafe,
         agent_only=agent_only, board=board_kind, sim_seed=seed, sim_evs=sim_evs,
         log_level=level,
         state_dir=state_dir if state_dir.is_absolute() else path.parent / state_dir,
+        ocpp=ocpp,
     )
+
+
+def _ocpp(t: _Table, charger_id: str) -> OcppSettings | None:
+    if not t.boolean("enabled", False):
+        t.skip_rest()
+        return None
+    profile = t.integer("security_profile", 0, lo=0, hi=max(OCPP_SECURITY_PROFILES))
+    url = t.string("url")
+    problem = ocpp_url_problem(url, profile)
+    if problem:
+        raise t.error("url", problem)
+    cp_id = t.string("charge_point_id", charger_id)
+    if not _ID.fullmatch(cp_id):
+        raise t.error("charge_point_id", f"{cp_id!r}: use 1-64 letters, digits, '.', '_', "
+                      "'-' (it becomes part of the URL and the Basic auth username)")
+    key = t.raw("authorization_key", None)
+    lo, hi = AUTHORIZATION_KEY_CHARS
+    if profile == 0 and key is not None:
+        raise t.error("authorization_key", "is only sent with security_profile 1 or 2: "
+                      "set the profile, or remove the key")
+    if profile > 0 and not (isinstance(key, str) and lo <= len(key) <= hi
+                            and all(" " <= c <= "~" for c in key)):
+        raise t.error("authorization_key", f"security_profile {profile} needs the Basic "
+                      f"auth password: {lo}-{hi} printable ASCII characters")
+    ca_file = None
+    if t.raw("ca_file", None) is not None:
+        if not url.startswith("wss://"):
+            raise t.error("ca_file", "is only used with a wss:// url")
+        ca_file = Path(t.string("ca_file"))
+        ca_file = ca_file if ca_file.is_absolute() else t.file.parent / ca_file
+        if not ca_file.is_file():
+            raise t.error("ca_file", f"no such file: {ca_file}")
+    serial = t.raw("serial_number", None)
+    if serial is not None and not (isinstance(serial, str)
+                                   and 1 <= len(serial) <= SERIAL_NUMBER_MAX):
+        raise t.error("serial_number", f"must be 1-{SERIAL_NUMBER_MAX} characters, "
+                      f"not {serial!r}")
+    t.done()
+    return OcppSettings(url=url, charge_point_id=cp_id, security_profile=profile,
+                        authorization_key=key, ca_file=ca_file, serial_number=serial)
+
+
+def ocpp_url_problem(url: str, security_profile: int) -> str | None:
+    """What is wrong with a CSMS url for this security profile, None if it fits."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        return f"{url!r} is not a URL ({exc})"
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        return f"{url!r}: give ws://host[:port]/path or wss://host[:port]/path"
+    if parts.query or parts.fragment or parts.username or port == 0:
+        return f"{url!r}: no query, fragment or user; the charge point id is appended"
+    if security_profile == 1 and parts.scheme != "ws":
+        return "security_profile 1 is Basic auth over ws://: use a ws:// url, or profile 2"
+    if security_profile == 2 and parts.scheme != "wss":
+        return "security_profile 2 is Basic auth over TLS: use a wss:// url"
+    return None
+
+
+def with_csms_url(config: AgentConfig, url: str) -> AgentConfig:
+    """`io7-agent --csms-url`: the config with this back office url ([ocpp] enabled with
+    its defaults if it was off). ConfigError if the url does not fit the profile."""
+    ocpp = config.ocpp or OcppSettings(url=url, charge_point_id=config.charger_id)
+    problem = ocpp_url_problem(url, ocpp.security_profile)
+    if problem:
+        raise ConfigError(file=config.file, key="ocpp.url (--csms-url)", problem=problem)
+    ca_file = ocpp.ca_file if url.startswith("wss://") else None
+    return replace(config, ocpp=replace(ocpp, url=url, ca_file=ca_file))
 
 
 def _connectors(t: _Table) -> tuple[ConnectorSettings, ...]:

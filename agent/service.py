@@ -13,6 +13,10 @@ The imperative shell around the agent's pure cores:
    its own CT clamps when configured) and feeds the result to the same applier.
 4. A dead meter is a fault (meter read timeout), never 0 A. SIGINT/SIGTERM: stop the PWM,
    open the contactors, then exit.
+5. With [ocpp] (or --csms-url): an OCPP 1.6J charge point (agent/ocpp/connection.py) runs
+   beside the step; the step only hands it the connectors' status (no await), and takes
+   from it the availability (ChangeAvailability, persisted) and a hard Reset's request to
+   clear latched faults, applied at the start of the next step.
 """
 
 from __future__ import annotations
@@ -22,25 +26,37 @@ import asyncio
 import contextlib
 import json
 import signal
+import sqlite3
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
 
-from agent.config import AgentConfig, load_agent_config
+from agent.config import AgentConfig, load_agent_config, with_csms_url
 from agent.connector import (
+    DEMAND_STATES,
     ActionKind,
     Connector,
     ConnectorInputs,
     ConnectorOutput,
     Fault,
     OcppStatus,
+    State,
 )
 from agent.errors import ConfigError
 from agent.limits import LimitApplier, MasterLimits
 from agent.link import MasterLink
+from agent.ocpp.chargepoint import UnlockResult
+from agent.ocpp.configkeys import (
+    Availability,
+    AvailabilityChange,
+    ConfigurationStore,
+    open_db,
+)
+from agent.ocpp.connection import BootIdentity, OcppClient, StatusReport
 from agent.simdriver import EvDriver
 from hw.capabilities import RCD_AC_TRIP_MA, RCD_DC_TRIP_MA, MeterReading
 from hw.errors import DeviceError
@@ -112,6 +128,21 @@ class Agent:
         self.ct_reading: CtReading | None = None
         ct = config.agent_only.ct if config.agent_only is not None else None
         self.own_ct = None if ct is None else ModbusCtKit(ModbusBus(ct.bus), ct.kit_config())
+        self.ocpp: OcppClient | None = None
+        self.availability: Availability | None = None
+        self.hard_reset_requested = False
+        self.ocpp_db: sqlite3.Connection | None = None
+        if config.ocpp is not None:
+            try:
+                self.ocpp_db = open_db(config.state_dir)
+            except (OSError, sqlite3.Error) as exc:
+                raise ConfigError(file=config.file, key="state.dir", problem=f"cannot open "
+                                  f"{config.state_dir}/ocpp.db: {exc}") from exc
+            self.availability = Availability(self.ocpp_db, self.sockets)
+            store = ConfigurationStore(self.ocpp_db,
+                                       given={"NumberOfConnectors": str(len(self.sockets))})
+            self.ocpp = OcppClient(config.ocpp, identity=BootIdentity(
+                serial_number=config.ocpp.serial_number), port=OcppPort(self), store=store)
 
     # --- link callbacks ------------------------------------------------------------
     def hello(self) -> pb.Hello:
@@ -145,6 +176,13 @@ class Agent:
     # --- the step --------------------------------------------------------------------
     async def step(self) -> None:
         now = self.clock()
+        if self.hard_reset_requested:
+            await self.hard_reset()
+        if self.availability is not None:
+            try:
+                self.availability.settle(self.busy())
+            except sqlite3.Error as err:  # not saved: tried again next step
+                self.log.warning("scheduled availability change not saved", why=str(err))
         self.evs.step(now)
         offers = self.applier.offered(now)
         charger_faults: set[Fault] = set()  # charger-wide sensors, read once per step
@@ -177,6 +215,7 @@ class Agent:
             out = self.machines[cid].step(ConnectorInputs(
                 now_s=now, pilot=pilot.state, contactor_feedback_closed=feedback,
                 faults=frozenset(faults), authorised=True, offered_a=offers[cid].current_a,
+                operative=self.availability is None or self.availability.operative(cid),
                 max_phase_current_a=max(0.0, drawn)))
             for action in out.actions:
                 if action.kind is ActionKind.SET_PWM:
@@ -195,6 +234,26 @@ class Agent:
             self.pilots[cid] = pilot.state
         if self.link is not None:
             self.link.publish(self.state(now))
+        if self.ocpp is not None and self.availability is not None:
+            at = datetime.now(UTC)
+            self.ocpp.publish([
+                StatusReport.for_charger(charger_faults, at=at,
+                                         operative=self.availability.operative(0)),
+                *(StatusReport.from_output(self.outputs[cid], at=at) for cid in self.sockets)])
+
+    def busy(self) -> set[int]:
+        """The connectors with a session (an authorised EV): ChangeAvailability waits."""
+        return {cid for cid, m in self.machines.items() if m.state in DEMAND_STATES}
+
+    async def hard_reset(self) -> None:
+        """OCPP hard Reset, the charger's part: re-arm the tilt sensor and clear the
+        latched faults of faulted connectors (the next step re-detects what persists)."""
+        self.hard_reset_requested = False
+        await self.board.clear_tilt()
+        for machine in self.machines.values():
+            if machine.state is State.FAULTED:
+                machine.reset()
+        self.log.info("hard reset: latched faults cleared")
 
     def state(self, now: float) -> pb.AgentState:
         self.seq += 1
@@ -277,6 +336,8 @@ class Agent:
         tasks = []
         if self.link is not None:
             tasks.append(asyncio.create_task(self.link.run(stop), name="link"))
+        if self.ocpp is not None:
+            tasks.append(asyncio.create_task(self.ocpp.run(stop), name="ocpp"))
         next_local = self.clock()
         try:
             while not stop.is_set():
@@ -295,7 +356,32 @@ class Agent:
             for t in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait_for(t, 5)
+            if self.ocpp_db is not None:
+                self.ocpp_db.close()
             self.log.info("agent stopped: PWM off, contactors open")
+
+
+class OcppPort:
+    """The agent as the OCPP charge point sees it (agent.ocpp.chargepoint.ChargerPort)."""
+
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+
+    @property
+    def connector_ids(self) -> tuple[int, ...]:
+        return tuple(sorted(self.agent.sockets))
+
+    def change_availability(self, connector_id: int, operative: bool) -> AvailabilityChange:
+        assert self.agent.availability is not None  # the port exists only with [ocpp]
+        return self.agent.availability.request(connector_id, operative,
+                                               busy=self.agent.busy())
+
+    def unlock_connector(self, connector_id: int) -> UnlockResult:
+        return UnlockResult.NOT_SUPPORTED  # hw has no cable-lock capability yet
+
+    def reset(self, hard: bool) -> None:
+        if hard:
+            self.agent.hard_reset_requested = True
 
 
 async def serve(config: AgentConfig, *, stop: asyncio.Event,
@@ -311,9 +397,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="io7-agent", description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", type=Path, required=True, help="agent.toml")
     ap.add_argument("--master", help="override [master] address, host:port")
+    ap.add_argument("--csms-url", help="override [ocpp] url (enables OCPP), ws[s]://host/path")
     args = ap.parse_args(argv)
     try:
         config = load_agent_config(args.config)
+        if args.csms_url:
+            config = with_csms_url(config, args.csms_url)
     except ConfigError as err:
         print(f"io7-agent: {err}", file=sys.stderr)
         return 2
@@ -326,7 +415,11 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.get_running_loop().add_signal_handler(sig, stop.set)
         await serve(config, stop=stop, master_address=args.master)
 
-    asyncio.run(until_signalled())
+    try:
+        asyncio.run(until_signalled())
+    except ConfigError as err:  # found at start: the state folder cannot hold ocpp.db
+        print(f"io7-agent: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -1,6 +1,7 @@
 """`make run`: a simulated car park, every part its own process, exactly as on chargers.
 
     python -m master.carpark [--scenario A|B|C] [--chargers N] [--run-dir DIR]
+                             [--csms-url ws://host:port/path]
 
 - B (default): a three-phase site, one master, N io7 Doubles (default 4, alternating
   phase rotation) on loopback "LAN", the Sense CT kit (three clamps) served by the
@@ -13,6 +14,11 @@ EVs arrive and leave at random (each agent's simulated board); the view redraws 
 second from the masters' WatchStatus (A: from the agent's log). Ctrl-C stops everything:
 SIGTERM to every process, agents put their hardware in the safe state.
 
+Every charger is an OCPP 1.6J charge point under its own id (= its charger id). By default
+they connect to a local back office (hw.sim.csms, its log in csms.log); `--csms-url` (or
+the CSMS_URL environment variable, `make run CSMS_URL=ws://...`) points them at an external
+one instead. The view shows each charger's OCPP link state, read from the agents' logs.
+
 The CT simulator serves the building's load only, so the masters count it as "other
 loads" (ct_placement = other_loads); a grid-incomer CT that also sees the EVs needs a
 simulator fed by the agents' draw (not built yet).
@@ -24,6 +30,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -81,7 +88,10 @@ wiring = {wiring}
 seed = {seed}
 evs = "random"
 [state]
-dir = "."
+dir = "state-{cid}"
+[ocpp]
+enabled = true
+url = "{csms_url}"
 """
 
 AGENT_ONLY = """
@@ -102,10 +112,13 @@ port = "{pty}"
 class Park:
     """The processes of one car park and their logs in `run_dir`."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, csms_url: str | None = None) -> None:
         self.dir = run_dir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.csms_url = csms_url  # None: start the local back office first
+        self.agents: list[str] = []
+        self.links = OcppLinks(self.dir)
 
     def spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         out = (self.dir / f"{name}.out").open("wb")
@@ -139,12 +152,22 @@ class Park:
         self.spawn(name, "-m", "master.service", "--config", f"{name}.toml")
         return self.first_line(name)["listening"]
 
+    def csms(self) -> str:
+        """The back office the chargers connect to: the local one unless given."""
+        if self.csms_url is None:
+            self.spawn("csms", "-m", "hw.sim.csms", "--listen", "127.0.0.1:0",
+                       "--heartbeat-s", "60")
+            self.csms_url = self.first_line("csms")["listening"]
+        return self.csms_url
+
     def agent(self, cid: str, *, group: str, wiring: str, master: str | None, seed: int,
               extra: str = "") -> None:
         master_t = f'[master]\naddress = "{master}"' if master else ""
         (self.dir / f"{cid}.toml").write_text(AGENT.format(
-            cid=cid, group=group, wiring=wiring, master=master_t, seed=seed) + extra)
+            cid=cid, group=group, wiring=wiring, master=master_t, seed=seed,
+            csms_url=self.csms()) + extra)
         self.spawn(cid, "-m", "agent.service", "--config", f"{cid}.toml")
+        self.agents.append(cid)
 
     def stop(self) -> None:
         for _, p in reversed(self.procs):
@@ -156,6 +179,34 @@ class Park:
             except subprocess.TimeoutExpired:
                 print(f"{name} did not stop in 10 s: killed", file=sys.stderr)
                 p.kill()
+
+
+class OcppLinks:
+    """Each charger's latest "ocpp link" state, read from the new part of its log."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.dir = run_dir
+        self.read_to: dict[str, int] = {}
+        self.state: dict[str, str] = {}
+
+    def frame(self, agents: list[str], csms_url: str | None) -> str:
+        for cid in agents:
+            self._read(cid)
+        cells = [f"{cid} {self.state.get(cid, 'starting')}" for cid in agents]
+        return f"OCPP 1.6J back office {csms_url}:\n  " + "  ".join(cells)
+
+    def _read(self, cid: str) -> None:
+        path = self.dir / f"{cid}.log"
+        if not path.exists():
+            return
+        with path.open("rb") as f:
+            f.seek(self.read_to.get(cid, 0))
+            data = f.read()
+        complete = data[:data.rfind(b"\n") + 1]  # a line still being written waits
+        self.read_to[cid] = self.read_to.get(cid, 0) + len(complete)
+        for line in complete.decode(errors="replace").splitlines():
+            if line.startswith("{") and '"event": "ocpp link"' in line:
+                self.state[cid] = str(json.loads(line).get("state", "?"))
 
 
 def build(park: Park, scenario: str, chargers: int) -> list[str]:
@@ -200,6 +251,7 @@ async def view(addresses: list[str], park: Park, clear: bool) -> None:
                     frames.append(f"master {address}: {err.code().name}")
             if not addresses:
                 frames.append(_agent_only_frame(park))
+            frames.append(park.links.frame(park.agents, park.csms_url))
             head = f"io7-cluster car park ({len(park.procs)} processes, logs in {park.dir}); " \
                    "Ctrl-C stops"
             text = head + "\n\n" + "\n\n".join(frames)
@@ -228,8 +280,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--chargers", type=int, default=4, help="scenario B: io7 Doubles")
     ap.add_argument("--run-dir", type=Path, default=Path(".run"))
     ap.add_argument("--seconds", type=float, default=0.0, help="stop after N s (0: Ctrl-C)")
+    ap.add_argument("--csms-url", default=os.environ.get("CSMS_URL") or None,
+                    help="an external OCPP back office for every charger (default: "
+                    "$CSMS_URL, else a local one)")
     args = ap.parse_args(argv)
-    park = Park(args.run_dir.resolve() / f"scenario-{args.scenario}")
+    if args.csms_url and not args.csms_url.startswith(("ws://", "wss://")):
+        ap.error(f"--csms-url {args.csms_url!r}: give ws://host:port/path or wss://...")
+    park = Park(args.run_dir.resolve() / f"scenario-{args.scenario}", csms_url=args.csms_url)
     try:
         addresses = build(park, args.scenario, args.chargers)
         task_view = view(addresses, park, clear=sys.stdout.isatty())

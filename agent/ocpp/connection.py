@@ -1,0 +1,351 @@
+"""The websocket to the back office: connect, authenticate, run a ChargePoint, reconnect.
+
+Rules:
+ 1. URL = the configured endpoint + "/" + the charge point id (OCPP-J 1.6 section 3.1),
+    subprotocol "ocpp1.6"; a CSMS that does not confirm the subprotocol is left.
+ 2. Security profiles (OCPP 1.6 security whitepaper ed. 2): 0 = none; 1 = HTTP Basic auth
+    (username = charge point id, password = AuthorizationKey) over ws://; 2 = the same
+    over wss://, the CSMS certificate verified against `ca_file` (or the system's CAs).
+    A key the CSMS set (ChangeConfiguration AuthorizationKey, hex) wins over the file's.
+ 3. Reconnect after a failure with capped exponential backoff and jitter (`Backoff`); the
+    count restarts once a boot is Accepted. A Reset or a new AuthorizationKey reconnects
+    at once (a Reset after the charger's part of it, `ChargerPort.reset`).
+ 4. Charging never waits for the back office: the agent's step only calls `publish`
+    (no await); everything else runs in `run`, under its own task group.
+ 5. Every change of the link's state is logged as event "ocpp link" with the charge
+    point id and state (the car park view reads them).
+ 6. Statuses (`StatusReport`, `StatusBoard`) outlive the connections: the step publishes
+    each connector's status; only changes are kept, stamped with the time they were seen,
+    and queued for the ChargePoint while a registered session runs (chargepoint rule 2).
+    Faults carry the OCPP error code of agent.connector.FAULTS, the vendor code, and the
+    manual's words (ch. 7) as info.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import enum
+import random
+import ssl
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import structlog
+from ocpp.v16.enums import RegistrationStatus
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+from websockets.typing import Subprotocol
+
+from agent.config import OcppSettings
+from agent.connector import FAULTS, ConnectorOutput, Fault, OcppErrorCode, OcppStatus
+from agent.ocpp.chargepoint import MODEL, VENDOR, ChargePoint, ChargerPort, SessionEnd
+from agent.ocpp.configkeys import ConfigurationStore
+
+SUBPROTOCOL = Subprotocol("ocpp1.6")
+OPEN_TIMEOUT_S = 10.0  # team choice: a websocket handshake over 4G takes seconds
+CLOSE_TIMEOUT_S = 2.0
+TEXT_MAX = 50  # StatusNotification info and vendorErrorCode are CiString50
+log = structlog.get_logger("agent.ocpp")
+
+# Manual ch. 7's words for each fault: StatusNotification info.
+FAULT_TEXT = {
+    Fault.WELDED_CONTACTOR: "AC safety fault: welded contactor",
+    Fault.RESIDUAL_CURRENT: "residual current (leakage) fault",
+    Fault.OPEN_PEN: "AC safety fault: open PEN",
+    Fault.OVER_VOLTAGE: "over/under-voltage fault: over-voltage",
+    Fault.UNDER_VOLTAGE: "over/under-voltage fault: under-voltage",
+    Fault.OVER_TEMPERATURE: "over-temperature fault",
+    Fault.TILT: "bump (tilt/impact) detected",
+    Fault.PILOT_VOLTAGE: "control pilot voltage fault",
+    Fault.DIODE: "diode fault (control pilot diode check)",
+    Fault.CONTACTOR_STUCK_OPEN: "AC safety fault: contactor stuck open",
+    Fault.METER_TIMEOUT: "meter read timeout",
+    Fault.EEPROM_CORRUPT: "EEPROM corrupt",
+    Fault.READER_FAILURE: "reader (RFID) failure",
+}
+_BY_VENDOR_CODE = {info.vendor_code: fault for fault, info in FAULTS.items()}
+
+
+def _firmware() -> str:
+    try:
+        return f"io7-cluster {version('io7-cluster')}"
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "io7-cluster (source)"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BootIdentity:
+    """What BootNotification says about the charger (CiString20/25/50 limits)."""
+
+    vendor: str = VENDOR
+    model: str = MODEL
+    serial_number: str | None = None
+    firmware_version: str = field(default_factory=_firmware)
+
+    def __post_init__(self) -> None:
+        for name, limit in (("vendor", 20), ("model", 20), ("serial_number", 25),
+                            ("firmware_version", 50)):
+            value = getattr(self, name)
+            if value is not None and not 1 <= len(value) <= limit:
+                raise ValueError(f"{name} must be 1-{limit} characters, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StatusReport:
+    """One StatusNotification: a connector's status (0 = the charger) since `at`."""
+
+    connector_id: int
+    status: OcppStatus
+    at: datetime
+    error_code: OcppErrorCode = OcppErrorCode.NO_ERROR
+    vendor_error_code: str = ""
+    info: str = ""
+
+    def __post_init__(self) -> None:
+        if self.connector_id < 0:
+            raise ValueError(f"connector_id must be >= 0, got {self.connector_id}")
+        if self.at.tzinfo is None:
+            raise ValueError(f"at must be timezone-aware, got {self.at!r}")
+        if len(self.vendor_error_code) > TEXT_MAX or len(self.info) > TEXT_MAX:
+            raise ValueError(f"vendor_error_code and info take at most {TEXT_MAX} characters")
+
+    def same_as(self, other: StatusReport | None) -> bool:
+        """The same status (whenever it was seen)."""
+        return other is not None and (self.connector_id, self.status, self.error_code,
+                                      self.vendor_error_code, self.info) == (
+            other.connector_id, other.status, other.error_code, other.vendor_error_code,
+            other.info)
+
+    @classmethod
+    def from_output(cls, out: ConnectorOutput, *, at: datetime) -> StatusReport:
+        """A socket's status from its state machine's step."""
+        fault = _BY_VENDOR_CODE.get(out.vendor_error_code)
+        return cls(connector_id=out.connector_id, status=out.status, at=at,
+                   error_code=out.error_code, vendor_error_code=out.vendor_error_code,
+                   info=FAULT_TEXT[fault] if fault else "")
+
+    @classmethod
+    def for_charger(cls, faults: Iterable[Fault], *, operative: bool, at: datetime
+                    ) -> StatusReport:
+        """Connector 0: Faulted on a charger-wide fault that stops charging, else
+        Unavailable when made inoperative, else Available; the first fault's code."""
+        present = set(faults)
+        shown = next((f for f in Fault if f in present), None)
+        if shown is None:
+            return cls(connector_id=0, at=at,
+                       status=OcppStatus.AVAILABLE if operative else OcppStatus.UNAVAILABLE)
+        info = FAULTS[shown]
+        status = (OcppStatus.FAULTED if any(FAULTS[f].stops_charging for f in present)
+                  else OcppStatus.AVAILABLE if operative else OcppStatus.UNAVAILABLE)
+        return cls(connector_id=0, status=status, at=at, error_code=info.error_code,
+                   vendor_error_code=info.vendor_code, info=FAULT_TEXT[shown])
+
+
+class StatusBoard:
+    """The latest status of every connector, and while a session is registered the
+    changes it still has to send (rule 6). Outlives the connections."""
+
+    def __init__(self, *, backlog: int = 64) -> None:
+        self.latest: dict[int, StatusReport] = {}
+        self._queue: deque[StatusReport] = deque()
+        self._backlog = backlog  # more unsent changes than this: resend the latest only
+        self._live = False
+        self._wake = asyncio.Event()
+
+    def publish(self, report: StatusReport) -> bool:
+        """Record a connector's status; True if it changed (and is queued when live)."""
+        if report.same_as(self.latest.get(report.connector_id)):
+            return False
+        self.latest[report.connector_id] = report
+        if self._live:
+            if len(self._queue) >= self._backlog:
+                self._queue = deque(self.current())
+            else:
+                self._queue.append(report)
+            self._wake.set()
+        return True
+
+    def current(self, connector_id: int | None = None) -> list[StatusReport]:
+        """The latest report of one connector, or of all of them by id."""
+        ids = sorted(self.latest) if connector_id is None else [connector_id]
+        return [self.latest[c] for c in ids if c in self.latest]
+
+    def go_live(self) -> None:
+        """Registered: queue every connector's current status, then every change."""
+        self._queue = deque(self.current())
+        self._live = True
+        self._wake.set()
+
+    def go_offline(self) -> None:
+        self._live = False
+        self._queue.clear()
+
+    async def next(self) -> StatusReport:
+        while not self._queue:
+            self._wake.clear()
+            await self._wake.wait()
+        return self._queue.popleft()
+
+
+class LinkState(enum.Enum):
+    CONNECTING = "connecting"
+    CONNECTED = "connected"  # websocket open, boot not answered yet
+    PENDING = "pending"  # boot Pending
+    REJECTED = "rejected"  # boot Rejected
+    ACCEPTED = "accepted"
+    OFFLINE = "offline"  # waiting to retry
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Backoff:
+    """Waits between connection attempts: doubling from `first_s` up to `cap_s`, each
+    drawn from [half, all] of that (equal jitter: chargers that lost the CSMS together do
+    not return together)."""
+
+    first_s: float = 1.0
+    cap_s: float = 60.0  # team choice: a returning CSMS sees each charger within a minute
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.first_s <= self.cap_s:
+            raise ValueError(f"need 0 < first_s <= cap_s, got {self.first_s}, {self.cap_s}")
+
+    def delay_s(self, failures: int, rng: random.Random) -> float:
+        """The wait after `failures` (>= 1) attempts in a row failed."""
+        if failures < 1:
+            raise ValueError(f"failures must be >= 1, got {failures}")
+        full = min(self.cap_s, self.first_s * 2.0 ** min(failures - 1, 32))
+        return full / 2.0 + rng.uniform(0.0, full / 2.0)
+
+
+def endpoint_uri(settings: OcppSettings) -> str:
+    """Rule 1: the websocket URL with the charge point id appended."""
+    return f"{settings.url.rstrip('/')}/{settings.charge_point_id}"
+
+
+def basic_auth(charge_point_id: str, password: bytes) -> str:
+    """The Authorization header value (RFC 7617; whitepaper: username = the id)."""
+    token = base64.b64encode(charge_point_id.encode() + b":" + password).decode("ascii")
+    return f"Basic {token}"
+
+
+def tls_context(settings: OcppSettings) -> ssl.SSLContext | None:
+    """For wss://: verify the CSMS against `ca_file` (or the system's CAs) and its name.
+    OSError or ssl.SSLError if the CA file cannot be read."""
+    if not settings.url.startswith("wss://"):
+        return None
+    cafile = str(settings.ca_file) if settings.ca_file is not None else None
+    context = ssl.create_default_context(cafile=cafile)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2  # whitepaper: TLS 1.2 or later
+    return context
+
+
+class OcppClient:
+    """The charger's link to its CSMS, for the life of the agent."""
+
+    def __init__(self, settings: OcppSettings, *, identity: BootIdentity, port: ChargerPort,
+                 store: ConfigurationStore, backoff: Backoff | None = None,
+                 rng: random.Random | None = None, response_timeout_s: float = 30.0) -> None:
+        self.settings, self.identity, self.port, self.store = settings, identity, port, store
+        self.backoff = backoff or Backoff()
+        self.rng = rng or random.Random()
+        self.response_timeout_s = response_timeout_s
+        self.board = StatusBoard()
+        self.state = LinkState.STOPPED
+        self.failures = 0
+        self.log = log.bind(charger_id=settings.charge_point_id)
+
+    def publish(self, reports: Iterable[StatusReport]) -> None:
+        """The connectors' status as of this step (rule 4: never waits)."""
+        for report in reports:
+            self.board.publish(report)
+
+    def password(self) -> bytes | None:
+        """Rule 2: the Basic auth password, None with profile 0."""
+        if self.settings.security_profile == 0:
+            return None
+        stored = self.store.value("AuthorizationKey")
+        if stored is not None:
+            return bytes.fromhex(stored)
+        key = self.settings.authorization_key
+        return None if key is None else key.encode()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Keep a registered connection until `stop` is set; never raises for the CSMS's
+        sake (a dropped or refused connection is logged and retried)."""
+        uri = endpoint_uri(self.settings)
+        while not stop.is_set():
+            self._set(LinkState.CONNECTING, url=uri)
+            end, why = await self._session(uri, stop)
+            if stop.is_set():
+                break
+            if end is not None:
+                self.log.info("ocpp session ended", reason=end.value)
+                if end in (SessionEnd.SOFT_RESET, SessionEnd.HARD_RESET):
+                    self.port.reset(hard=end is SessionEnd.HARD_RESET)
+                continue
+            self.failures += 1
+            delay_s = round(self.backoff.delay_s(self.failures, self.rng), 3)
+            self._set(LinkState.OFFLINE, why=why, retry_in_s=delay_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay_s)
+        self._set(LinkState.STOPPED)
+
+    async def _session(self, uri: str, stop: asyncio.Event) -> tuple[SessionEnd | None, str]:
+        """One connection: (how the CSMS ended it, or None; why it failed)."""
+        password = self.password()
+        headers = {"Authorization": basic_auth(self.settings.charge_point_id, password)} \
+            if password is not None else None
+        ping_s = self.store.integer("WebSocketPingInterval") or None
+        why = ""
+        try:
+            async with connect(uri, subprotocols=[SUBPROTOCOL], additional_headers=headers,
+                               ssl=tls_context(self.settings), open_timeout=OPEN_TIMEOUT_S,
+                               close_timeout=CLOSE_TIMEOUT_S, ping_interval=ping_s,
+                               ping_timeout=ping_s) as ws:
+                if ws.subprotocol != SUBPROTOCOL:
+                    return None, f"the CSMS did not confirm subprotocol {SUBPROTOCOL}"
+                self._set(LinkState.CONNECTED)
+                cp = ChargePoint(self.settings.charge_point_id, ws, identity=self.identity,
+                                 port=self.port, settings=self.store, board=self.board,
+                                 on_registration=self._registered,
+                                 response_timeout_s=self.response_timeout_s)
+                return await cp.run(stop), ""
+        except* InvalidStatus as group:
+            why = _refusal(group.exceptions[0])
+        except* (WebSocketException, OSError, TimeoutError) as group:
+            why = _describe(group.exceptions[0])
+        return None, why
+
+    def _registered(self, status: RegistrationStatus) -> None:
+        state = {RegistrationStatus.accepted: LinkState.ACCEPTED,
+                 RegistrationStatus.pending: LinkState.PENDING}.get(status, LinkState.REJECTED)
+        if state is LinkState.ACCEPTED:
+            self.failures = 0
+        self._set(state)
+
+    def _set(self, state: LinkState, **details: Any) -> None:
+        if state is not self.state or details.get("why"):
+            self.log.info("ocpp link", state=state.value,
+                          charge_point_id=self.settings.charge_point_id, **details)
+        self.state = state
+
+
+def _refusal(err: BaseException) -> str:
+    status = getattr(getattr(err, "response", None), "status_code", "?")
+    hint = " (check charge_point_id and authorization_key)" if status in (401, 403) else ""
+    return f"the CSMS refused the connection: HTTP {status}{hint}"
+
+
+def _describe(err: BaseException) -> str:
+    if isinstance(err, ConnectionClosed):
+        return f"connection closed ({err})"
+    if isinstance(err, ssl.SSLCertVerificationError):
+        return f"CSMS certificate not trusted: {err.verify_message}"
+    return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__

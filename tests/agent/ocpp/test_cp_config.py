@@ -1,0 +1,99 @@
+"""The agent config's [ocpp] table and --csms-url: a valid table loads; every bad value
+names the file, the key and what is allowed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.config import OcppSettings, load_agent_config, with_csms_url
+from agent.errors import ConfigError
+
+BASE = """
+[charger]
+id = "io7-garage-01"
+current_limit_a = 32
+[connectors.1]
+wiring = ["L1", "L2", "L3"]
+"""
+KEY = "0123456789abcdef-x"
+
+
+def load(tmp: Path, ocpp: str) -> OcppSettings | None:
+    path = tmp / "agent.toml"
+    path.write_text(BASE + ocpp)
+    return load_agent_config(path).ocpp
+
+
+def test_absent_or_disabled_means_no_back_office(tmp_path: Path) -> None:
+    assert load(tmp_path, "") is None
+    assert load(tmp_path, '[ocpp]\nenabled = false\nurl = "not even a url"\n') is None
+
+
+def test_a_full_table_loads(tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    got = load(tmp_path, f"""[ocpp]
+enabled = true
+url = "wss://csms.example.com:8443/ocpp"
+charge_point_id = "CP-0042"
+security_profile = 2
+authorization_key = "{KEY}"
+ca_file = "ca.pem"
+serial_number = "IO7-000123"
+""")
+    assert got == OcppSettings(url="wss://csms.example.com:8443/ocpp", charge_point_id="CP-0042",
+                               security_profile=2, authorization_key=KEY,
+                               ca_file=tmp_path / "ca.pem", serial_number="IO7-000123")
+
+
+def test_defaults(tmp_path: Path) -> None:
+    got = load(tmp_path, '[ocpp]\nenabled = true\nurl = "ws://10.0.0.2:9000/ocpp"\n')
+    assert got == OcppSettings(url="ws://10.0.0.2:9000/ocpp", charge_point_id="io7-garage-01")
+
+
+@pytest.mark.parametrize(("table", "key", "problem"), [
+    ('url = "http://csms/ocpp"', "ocpp.url", "ws://host"),
+    ('url = "ws://csms/ocpp?x=1"', "ocpp.url", "no query"),
+    ('url = "ws://csms:99999/ocpp"', "ocpp.url", "not a URL"),
+    ('url = "wss://csms/ocpp"\nsecurity_profile = 1\nauthorization_key = "' + KEY + '"',
+     "ocpp.url", "profile 1 is Basic auth over ws://"),
+    ('url = "ws://csms/ocpp"\nsecurity_profile = 2\nauthorization_key = "' + KEY + '"',
+     "ocpp.url", "over TLS"),
+    ('url = "ws://csms/ocpp"\nsecurity_profile = 3', "ocpp.security_profile", "0-2"),
+    ('url = "ws://csms/ocpp"\nsecurity_profile = 1', "ocpp.authorization_key", "16-40"),
+    ('url = "ws://csms/ocpp"\nsecurity_profile = 1\nauthorization_key = "short"',
+     "ocpp.authorization_key", "16-40"),
+    ('url = "ws://csms/ocpp"\nauthorization_key = "' + KEY + '"',
+     "ocpp.authorization_key", "only sent with security_profile 1 or 2"),
+    ('url = "ws://csms/ocpp"\nca_file = "ca.pem"', "ocpp.ca_file", "wss://"),
+    ('url = "wss://csms/ocpp"\nca_file = "missing.pem"', "ocpp.ca_file", "no such file"),
+    ('url = "ws://csms/ocpp"\ncharge_point_id = "a b"', "ocpp.charge_point_id", "letters"),
+    ('url = "ws://csms/ocpp"\nserial_number = "' + "9" * 26 + '"', "ocpp.serial_number",
+     "1-25"),
+    ('url = "ws://csms/ocpp"\nheartbeat = 5', "ocpp.heartbeat", "unknown key"),
+    ("security_profile = 0", "ocpp.url", "required"),
+], ids=lambda v: v.split("\n")[-1] if isinstance(v, str) else "")
+def test_bad_values_name_key_and_range(tmp_path: Path, table: str, key: str,
+                                       problem: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, f"[ocpp]\nenabled = true\n{table}\n")
+    assert info.value.key == key and info.value.file == tmp_path / "agent.toml"
+    assert problem in info.value.problem
+
+
+def test_csms_url_override(tmp_path: Path) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text(BASE)
+    config = load_agent_config(path)
+    on = with_csms_url(config, "ws://127.0.0.1:9000/ocpp")  # enables OCPP with defaults
+    assert on.ocpp == OcppSettings(url="ws://127.0.0.1:9000/ocpp",
+                                   charge_point_id="io7-garage-01")
+    path.write_text(BASE + f'[ocpp]\nenabled = true\nurl = "ws://a/b"\nsecurity_profile = 1\n'
+                           f'authorization_key = "{KEY}"\n')
+    kept = with_csms_url(load_agent_config(path), "ws://b:1/c")
+    assert kept.ocpp is not None and (kept.ocpp.url, kept.ocpp.security_profile) == (
+        "ws://b:1/c", 1)
+    with pytest.raises(ConfigError, match="--csms-url") as info:
+        with_csms_url(load_agent_config(path), "wss://b/c")  # profile 1 is ws:// only
+    assert "profile 1" in info.value.problem
