@@ -26,7 +26,7 @@ from hw.sim.site import SiteModel
 from master.allocation import CtPlacement
 from master.sim.agents import Session, SimAgent
 from master.sim.controllers import Controller, make_controller
-from master.sim.scenario import Event, Scenario
+from master.sim.scenario import Event, Scenario, check
 
 AGENT_STEP_AFTER_S = 0.25  # the agent's 250 ms step after the master's cycle
 LIMITS_IN_FLIGHT_S = 0.01  # gRPC on a LAN: Limits arrive within milliseconds
@@ -80,7 +80,9 @@ def _membership(now: float, agents: dict[str, SimAgent], controllers: dict[str, 
 
 def simulate(scenario: Scenario, policy: str = "project",
              progress: Callable[[float], None] | None = None) -> RunResult:
-    """Run `scenario` under `policy` (master.sim.controllers.POLICIES)."""
+    """Run `scenario` under `policy` (master.sim.controllers.POLICIES). ScenarioError if
+    the scenario does not hold together (e.g. a Minimise group without room)."""
+    check(scenario)
     start, end = int(scenario.start_s), math.ceil(scenario.end_s)
     site = SiteModel(scenario.site)
     groups = {g.config.name: g for g in scenario.groups}

@@ -29,14 +29,24 @@ from typing import Any
 
 from hw.sim.ev import EvSpec
 from hw.sim.site import SiteProfile, SiteSpec
-from master.allocation import CtPlacement, GroupConfig, Mode, OfflineStrategy, Phase
+from master.allocation import (
+    ChargerInput,
+    ConnectorInput,
+    CtPlacement,
+    GroupConfig,
+    InfeasibleGroupError,
+    Mode,
+    OfflineStrategy,
+    Phase,
+    check_minimise,
+)
 
 SECONDS_PER_DAY = 86_400.0
 PHASE_NAMES = {"L1": Phase.L1, "L2": Phase.L2, "L3": Phase.L3}
 EVENT_KINDS = ("charger_offline", "ct_silent", "load_step")
 
 
-class ScenarioError(ValueError):
+class ScenarioError(Exception):
     """The scenario cannot be run as written: fix the file (the message says where)."""
 
 
@@ -127,6 +137,12 @@ class _Table:
     def has(self, key: str) -> bool:
         return key in self.raw
 
+    def only(self, *allowed: str) -> None:
+        """Refuse keys this table does not know (a typo must not be silently ignored)."""
+        unknown = sorted(set(self.raw) - set(allowed))
+        if unknown:
+            raise self._err(unknown[0], f"unknown key; this table takes {', '.join(allowed)}")
+
     def number(self, key: str, default: float | None, lo: float, hi: float) -> float:
         value = self.raw.get(key, default)
         if value is None:
@@ -158,7 +174,8 @@ class _Table:
         return value
 
     def time(self, key: str, default: float | None = None) -> float:
-        """A time of day "HH:MM[:SS]" (24:00 allowed) or seconds since midnight."""
+        """A time "HH:MM[:SS]" from the first midnight (up to 48:00: an overnight stay
+        ends at e.g. "31:30", 07:30 next morning) or seconds since that midnight."""
         value = self.raw.get(key, default)
         if isinstance(value, str):
             parts = value.split(":")
@@ -166,11 +183,12 @@ class _Table:
                 nums = [int(p) for p in parts]
             except ValueError:
                 nums = []
-            if len(nums) in (2, 3) and 0 <= nums[0] <= 24 and all(0 <= n < 60 for n in nums[1:]):
+            if len(nums) in (2, 3) and 0 <= nums[0] <= 48 and all(0 <= n < 60 for n in nums[1:]):
                 secs = nums[0] * 3600 + nums[1] * 60 + (nums[2] if len(nums) == 3 else 0)
-                if secs <= SECONDS_PER_DAY:
+                if secs <= 2 * SECONDS_PER_DAY:
                     return float(secs)
-            raise self._err(key, f"{value!r} is not a time of day HH:MM[:SS]")
+            raise self._err(key, f"{value!r} is not a time HH:MM[:SS] (00:00-48:00; past "
+                                 f"24:00 is the next morning)")
         return self.number(key, default, 0.0, 2 * SECONDS_PER_DAY)
 
     def per_phase(self, key: str, default: float | tuple[float, float, float] | None,
@@ -226,6 +244,9 @@ _PROFILES = {p.value: p for p in SiteProfile}
 
 
 def _group(t: _Table) -> GroupSpec:
+    t.only("name", "phases", "mode", "limit_a", "fallback_limit_a", "ct_placement",
+           "offline_strategy", "agent_only", "margin_a", "rotation_period_s", "ramp_up_a",
+           "demand_cap_headroom_a", "settle_s", "min_run_s", "min_pause_s")
     phases = tuple(p for p in t.phases("phases", ["L1", "L2", "L3"]) if p is not None)
     mode = _enum(t, "mode", "dynamic", _MODES)
     kwargs: dict[str, Any] = {}
@@ -249,6 +270,8 @@ def _group(t: _Table) -> GroupSpec:
 
 
 def _arrival(t: _Table) -> Arrival:
+    t.only("at", "charger", "connector", "phases", "max_current_a", "battery_kwh", "soc",
+           "target_soc", "departure", "response_delay_s")
     phases = t.integer("phases", 3, 1, 3)
     battery_wh = t.number("battery_kwh", 60.0, 1.0, 300.0) * 1000.0
     soc = t.number("soc", 0.3, 0.0, 1.0)
@@ -268,6 +291,7 @@ def _arrival(t: _Table) -> Arrival:
 
 
 def _event(t: _Table) -> Event:
+    t.only("kind", "from", "to", "charger", "group", "amps")
     kind = t.string("kind", None, EVENT_KINDS)
     from_s = t.time("from")
     to_s = t.time("to", 2 * SECONDS_PER_DAY)
@@ -283,15 +307,17 @@ def _event(t: _Table) -> Event:
 def parse_scenario(raw: Mapping[str, Any], source: str = "<scenario>") -> Scenario:
     """Build and check a scenario from its TOML data; ScenarioError names what is wrong."""
     root = _Table(source, "scenario", raw)
+    root.only("name", "description", "site", "groups", "chargers", "arrivals", "events")
     site_t = root.table("site")
-    site_t.where = "site"
+    site_t.only("fuse_a", "profile", "peak_a", "base_a", "step_a", "step_at", "phase_factors",
+                "solar_peak_a", "noise_a", "seed", "start", "end")
     fuse = site_t.per_phase("fuse_a", None, 6.0, 2000.0)
     try:
         site = SiteSpec(
             profile=_enum(site_t, "profile", "office", _PROFILES),
             peak_a=site_t.number("peak_a", 30.0, 0.0, 2000.0),
-            base_a=site_t.number("base_a", 5.0, 0.0, 2000.0),
-            step_a=site_t.number("step_a", 0.0, 0.0, 2000.0),
+            base_a=site_t.number("base_a", SiteSpec().base_a, 0.0, 2000.0),
+            step_a=site_t.number("step_a", SiteSpec().step_a, 0.0, 2000.0),
             step_at_s=site_t.time("step_at", 12 * 3600.0),
             phase_factors=site_t.per_phase("phase_factors", SiteSpec().phase_factors, 0.0, 2.0),
             solar_peak_a=site_t.number("solar_peak_a", 0.0, 0.0, 2000.0),
@@ -300,11 +326,14 @@ def parse_scenario(raw: Mapping[str, Any], source: str = "<scenario>") -> Scenar
     except ValueError as exc:
         raise ScenarioError(f"{source}: site: {exc}") from exc
     start_s, end_s = site_t.time("start", 0.0), site_t.time("end", SECONDS_PER_DAY)
+    if end_s - start_s > SECONDS_PER_DAY:
+        raise ScenarioError(f"{source}: site.end: a scenario covers at most 24 h")
     if end_s <= start_s:
         raise ScenarioError(f"{source}: site.end: must be after site.start")
     groups = tuple(_group(t) for t in root.tables("groups"))
     chargers = []
     for t in root.tables("chargers"):
+        t.only("id", "group", "current_limit_a", "wiring", "connector_max_a", "connectors")
         wiring = [*t.phases("wiring", ["L1", "L2", "L3"]), None, None][:3]
         chargers.append(ChargerSpec(
             charger_id=t.string("id"), group=t.string("group"),
@@ -338,6 +367,11 @@ def check(s: Scenario) -> None:
                                 f"is not one of {names}")
     for g in s.groups:
         members = [c for c in s.chargers if c.group == g.config.name]
+        try:
+            if g.config.offline_strategy is OfflineStrategy.MINIMISE:
+                check_minimise(g.config, tuple(_charger_input(c) for c in members))
+        except InfeasibleGroupError as exc:
+            raise ScenarioError(f"{s.source}: {exc}") from exc
         if g.agent_only and len(members) != 1:
             raise ScenarioError(f"{s.source}: group {g.config.name}: agent_only (scenario A) "
                                 f"balances one charger, not {len(members)}")
@@ -357,6 +391,13 @@ def check(s: Scenario) -> None:
             raise ScenarioError(f"{s.source}: event {e.kind}: no charger {e.charger_id!r}")
         if e.kind == "ct_silent" and e.group not in ("*", *names):
             raise ScenarioError(f"{s.source}: event ct_silent: no group {e.group!r}")
+
+
+def _charger_input(c: ChargerSpec) -> ChargerInput:
+    return ChargerInput(charger_id=c.charger_id, current_limit_a=c.current_limit_a,
+                        connectors=tuple(ConnectorInput(connector_id=k, wiring=c.wiring,
+                                                        max_current_a=c.connector_max_a)
+                                         for k in range(1, c.connectors + 1)))
 
 
 def load_scenario(path: Path) -> Scenario:
