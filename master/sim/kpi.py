@@ -2,7 +2,7 @@
 
 1. Overload: per site phase, the current above the main fuse integrated over the day
    (A·s), leaving out the first 10 s after each rise of the building's load by more than
-   the group margin in one second (a load step: no controller beats a CT read plus the
+   2 A in one second (a load step: no controller beats a CT read plus the
    EV's response delay). `peak_overload_a` is the worst excess outside those windows.
 2. Energy: delivered (from the EV models' integrated draw) against `energy_possible_kwh`
    (master.sim.possible, the day's optimum); `utilisation` is their ratio.

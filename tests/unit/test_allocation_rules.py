@@ -422,6 +422,32 @@ def test_make_before_break_holds_an_increase_until_the_decrease_took_effect() ->
     assert list(a.currents_a) == [20.0, 20.0]
 
 
+def test_a_slow_ev_still_drawing_its_old_current_holds_the_increase_until_it_follows() -> None:
+    # As above, but a's EV takes 8 s (> settle_s = 5 s) to follow its decrease: its meter
+    # still reads 30 A, so b may not rise into room a still uses; once a reads 20 A it may.
+    g = group(limit_a=40.0, settle_s=5.0)
+    a = run(g, [charger("a", conn(1)), charger("b", conn(1, max_a=10.0))], now=0.0)
+    slow = [charger("a", conn(1, measured=(30.0, 30.0, 30.0))), charger("b", conn(1))]
+    a = cycles(g, slow, 1, 7, a.state)
+    assert currents(a) == {("a", 1): 20.0, ("b", 1): 10.0}
+    assert a.result("b", 1).reason is Reason.TRANSITION
+    followed = [charger("a", conn(1, measured=(20.0, 20.0, 20.0))), charger("b", conn(1))]
+    a = run(g, followed, now=8.0, state=a.state)
+    assert currents(a) == {("a", 1): 20.0, ("b", 1): 20.0}
+
+
+def test_a_draw_above_the_grant_long_after_a_decrease_is_not_a_slow_follower() -> None:
+    # 15 s (FOLLOW_LIMIT_S) after its decrease a reads above its grant: that is not an EV
+    # following late, and b is not held back for it.
+    g = group(limit_a=40.0, settle_s=5.0)
+    a = run(g, [charger("a", conn(1)), charger("b", conn(1, max_a=10.0))], now=0.0)
+    slow = [charger("a", conn(1, measured=(30.0, 30.0, 30.0))), charger("b", conn(1))]
+    a = cycles(g, slow, 1, 15, a.state)
+    assert currents(a)[("b", 1)] == 10.0
+    a = run(g, slow, now=16.0, state=a.state)
+    assert currents(a) == {("a", 1): 20.0, ("b", 1): 20.0}
+
+
 # --- Scenario C: a group on one site phase ----------------------------------------------
 
 def test_scenario_c_group_covers_one_site_phase() -> None:
