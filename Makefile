@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PROTO  := protos/io7/cluster/v1/cluster.proto
 
-.PHONY: venv run demo test lint unit bench protos clean
+.PHONY: venv run demo test lint unit bench bench-sim protos clean
 
 SCENARIO ?= B
 # An external OCPP back office for every simulated charger (default: a local one).
@@ -40,6 +40,12 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench
+
+# Control quality against issue 5's goals: the named scenarios and 20 seeded random days,
+# the project against both baselines (minutes; DAYS=3 for a quick look).
+DAYS ?= 20
+bench-sim: $(STAMP)
+	$(BIN)/python -m tests.bench.sim --days $(DAYS)
 
 # Regenerate the committed gRPC/protobuf modules; tests/unit/test_protos_drift.py fails
 # when the committed ones differ from what this produces.

@@ -5,7 +5,8 @@
   io7-sim generate --seed N [--chargers N] [--fuse-a A] [-o file.toml]
 
 SCENARIO is a scenario file (deploy/scenarios/*.toml) or `random:SEED` for a generated
-office day. Exit status 2 for a scenario that cannot be read (the message names the
+office day (6 io7 Doubles, 12 sockets, on 3 x 63 A behind a 30 A-peak office; use
+`generate` for other sizes). Exit status 2 for a scenario that cannot be read (the message names the
 file and key).
 """
 
@@ -43,7 +44,7 @@ def scenario_from(spec: str) -> Scenario:
     """A scenario file, or `random:SEED` (an office day from master.sim.generator)."""
     if spec.startswith("random:"):
         try:
-            return random_day(int(spec.split(":", 1)[1]))
+            return random_day(int(spec.split(":", 1)[1]), chargers=6, fuse_a=63.0, peak_a=30.0)
         except ValueError as exc:
             raise ScenarioError(f"{spec}: expected random:<whole number>") from exc
     return load_scenario(Path(spec))
