@@ -43,6 +43,7 @@ settle_s = 0.5
 min_pause_s = 0.0
 ramp_up_a = 80.0
 demand_cap_after_s = 3600.0
+resume_hysteresis_a = 1.0  # the worked numbers of the e2e tests; README has the defaults
 {ct}
 """
 
