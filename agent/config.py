@@ -55,6 +55,17 @@ wired is written "-".
     ca_file = "csms-ca.pem"       # wss://: the CA that signed the CSMS's certificate;
                                   # default: the system's CAs
     serial_number = "..."         # optional: BootNotification chargePointSerialNumber
+    auth_mode = "csms"            # none | local_list | csms (manual 6.5); default none
+    free_id_tag = "io7-garage-01" # auth_mode none: the idTag of plug-in transactions,
+                                  # 1-20 printable ASCII; default the first 20 characters
+                                  # of charge_point_id
+    local_list = ["04A1B2C3"]     # RFID whitelist (upper-case hex UIDs, 1-20 characters)
+                                  # installed while the CSMS has never sent a local list
+    [ocpp.uk_default]             # manual 6.6 UK default profile; absent: disabled
+    enabled = false               # default false
+    tz = "Europe/London"          # the no-charging periods' time zone
+    no_charging_periods = [["08:00", "11:00"], ["16:00", "22:00"]]  # at most 2
+    max_random_delay_s = 600      # 0-1800 s
 
     [board]
     kind = "sim"                  # the simulated board (default); real drivers add names
@@ -74,13 +85,15 @@ import math
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from agent.errors import ConfigError
+from agent.ocpp.auth import AuthMode, check_id_tag
+from agent.ocpp.ukdefault import UkDefaultSettings, uk_default_from_table
 from hw.errors import DeviceConfigError
 from hw.modbus.ctkit import MAX_RATED_A, ClampConfig, CtKitConfig
 from hw.modbus.meter import MeterConfig
@@ -109,6 +122,7 @@ _ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 OCPP_SECURITY_PROFILES = (0, 1, 2)  # security whitepaper ed. 2; 3 (client certs): not yet
 AUTHORIZATION_KEY_CHARS = (16, 40)  # OCPP passwordString: 16-40 characters
 SERIAL_NUMBER_MAX = 25  # BootNotification chargePointSerialNumber: CiString25
+ID_TAG_MAX = 20  # OCPP 1.6 IdToken: CiString20
 
 
 class MeterKind(Enum):
@@ -179,6 +193,10 @@ class OcppSettings:
     authorization_key: str | None = None  # profiles 1, 2; a key the CSMS sets wins
     ca_file: Path | None = None  # wss://; None: the system's CAs
     serial_number: str | None = None
+    auth_mode: AuthMode = AuthMode.NONE
+    free_id_tag: str = "io7"  # the loader defaults it to the charge point id
+    local_list: tuple[str, ...] = ()
+    uk_default: UkDefaultSettings = field(default_factory=UkDefaultSettings)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -353,9 +371,32 @@ def _ocpp(t: _Table, charger_id: str) -> OcppSettings | None:
                                    and 1 <= len(serial) <= SERIAL_NUMBER_MAX):
         raise t.error("serial_number", f"must be 1-{SERIAL_NUMBER_MAX} characters, "
                       f"not {serial!r}")
+    mode = AuthMode(t.string("auth_mode", AuthMode.NONE.value,
+                             allowed=tuple(m.value for m in AuthMode)))
+    free = t.string("free_id_tag", cp_id[:ID_TAG_MAX])
+    try:
+        check_id_tag(free)
+    except ValueError as err:
+        raise t.error("free_id_tag", str(err)) from None
+    tags = t.raw("local_list", [])
+    if not isinstance(tags, list):
+        raise t.error("local_list", f"must be a list of idTags, not {tags!r}")
+    for tag in tags:
+        try:
+            check_id_tag(tag)
+        except ValueError as err:
+            raise t.error("local_list", f"{err} (1-{ID_TAG_MAX} printable ASCII characters "
+                          "each)") from None
+    uk_t = t.table("uk_default")
+    uk = UkDefaultSettings() if uk_t is None else uk_default_from_table(
+        uk_t.data, file=t.file, prefix="ocpp.uk_default")
+    if uk_t is not None:
+        uk_t.skip_rest()
     t.done()
     return OcppSettings(url=url, charge_point_id=cp_id, security_profile=profile,
-                        authorization_key=key, ca_file=ca_file, serial_number=serial)
+                        authorization_key=key, ca_file=ca_file, serial_number=serial,
+                        auth_mode=mode, free_id_tag=free, local_list=tuple(tags),
+                        uk_default=uk)
 
 
 def ocpp_url_problem(url: str, security_profile: int) -> str | None:
@@ -379,7 +420,8 @@ def ocpp_url_problem(url: str, security_profile: int) -> str | None:
 def with_csms_url(config: AgentConfig, url: str) -> AgentConfig:
     """`io7-agent --csms-url`: the config with this back office url ([ocpp] enabled with
     its defaults if it was off). ConfigError if the url does not fit the profile."""
-    ocpp = config.ocpp or OcppSettings(url=url, charge_point_id=config.charger_id)
+    ocpp = config.ocpp or OcppSettings(url=url, charge_point_id=config.charger_id,
+                                       free_id_tag=config.charger_id[:ID_TAG_MAX])
     problem = ocpp_url_problem(url, ocpp.security_profile)
     if problem:
         raise ConfigError(file=config.file, key="ocpp.url (--csms-url)", problem=problem)

@@ -19,7 +19,8 @@ Rules, in order (architecture.md: leases, not trust; decrease at once, increase 
     (smart charging, OCPP profiles), rounded down to 0.1 A. The first lowest names the
     `OfferSource`.
  4. Below 6 A is 0 (IEC 61851-1 Table A.7 has no duty cycle for 0 < I < 6 A).
- 5. The connectors together never exceed the Charger Current Limit (counted as if they
+ 5. The connectors together never exceed the Charger Current Limit, or the charger cap
+    (`set_charger_cap`, OCPP ChargePointMaxProfile) when that is lower (counted as if they
     shared a line: the applier does not know the wiring, so it takes the safe side). If
     the targets do, the limit is shared max-min fairly; if a share would fall below 6 A,
     the highest connector id gets 0 and the rest share again (so with 2 x 6 A > the
@@ -205,6 +206,7 @@ class LimitApplier:
         self._ids = tuple(sorted(ids))
         self._hard_max_a = {c: _check_current(f"hard max of {c}", hard_max_a[c]) for c in ids}
         self._local_a: dict[int, float | None] = dict.fromkeys(ids)
+        self._charger_cap_a: float | None = None
         self._interval_s = float(increase_interval_s)
         self._failsafe_a = _check_failsafe("initial_failsafe_a", initial_failsafe_a)
         self._last_seen_term = last_seen_term
@@ -244,6 +246,11 @@ class LimitApplier:
         self._local_a[connector_id] = None if amps is None else _check_current(
             f"local limit of {connector_id}", amps)
 
+    def set_charger_cap(self, amps: float | None) -> None:
+        """Cap the whole charger at `amps` (OCPP ChargePointMaxProfile, 0-80 A) below its
+        Charger Current Limit: rule 5 shares the lower of the two; None lifts it."""
+        self._charger_cap_a = None if amps is None else _check_current("charger cap", amps)
+
     def set_hard_max(self, connector_id: int, amps: float) -> None:
         """Set the connector's hard max (cable, breaker, the EV's own maximum), 0-80 A."""
         self._known(connector_id)
@@ -269,7 +276,7 @@ class LimitApplier:
         for cid in self._ids:
             targets[cid] = self._target_da(cid, lease)
         shares = split_fairly({c: t[0] for c, t in targets.items()},
-                              floor_to_step_da(self._charger_limit_a))
+                              floor_to_step_da(self.charger_limit_a))
         decisions: dict[int, OfferDecision] = {}
         for cid, (target, source) in targets.items():
             if shares[cid] < target:
@@ -300,7 +307,7 @@ class LimitApplier:
             candidates = [(self._accepted.currents_a.get(cid, 0.0), OfferSource.MASTER)]
         else:
             candidates = [(self._failsafe_a, OfferSource.FAILSAFE)]
-        candidates += [(self._charger_limit_a, OfferSource.CHARGER_LIMIT),
+        candidates += [(self.charger_limit_a, OfferSource.CHARGER_LIMIT),
                        (self._hard_max_a[cid], OfferSource.HARD_MAX)]
         local = self._local_a[cid]
         if local is not None:
@@ -338,7 +345,9 @@ class LimitApplier:
 
     @property
     def charger_limit_a(self) -> float:
-        return self._charger_limit_a
+        """The Charger Current Limit, or the charger cap when that is lower."""
+        cap = self._charger_cap_a
+        return self._charger_limit_a if cap is None else min(cap, self._charger_limit_a)
 
     def _known(self, connector_id: int) -> None:
         if connector_id not in self._hard_max_a:

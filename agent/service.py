@@ -17,6 +17,12 @@ The imperative shell around the agent's pure cores:
    beside the step; the step only hands it the connectors' status (no await), and takes
    from it the availability (ChangeAvailability, persisted) and a hard Reset's request to
    clear latched faults, applied at the start of the next step.
+6. With [ocpp], authorisation, transactions and smart charging (agent/ocpp/sessions.py):
+   each step reads the RFID reader, asks the sessions what each connector may do (the
+   machine's `authorised` and `postponed` inputs, the applier's local limit and charger
+   cap, the LED), steps the machines, then hands the sessions the result (transaction
+   messages go to the durable outbox). The master sees min(hard max, composite limit)
+   as the connector's maximum. SIGTERM stops running transactions (Reboot) first.
 """
 
 from __future__ import annotations
@@ -49,21 +55,22 @@ from agent.connector import (
 from agent.errors import ConfigError
 from agent.limits import LimitApplier, MasterLimits
 from agent.link import MasterLink
-from agent.ocpp.chargepoint import UnlockResult
+from agent.ocpp.agentport import OcppPort, build_sessions
 from agent.ocpp.configkeys import (
     Availability,
-    AvailabilityChange,
     ConfigurationStore,
     open_db,
 )
-from agent.ocpp.connection import BootIdentity, OcppClient, StatusReport
+from agent.ocpp.connection import BootIdentity, LinkState, OcppClient, StatusReport
+from agent.ocpp.sessions import Observed, OcppSessions, Prepared
+from agent.ocpp.transactions import StopReason
 from agent.simdriver import EvDriver
 from hw.capabilities import RCD_AC_TRIP_MA, RCD_DC_TRIP_MA, MeterReading
 from hw.errors import DeviceError
 from hw.logconfig import configure_logging
 from hw.modbus.ctkit import ModbusCtKit
 from hw.modbus.transport import ModbusBus
-from hw.pilot import PilotState
+from hw.pilot import PilotReading, PilotState
 from hw.sim.board import SimChargerBoard, SimConnector
 from master.allocation import (
     ChargerInput,
@@ -78,6 +85,7 @@ from master.allocation import (
 from protos.io7.cluster.v1 import cluster_pb2 as pb
 
 STEP_S = 0.25
+SHUTDOWN_FLUSH_S = 3.0  # team choice: SIGTERM waits this long for the CSMS to hear the stops
 AGENT_ONLY_CYCLE_S = 1.0
 AGENT_ONLY_LEASE_S = 3.0
 log = structlog.get_logger("agent")
@@ -129,6 +137,9 @@ class Agent:
         ct = config.agent_only.ct if config.agent_only is not None else None
         self.own_ct = None if ct is None else ModbusCtKit(ModbusBus(ct.bus), ct.kit_config())
         self.ocpp: OcppClient | None = None
+        self.sessions: OcppSessions | None = None
+        self.max_current_a: dict[int, float] = {}  # min(hard max, OCPP composite limit)
+        self.ocpp_stop = asyncio.Event()  # the OCPP link outlives the step at shutdown
         self.availability: Availability | None = None
         self.hard_reset_requested = False
         self.ocpp_db: sqlite3.Connection | None = None
@@ -141,8 +152,16 @@ class Agent:
             self.availability = Availability(self.ocpp_db, self.sockets)
             store = ConfigurationStore(self.ocpp_db,
                                        given={"NumberOfConnectors": str(len(self.sockets))})
+            try:
+                self.sessions = build_sessions(
+                    config, config.ocpp, store, online=lambda: self.ocpp is not None
+                    and self.ocpp.state is LinkState.ACCEPTED)
+            except (OSError, sqlite3.Error) as exc:
+                raise ConfigError(file=config.file, key="state.dir", problem=f"cannot open "
+                                  f"{config.state_dir}/ocpp.db: {exc}") from exc
             self.ocpp = OcppClient(config.ocpp, identity=BootIdentity(
-                serial_number=config.ocpp.serial_number), port=OcppPort(self), store=store)
+                serial_number=config.ocpp.serial_number), port=OcppPort(self), store=store,
+                sessions=self.sessions)
 
     # --- link callbacks ------------------------------------------------------------
     def hello(self) -> pb.Hello:
@@ -184,19 +203,18 @@ class Agent:
             except sqlite3.Error as err:  # not saved: tried again next step
                 self.log.warning("scheduled availability change not saved", why=str(err))
         self.evs.step(now)
-        offers = self.applier.offered(now)
         charger_faults: set[Fault] = set()  # charger-wide sensors, read once per step
         if await self.board.open_pen_detected():
             charger_faults.add(Fault.OPEN_PEN)
         if await self.board.tilt_detected():
             charger_faults.add(Fault.TILT)
-        for cid, decision in offers.items():
-            seen = (decision.current_a, decision.source, decision.lease_ok)
-            if self.last_offer.get(cid) != seen:
-                self.last_offer[cid] = seen
-                self.log.info("offer", connector_id=cid, current_a=decision.current_a,
-                              source=decision.source.value, lease_ok=decision.lease_ok,
-                              term=self.applier.term_applied)
+        card = None
+        if self.sessions is not None:
+            try:
+                card = await self.board.read_tag()
+            except DeviceError:
+                charger_faults.add(Fault.READER_FAILURE)
+        readings: dict[int, tuple[PilotReading, bool, MeterReading | None, set[Fault]]] = {}
         for cid, sock in self.sockets.items():
             faults = set(charger_faults)
             pilot = await sock.read_pilot()
@@ -211,10 +229,33 @@ class Agent:
                 faults.add(Fault.RESIDUAL_CURRENT)
             if pilot.diode_ok is False:
                 faults.add(Fault.DIODE)
+            readings[cid] = (pilot, feedback, meter, faults)
+        wall = datetime.now(UTC)
+        prepared: dict[int, Prepared] = {}
+        if self.sessions is not None:
+            prepared, cap = self.sessions.prepare(
+                wall, {cid: r[0].state is not PilotState.A for cid, r in readings.items()}, card)
+            self.applier.set_charger_cap(cap)
+            for cid, p in prepared.items():
+                self.applier.set_local_limit(cid, p.local_limit_a)
+                self.max_current_a[cid] = p.max_current_a
+        offers = self.applier.offered(now)
+        for cid, decision in offers.items():
+            seen = (decision.current_a, decision.source, decision.lease_ok)
+            if self.last_offer.get(cid) != seen:
+                self.last_offer[cid] = seen
+                self.log.info("offer", connector_id=cid, current_a=decision.current_a,
+                              source=decision.source.value, lease_ok=decision.lease_ok,
+                              term=self.applier.term_applied)
+        for cid, sock in self.sockets.items():
+            pilot, feedback, meter, faults = readings[cid]
+            prep = prepared.get(cid)
             drawn = max(meter.phase_currents_a) if meter else 0.0
             out = self.machines[cid].step(ConnectorInputs(
                 now_s=now, pilot=pilot.state, contactor_feedback_closed=feedback,
-                faults=frozenset(faults), authorised=True, offered_a=offers[cid].current_a,
+                faults=frozenset(faults), authorised=prep is None or prep.authorised,
+                postponed=prep is not None and prep.postponed is not None,
+                offered_a=offers[cid].current_a,
                 operative=self.availability is None or self.availability.operative(cid),
                 max_phase_current_a=max(0.0, drawn)))
             for action in out.actions:
@@ -226,12 +267,17 @@ class Agent:
                     await sock.close_contactor()
                 elif action.kind is ActionKind.OPEN_CONTACTOR:
                     await sock.open_contactor()
-            await sock.show(out.led)
+            await sock.show(prep.led if prep is not None and prep.led is not None else out.led)
             if out.status is OcppStatus.AVAILABLE or cid not in self.session_start_wh:
                 self.session_start_wh[cid] = meter.import_energy_wh if meter else 0.0
             self.outputs[cid] = out
             self.meters[cid] = meter
             self.pilots[cid] = pilot.state
+        if self.sessions is not None:
+            self.sessions.record(wall, [
+                Observed(connector_id=cid, status=self.outputs[cid].status,
+                         plugged=self.pilots[cid] is not PilotState.A, meter=self.meters[cid],
+                         offered_a=self.outputs[cid].pwm_a) for cid in self.sockets])
         if self.link is not None:
             self.link.publish(self.state(now))
         if self.ocpp is not None and self.availability is not None:
@@ -242,7 +288,10 @@ class Agent:
                 *(StatusReport.from_output(self.outputs[cid], at=at) for cid in self.sockets)])
 
     def busy(self) -> set[int]:
-        """The connectors with a session (an authorised EV): ChangeAvailability waits."""
+        """The connectors with a session: ChangeAvailability waits. With OCPP, an open
+        transaction; without, an authorised EV."""
+        if self.sessions is not None:
+            return self.sessions.busy()
         return {cid for cid, m in self.machines.items() if m.state in DEMAND_STATES}
 
     async def hard_reset(self) -> None:
@@ -268,7 +317,8 @@ class Agent:
                 connector_id=cid, pilot_state=_PILOT_OUT[self.pilots[cid]],
                 status=_STATUS_OUT.get(out.status, pb.CONNECTOR_STATUS_UNSPECIFIED),
                 error_code=out.error_code.value, vendor_error_code=out.vendor_error_code,
-                offered_current_a=out.pwm_a, max_current_a=c.hard_max_a,
+                offered_current_a=out.pwm_a,
+                max_current_a=self.max_current_a.get(cid, c.hard_max_a),
                 wants_power=out.wants_power, meter_ok=meter is not None)
             if meter is not None:
                 amps = [*meter.phase_currents_a, 0.0, 0.0][:3]
@@ -313,7 +363,8 @@ class Agent:
             amps = [*(meter.phase_currents_a if meter else ()), 0.0, 0.0, 0.0][:3]
             conns.append(ConnectorInput(
                 connector_id=c.connector_id, wiring=tuple([*c.wiring, None, None][:3]),  # type: ignore[arg-type]
-                max_current_a=c.hard_max_a, wants_power=bool(out and out.wants_power),
+                max_current_a=self.max_current_a.get(c.connector_id, c.hard_max_a),
+                wants_power=bool(out and out.wants_power),
                 measured_a=(max(0.0, amps[0]), max(0.0, amps[1]), max(0.0, amps[2]))))
         charger = ChargerInput(charger_id=self.config.charger_id,
                                current_limit_a=self.config.charger_limit_a,
@@ -327,6 +378,20 @@ class Agent:
                             currents_a={k[1]: a for k, a in zip(alloc.keys, alloc.currents_a,
                                                                 strict=True)})
 
+    async def stop_transactions(self) -> None:
+        """Graceful shutdown: stop running transactions with reason Reboot, queue the
+        messages, and give the link up to SHUTDOWN_FLUSH_S to deliver them (whatever is
+        left goes out after the restart)."""
+        if self.sessions is None:
+            return
+        if self.sessions.stop_all(StopReason.REBOOT):
+            await self.step()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SHUTDOWN_FLUSH_S
+        while (self.sessions.store.pending_count() and self.ocpp is not None  # noqa: ASYNC110
+               and self.ocpp.state is LinkState.ACCEPTED and loop.time() < deadline):
+            await asyncio.sleep(0.05)
+
     async def safe_state(self) -> None:
         for sock in self.sockets.values():
             await sock.stop_offering()
@@ -337,7 +402,7 @@ class Agent:
         if self.link is not None:
             tasks.append(asyncio.create_task(self.link.run(stop), name="link"))
         if self.ocpp is not None:
-            tasks.append(asyncio.create_task(self.ocpp.run(stop), name="ocpp"))
+            tasks.append(asyncio.create_task(self.ocpp.run(self.ocpp_stop), name="ocpp"))
         next_local = self.clock()
         try:
             while not stop.is_set():
@@ -350,6 +415,8 @@ class Agent:
                     await asyncio.wait_for(stop.wait(), timeout=STEP_S)
         finally:
             stop.set()
+            await self.stop_transactions()
+            self.ocpp_stop.set()
             await self.safe_state()
             if self.own_ct is not None:
                 self.own_ct.bus.close()
@@ -358,30 +425,10 @@ class Agent:
                     await asyncio.wait_for(t, 5)
             if self.ocpp_db is not None:
                 self.ocpp_db.close()
+            if self.sessions is not None:
+                self.sessions.store.close()
+                self.sessions.profile_store.close()
             self.log.info("agent stopped: PWM off, contactors open")
-
-
-class OcppPort:
-    """The agent as the OCPP charge point sees it (agent.ocpp.chargepoint.ChargerPort)."""
-
-    def __init__(self, agent: Agent) -> None:
-        self.agent = agent
-
-    @property
-    def connector_ids(self) -> tuple[int, ...]:
-        return tuple(sorted(self.agent.sockets))
-
-    def change_availability(self, connector_id: int, operative: bool) -> AvailabilityChange:
-        assert self.agent.availability is not None  # the port exists only with [ocpp]
-        return self.agent.availability.request(connector_id, operative,
-                                               busy=self.agent.busy())
-
-    def unlock_connector(self, connector_id: int) -> UnlockResult:
-        return UnlockResult.NOT_SUPPORTED  # hw has no cable-lock capability yet
-
-    def reset(self, hard: bool) -> None:
-        if hard:
-            self.agent.hard_reset_requested = True
 
 
 async def serve(config: AgentConfig, *, stop: asyncio.Event,

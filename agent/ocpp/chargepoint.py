@@ -24,31 +24,31 @@ Rules:
     unknown field FormationViolation, a value outside its enumeration or range
     PropertyConstraintViolation; nothing changes. (ocpp 2.1 itself answers the 2.0 name
     FormatViolation, which 1.6 does not have, so this class checks first.)
- 6. Reset (soft or hard) is Accepted; then the session ends and `run` returns its type:
+ 6. Reset (soft or hard) is Accepted; running transactions are stopped (SoftReset /
+    HardReset, queued in the outbox); then the session ends and `run` returns its type:
     the shell resets what the port says, reconnects and boots again.
+ 7. Transactions, authorisation and smart charging (agent.ocpp.handlers): with
+    `sessions`, a registered session also drains the durable outbox and asks the CSMS
+    about idTags; TriggerMessage MeterValues is answered from the last readings.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import decimal
 import enum
-import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 import structlog
+from ocpp.charge_point import camel_to_snake_case
 from ocpp.exceptions import (
-    FormationViolationError,
     OccurenceConstraintViolationError,
     OCPPError,
     PropertyConstraintViolationError,
-    ProtocolError,
-    TypeConstraintViolationError,
 )
-from ocpp.messages import Call, MessageType, get_validator, unpack
+from ocpp.messages import Call, unpack
 from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint as _LibChargePoint
 from ocpp.v16 import call, call_result
@@ -66,15 +66,19 @@ from ocpp.v16.enums import (
     TriggerMessageStatus,
 )
 
+from agent.ocpp.callerrors import payload_error
 from agent.ocpp.configkeys import (
     AvailabilityChange,
     ChangeStatus,
     ConfigurationStore,
     Effect,
 )
+from agent.ocpp.handlers import TransactionHandlers
+from agent.ocpp.transactions import StopReason
 
 if TYPE_CHECKING:  # connection.py imports this module; these outlive a connection
     from agent.ocpp.connection import BootIdentity, StatusBoard, StatusReport
+    from agent.ocpp.sessions import OcppSessions
 
 VENDOR = "Ratio"  # BootNotification chargePointVendor, DataTransfer vendorId
 MODEL = "io7"
@@ -133,46 +137,17 @@ def _after(action: str) -> Callable[[_F], _F]:
     return cast(Callable[[_F], _F], after(action))
 
 
-_DECIMAL_ACTIONS = ("SetChargingProfile", "RemoteStartTransaction")  # as ocpp.messages
-_TYPE_RULES = ("type", "maxLength", "minLength")
-_VALUE_RULES = ("enum", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
-                "format", "pattern", "multipleOf", "minItems", "maxItems")
-
-
-def payload_error(action: str, payload: Any) -> OCPPError | None:
-    """Rule 5: the OCPP-J 1.6 CallError for a CALL payload that breaks the schema of
-    `action`, None if it fits (or there is no schema: the library answers that)."""
-    parse = decimal.Decimal if action in _DECIMAL_ACTIONS else float
-    try:
-        validator = get_validator(MessageType.Call, action, "1.6", parse_float=parse)
-    except OSError:
-        return None
-    if parse is decimal.Decimal:
-        payload = json.loads(json.dumps(payload), parse_float=decimal.Decimal)
-    errors = list(validator.iter_errors(payload))
-    if not errors:
-        return None
-    err = min(errors, key=lambda e: len(e.absolute_path))
-    where = "/".join(str(p) for p in err.absolute_path) or action
-    details = {"cause": f"{where}: {err.message}"}
-    if err.validator == "required":
-        return ProtocolError(description="Payload for Action is incomplete", details=details)
-    if err.validator in _TYPE_RULES:
-        return TypeConstraintViolationError(details=details)
-    if err.validator in _VALUE_RULES:
-        return PropertyConstraintViolationError(details=details)
-    return FormationViolationError(details=details)
-
-
-class ChargePoint(_LibChargePoint):  # type: ignore[misc]  # ocpp ships no type hints
+class ChargePoint(TransactionHandlers, _LibChargePoint):  # type: ignore[misc]  # no hints
     """One websocket's charge point. `run` until the stop event or a Reset."""
 
     def __init__(self, charge_point_id: str, connection: Any, *, identity: BootIdentity,
                  port: ChargerPort, settings: ConfigurationStore, board: StatusBoard,
                  on_registration: Callable[[RegistrationStatus], None] = lambda _: None,
-                 response_timeout_s: float = 30.0) -> None:
+                 response_timeout_s: float = 30.0, sessions: OcppSessions | None = None
+                 ) -> None:
         super().__init__(charge_point_id, connection, response_timeout=response_timeout_s)
         self.identity, self.port, self.settings, self.board = identity, port, settings, board
+        self.sessions = sessions
         self.on_registration = on_registration
         self.log = log.bind(charger_id=charge_point_id)
         self.registration: RegistrationStatus | None = None
@@ -183,6 +158,8 @@ class ChargePoint(_LibChargePoint):  # type: ignore[misc]  # ocpp ships no type 
         self._end: SessionEnd | None = None
         self._end_after_answer: SessionEnd | None = None
         self._last_sent = asyncio.get_running_loop().time()
+        self._tg: asyncio.TaskGroup | None = None
+        self._work: list[asyncio.Task[Any]] = []
 
     # --- the session --------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> SessionEnd | None:
@@ -192,13 +169,13 @@ class ChargePoint(_LibChargePoint):  # type: ignore[misc]  # ocpp ships no type 
         unsubscribe = self.settings.subscribe(self._setting_changed)
         try:
             async with asyncio.TaskGroup() as tg:
-                work = [tg.create_task(self.start(), name="ocpp reader"),
-                        tg.create_task(self._send_triggered(), name="ocpp triggered"),
-                        tg.create_task(self._register(), name="ocpp registration")]
+                self._tg = tg
+                self._work = [tg.create_task(self.start(), name="ocpp reader"),
+                              tg.create_task(self._send_triggered(), name="ocpp triggered"),
+                              tg.create_task(self._register(), name="ocpp registration")]
                 waits = [tg.create_task(stop.wait()), tg.create_task(self._ended.wait())]
                 await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-                for task in (*work, *waits):
-                    task.cancel()
+                await _cancel_all([*self._work, *waits])
         finally:
             unsubscribe()
             self.board.go_offline()
@@ -213,10 +190,14 @@ class ChargePoint(_LibChargePoint):  # type: ignore[misc]  # ocpp ships no type 
                 else BOOT_RETRY_S
             self._boot_now.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._boot_now.wait(), wait_s)
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._send_statuses(), name="ocpp statuses")
-            tg.create_task(self._send_heartbeats(), name="ocpp heartbeats")
+                async with asyncio.timeout(wait_s):  # not wait_for: 3.11's can swallow a cancel
+                    await self._boot_now.wait()
+        assert self._tg is not None  # run's task group: one level, see _cancel_all
+        self._work.append(self._tg.create_task(self._send_statuses(), name="ocpp statuses"))
+        self._work.append(self._tg.create_task(self._send_heartbeats(), name="ocpp heartbeats"))
+        if self.sessions is not None:
+            self._work.append(self._tg.create_task(self._send_outbox(), name="ocpp outbox"))
+            self._work.append(self._tg.create_task(self._ask_csms(), name="ocpp authorize"))
 
     async def _boot(self) -> Any:
         i = self.identity
@@ -261,7 +242,8 @@ class ChargePoint(_LibChargePoint):  # type: ignore[misc]  # ocpp ships no type 
                 await self.request(call.Heartbeat())
                 continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._rearm.wait(), wait_s)
+                async with asyncio.timeout(wait_s):  # not wait_for (see _register)
+                    await self._rearm.wait()
 
     async def _send_triggered(self) -> None:
         while True:
@@ -281,6 +263,9 @@ class ChargePoint(_LibChargePoint):  # type: ignore[misc]  # ocpp ships no type 
                     status=DiagnosticsStatus.idle))
             elif message == MessageTrigger.firmware_status_notification:
                 await self.request(call.FirmwareStatusNotification(status=FirmwareStatus.idle))
+            elif message == MessageTrigger.meter_values and self.sessions is not None:
+                for payload in self.sessions.meter_values_now(connector_id):
+                    await self.request(call.MeterValues(**camel_to_snake_case(payload)))
 
     async def request(self, payload: Any) -> Any:
         """Send a CALL; the CallResult, or None after a CallError or no answer in time
@@ -327,7 +312,9 @@ class ChargePoint(_LibChargePoint):  # type: ignore[misc]  # ocpp ships no type 
     # --- commands from the CSMS (rule 4) --------------------------------------------------
     @_on(Action.reset)
     def on_reset(self, type: str, **_: Any) -> call_result.Reset:
-        self.log.info("reset requested", type=type)
+        stopped = [] if self.sessions is None else self.sessions.stop_all(
+            StopReason.HARD_RESET if type == ResetType.hard else StopReason.SOFT_RESET)
+        self.log.info("reset requested", type=type, transactions_stopped_on=stopped)
         return call_result.Reset(status=ResetStatus.accepted)
 
     @_after(Action.reset)
@@ -395,7 +382,9 @@ class ChargePoint(_LibChargePoint):  # type: ignore[misc]  # ocpp ships no type 
                        MessageTrigger.diagnostics_status_notification,
                        MessageTrigger.firmware_status_notification):
             return TriggerMessageStatus.accepted
-        return TriggerMessageStatus.not_implemented  # MeterValues: the transaction part
+        if message == MessageTrigger.meter_values and self.sessions is not None:
+            return TriggerMessageStatus.accepted
+        return TriggerMessageStatus.not_implemented
 
     @_on(Action.trigger_message)
     def on_trigger_message(self, requested_message: str, connector_id: int | None = None,
@@ -422,6 +411,17 @@ class ChargePoint(_LibChargePoint):  # type: ignore[misc]  # ocpp ships no type 
         status = DataTransferStatus.unknown_message_id if vendor_id == VENDOR \
             else DataTransferStatus.unknown_vendor_id
         return call_result.DataTransfer(status=status)
+
+
+async def _cancel_all(tasks: list[asyncio.Task[Any]]) -> None:
+    """Cancel `tasks` and wait until they ended, cancelling again while some run: the
+    ocpp library awaits answers with Python 3.11's asyncio.wait_for, which swallows a
+    cancel that arrives together with the answer (the task would then run on)."""
+    pending = set(tasks)
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.1)
 
 
 def _clock_ahead_s(current_time: str) -> float | None:

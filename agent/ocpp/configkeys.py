@@ -47,9 +47,9 @@ MEASURANDS = ("Energy.Active.Import.Register", "Power.Active.Import", "Current.I
 # = agent.ocpp.transactions.DEFAULT_MEASURANDS
 DEFAULT_MEASURANDS = ("Energy.Active.Import.Register,Current.Import,Current.Offered,"
                       "Power.Active.Import,Voltage")
-# Feature profiles in place; the lead adds LocalAuthListManagement and SmartCharging when
-# those parts are wired in (OCPP 1.6 section 3.1).
-FEATURE_PROFILES = ("Core", "RemoteTrigger")
+# Feature profiles in place (OCPP 1.6 section 3.1); Reservation and FirmwareManagement
+# are not built.
+FEATURE_PROFILES = ("Core", "LocalAuthListManagement", "SmartCharging", "RemoteTrigger")
 DAY_S = 86_400
 
 

@@ -46,6 +46,7 @@ from agent.config import OcppSettings
 from agent.connector import FAULTS, ConnectorOutput, Fault, OcppErrorCode, OcppStatus
 from agent.ocpp.chargepoint import MODEL, VENDOR, ChargePoint, ChargerPort, SessionEnd
 from agent.ocpp.configkeys import ConfigurationStore
+from agent.ocpp.sessions import OcppSessions
 
 SUBPROTOCOL = Subprotocol("ocpp1.6")
 OPEN_TIMEOUT_S = 10.0  # team choice: a websocket handshake over 4G takes seconds
@@ -251,8 +252,10 @@ class OcppClient:
 
     def __init__(self, settings: OcppSettings, *, identity: BootIdentity, port: ChargerPort,
                  store: ConfigurationStore, backoff: Backoff | None = None,
-                 rng: random.Random | None = None, response_timeout_s: float = 30.0) -> None:
+                 rng: random.Random | None = None, response_timeout_s: float = 30.0,
+                 sessions: OcppSessions | None = None) -> None:
         self.settings, self.identity, self.port, self.store = settings, identity, port, store
+        self.sessions = sessions
         self.backoff = backoff or Backoff()
         self.rng = rng or random.Random()
         self.response_timeout_s = response_timeout_s
@@ -294,7 +297,8 @@ class OcppClient:
             delay_s = round(self.backoff.delay_s(self.failures, self.rng), 3)
             self._set(LinkState.OFFLINE, why=why, retry_in_s=delay_s)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay_s)
+                async with asyncio.timeout(delay_s):  # not wait_for: 3.11's can swallow a cancel
+                    await stop.wait()
         self._set(LinkState.STOPPED)
 
     async def _session(self, uri: str, stop: asyncio.Event) -> tuple[SessionEnd | None, str]:
@@ -315,7 +319,8 @@ class OcppClient:
                 cp = ChargePoint(self.settings.charge_point_id, ws, identity=self.identity,
                                  port=self.port, settings=self.store, board=self.board,
                                  on_registration=self._registered,
-                                 response_timeout_s=self.response_timeout_s)
+                                 response_timeout_s=self.response_timeout_s,
+                                 sessions=self.sessions)
                 return await cp.run(stop), ""
         except* InvalidStatus as group:
             why = _refusal(group.exceptions[0])

@@ -115,6 +115,7 @@ class ReadingContext(enum.Enum):
     SAMPLE_CLOCK = "Sample.Clock"
     TRANSACTION_BEGIN = "Transaction.Begin"
     TRANSACTION_END = "Transaction.End"
+    TRIGGER = "Trigger"  # TriggerMessage MeterValues
 
 
 class OutboxAction(enum.Enum):

@@ -16,10 +16,10 @@ Rules:
  3. Boots are answered from `boot_replies` in turn per charge point (e.g. Pending, then
     Accepted; the last one repeats), with `retry_interval_s` while Pending/Rejected and
     `heartbeat_interval_s` once Accepted.
- 4. Every CALL a charge point sends is recorded in order (`received`, valid or not) and
-    logged. Authorize accepts every idTag unless `id_tags` says otherwise; transactions
-    are numbered 1, 2, ... per CSMS; StopTransaction, MeterValues and status messages are
-    acknowledged; DataTransfer gets UnknownVendorId.
+ 4. Every CALL a charge point sends is recorded in order (`received`, valid or not, with
+    its unique id) and logged. Authorize accepts every idTag unless `id_tags` says
+    otherwise; transactions are numbered 1, 2, ... per CSMS; StopTransaction, MeterValues
+    and status messages are acknowledged; DataTransfer gets UnknownVendorId.
  5. `call` sends any command to a connected charge point and returns its answer (an
     OCPPError for a CallError); `call_raw` sends a payload as it is, without validation,
     and returns the raw answer (for tests of malformed CALLs).
@@ -85,6 +85,7 @@ class Received:
     action: str
     payload: Any
     at_s: float  # the event loop's (monotonic) time
+    unique_id: str = ""  # the OCPP message id (a resend keeps it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +111,7 @@ class _Session(_LibChargePoint):  # type: ignore[misc]  # ocpp ships no type hin
             msg = None
         if isinstance(msg, list) and len(msg) == 4 and msg[0] == MessageType.Call:
             await self.csms.record(Received(self.id, str(msg[2]), msg[3],
-                                            asyncio.get_running_loop().time()))
+                                            asyncio.get_running_loop().time(), str(msg[1])))
         await super().route_message(raw_msg)
 
     async def call_raw(self, action: str, payload: Any) -> RawAnswer:

@@ -344,7 +344,8 @@ async def test_new_heartbeat_interval_takes_effect_at_once(tmp_path: Path) -> No
     ("DiagnosticsStatusNotification", None, "Accepted",
      [("DiagnosticsStatusNotification", None)]),
     ("FirmwareStatusNotification", None, "Accepted", [("FirmwareStatusNotification", None)]),
-    ("MeterValues", 1, "NotImplemented", []),  # the transaction part comes later
+    ("MeterValues", 1, "Accepted", [("MeterValues", 1)]),
+    ("MeterValues", 5, "Rejected", []),
     ("StatusNotification", 5, "Rejected", []),  # no connector 5
 ], ids=str)
 async def test_trigger_message(tmp_path: Path, message: str, connector_id: int | None,
@@ -383,7 +384,8 @@ async def test_trigger_message(tmp_path: Path, message: str, connector_id: int |
      "TypeConstraintViolation"),
     ("ChangeConfiguration", {"key": "K" * 51, "value": "5"}, "TypeConstraintViolation"),
     ("Reset", {"type": "Warm"}, "PropertyConstraintViolation"),
-    ("ClearCache", {}, "NotImplemented"),  # the auth store's part, not wired yet
+    ("ReserveNow", {"connectorId": 1, "expiryDate": "2030-01-01T00:00:00Z", "idTag": "A",
+                    "reservationId": 1}, "NotImplemented"),  # reservations: not built
     ("NoSuchAction", {}, "NotSupported"),
 ], ids=str)
 async def test_malformed_call_gets_call_error_and_changes_nothing(

@@ -9,6 +9,8 @@ import pytest
 
 from agent.config import OcppSettings, load_agent_config, with_csms_url
 from agent.errors import ConfigError
+from agent.ocpp.auth import AuthMode
+from agent.ocpp.ukdefault import NoChargingPeriod, UkDefaultSettings
 
 BASE = """
 [charger]
@@ -41,15 +43,29 @@ security_profile = 2
 authorization_key = "{KEY}"
 ca_file = "ca.pem"
 serial_number = "IO7-000123"
+auth_mode = "local_list"
+free_id_tag = "PLUG"
+local_list = ["04A1B2C3", "CAFE"]
+[ocpp.uk_default]
+enabled = true
+no_charging_periods = [["07:30", "10:00"]]
+max_random_delay_s = 900
 """)
     assert got == OcppSettings(url="wss://csms.example.com:8443/ocpp", charge_point_id="CP-0042",
                                security_profile=2, authorization_key=KEY,
-                               ca_file=tmp_path / "ca.pem", serial_number="IO7-000123")
+                               ca_file=tmp_path / "ca.pem", serial_number="IO7-000123",
+                               auth_mode=AuthMode.LOCAL_LIST, free_id_tag="PLUG",
+                               local_list=("04A1B2C3", "CAFE"),
+                               uk_default=UkDefaultSettings(
+                                   enabled=True, max_random_delay_s=900,
+                                   periods=(NoChargingPeriod.parse("07:30", "10:00"),)))
 
 
 def test_defaults(tmp_path: Path) -> None:
     got = load(tmp_path, '[ocpp]\nenabled = true\nurl = "ws://10.0.0.2:9000/ocpp"\n')
-    assert got == OcppSettings(url="ws://10.0.0.2:9000/ocpp", charge_point_id="io7-garage-01")
+    assert got == OcppSettings(url="ws://10.0.0.2:9000/ocpp", charge_point_id="io7-garage-01",
+                               free_id_tag="io7-garage-01")
+    assert got.auth_mode is AuthMode.NONE and not got.uk_default.enabled
 
 
 @pytest.mark.parametrize(("table", "key", "problem"), [
@@ -73,6 +89,14 @@ def test_defaults(tmp_path: Path) -> None:
      "1-25"),
     ('url = "ws://csms/ocpp"\nheartbeat = 5', "ocpp.heartbeat", "unknown key"),
     ("security_profile = 0", "ocpp.url", "required"),
+    ('url = "ws://csms/ocpp"\nauth_mode = "rfid"', "ocpp.auth_mode", "not one of"),
+    ('url = "ws://csms/ocpp"\nfree_id_tag = "' + "x" * 21 + '"', "ocpp.free_id_tag", "1-20"),
+    ('url = "ws://csms/ocpp"\nlocal_list = "A1"', "ocpp.local_list", "list of idTags"),
+    ('url = "ws://csms/ocpp"\nlocal_list = ["A\u00e9"]', "ocpp.local_list", "printable"),
+    ('url = "ws://csms/ocpp"\n[ocpp.uk_default]\nmax_random_delay_s = 5000',
+     "ocpp.uk_default.max_random_delay_s", "0-1800"),
+    ('url = "ws://csms/ocpp"\n[ocpp.uk_default]\ntz = "Mars/Base"', "ocpp.uk_default.tz",
+     "unknown time zone"),
 ], ids=lambda v: v.split("\n")[-1] if isinstance(v, str) else "")
 def test_bad_values_name_key_and_range(tmp_path: Path, table: str, key: str,
                                        problem: str) -> None:
@@ -88,7 +112,7 @@ def test_csms_url_override(tmp_path: Path) -> None:
     config = load_agent_config(path)
     on = with_csms_url(config, "ws://127.0.0.1:9000/ocpp")  # enables OCPP with defaults
     assert on.ocpp == OcppSettings(url="ws://127.0.0.1:9000/ocpp",
-                                   charge_point_id="io7-garage-01")
+                                   charge_point_id="io7-garage-01", free_id_tag="io7-garage-01")
     path.write_text(BASE + f'[ocpp]\nenabled = true\nurl = "ws://a/b"\nsecurity_profile = 1\n'
                            f'authorization_key = "{KEY}"\n')
     kept = with_csms_url(load_agent_config(path), "ws://b:1/c")

@@ -1,0 +1,60 @@
+"""The agent as agent.ocpp sees it: the `ChargerPort` of the charge point, and the
+`OcppSessions` built from the agent's config (its stores in `<state_dir>/ocpp.db`)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from agent.config import AgentConfig, OcppSettings
+from agent.ocpp.chargepoint import UnlockResult
+from agent.ocpp.configkeys import DB_FILE, AvailabilityChange, ConfigurationStore
+from agent.ocpp.profilestore import ProfileStore
+from agent.ocpp.sessions import OcppSessions
+from agent.ocpp.store import OcppStore
+from agent.ocpp.transactions import StopReason
+from agent.ocpp.ukdefault import UkDefault
+
+if TYPE_CHECKING:
+    from agent.service import Agent
+
+
+def build_sessions(config: AgentConfig, ocpp: OcppSettings, keys: ConfigurationStore, *,
+                   online: Callable[[], bool]) -> OcppSessions:
+    """The sessions of this charger; OSError or sqlite3.Error if ocpp.db cannot be
+    opened. The UK default's random delays are seeded from [sim] seed when given."""
+    path = config.state_dir / DB_FILE
+    return OcppSessions(
+        store=OcppStore(path), profile_store=ProfileStore(path), keys=keys,
+        hard_max_a=config.hard_max_a, charger_limit_a=config.charger_limit_a,
+        mode=ocpp.auth_mode, free_id_tag=ocpp.free_id_tag, local_list=ocpp.local_list,
+        uk_default=UkDefault(ocpp.uk_default, random.Random(config.sim_seed)),
+        online=online, charger_id=config.charger_id)
+
+
+class OcppPort:
+    """The agent as the OCPP charge point sees it (agent.ocpp.chargepoint.ChargerPort)."""
+
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+
+    @property
+    def connector_ids(self) -> tuple[int, ...]:
+        return tuple(sorted(self.agent.sockets))
+
+    def change_availability(self, connector_id: int, operative: bool) -> AvailabilityChange:
+        assert self.agent.availability is not None  # the port exists only with [ocpp]
+        return self.agent.availability.request(connector_id, operative,
+                                               busy=self.agent.busy())
+
+    def unlock_connector(self, connector_id: int) -> UnlockResult:
+        """OCPP 1.6 5.17: a transaction there is stopped first (UnlockCommand); the
+        socket has no cable lock to release (hw has no such capability yet)."""
+        if self.agent.sessions is not None:
+            self.agent.sessions.stop(connector_id, StopReason.UNLOCK_COMMAND)
+        return UnlockResult.NOT_SUPPORTED
+
+    def reset(self, hard: bool) -> None:
+        if hard:
+            self.agent.hard_reset_requested = True
