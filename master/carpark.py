@@ -290,13 +290,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         addresses = build(park, args.scenario, args.chargers)
         task_view = view(addresses, park, clear=sys.stdout.isatty())
-        if args.seconds > 0:
-            with contextlib.suppress(TimeoutError):
-                asyncio.run(asyncio.wait_for(task_view, args.seconds))
-        else:
-            asyncio.run(task_view)
-    except KeyboardInterrupt:
-        pass
+        # Ctrl-C is the normal way to stop the car park: not an error.
+        with contextlib.suppress(KeyboardInterrupt):
+            if args.seconds > 0:
+                with contextlib.suppress(TimeoutError):
+                    asyncio.run(asyncio.wait_for(task_view, args.seconds))
+            else:
+                asyncio.run(task_view)
     finally:
         park.stop()
         print("car park stopped", flush=True)

@@ -37,6 +37,8 @@ from types import MappingProxyType
 
 import structlog
 
+from agent.ocpp.durable import connect_durable
+
 DB_FILE = "ocpp.db"
 log = structlog.get_logger("agent.ocpp.configkeys")
 
@@ -192,10 +194,7 @@ def open_db(state_dir: Path) -> sqlite3.Connection:
     """The agent's OCPP database `<state_dir>/ocpp.db` (made if missing), WAL and
     synchronous=FULL. Raises OSError or sqlite3.Error when the folder is not writable."""
     state_dir.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(state_dir / DB_FILE)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")
-    return db
+    return connect_durable(state_dir / DB_FILE, autocommit=False)
 
 
 class ChangeStatus(enum.Enum):

@@ -28,6 +28,7 @@ from types import TracebackType
 
 import structlog
 
+from agent.ocpp.durable import connect_durable
 from agent.ocpp.schedule import ChargingProfile, ProfileError, parse_profile, to_dict
 
 log = structlog.get_logger("agent.ocpp.profilestore")
@@ -46,9 +47,7 @@ class ProfileStore:
     def __init__(self, path: Path, *, busy_timeout_s: float = 5.0) -> None:
         self.path = path
         try:
-            self._db = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout_s)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")  # fsync the WAL at every commit
+            self._db = connect_durable(path, busy_timeout_s=busy_timeout_s)
             with self._write() as db:
                 db.execute(_SCHEMA)
         except sqlite3.Error as exc:

@@ -59,6 +59,7 @@ from typing import Any
 
 from agent.errors import AgentError, PeerError
 from agent.ocpp.auth import AuthorizationStatus, IdTagInfo, check_id_tag, parse_iso
+from agent.ocpp.durable import connect_durable
 from agent.ocpp.transactions import OutboxAction, OutgoingMessage, TransactionRecord
 
 _SCHEMA = (
@@ -175,9 +176,7 @@ class OcppStore:
         self._cache_max = cache_max_entries
         self._new_unique_id = new_unique_id
         try:
-            self._db = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout_s)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")  # fsync the WAL at every commit
+            self._db = connect_durable(path, busy_timeout_s=busy_timeout_s)
             with self._write() as db:
                 for statement in _SCHEMA:
                     db.execute(statement)
