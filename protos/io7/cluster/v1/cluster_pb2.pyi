@@ -222,7 +222,7 @@ class ConnectorState(_message.Message):
     def __init__(self, connector_id: _Optional[int] = ..., pilot_state: _Optional[_Union[PilotState, str]] = ..., status: _Optional[_Union[ConnectorStatus, str]] = ..., error_code: _Optional[str] = ..., vendor_error_code: _Optional[str] = ..., current_a: _Optional[_Union[LineValues, _Mapping]] = ..., voltage_v: _Optional[_Union[LineValues, _Mapping]] = ..., active_power_w: _Optional[float] = ..., energy_import_wh: _Optional[float] = ..., session_energy_wh: _Optional[float] = ..., phases_in_use: _Optional[int] = ..., offered_current_a: _Optional[float] = ..., max_current_a: _Optional[float] = ..., wants_power: _Optional[bool] = ..., session_id: _Optional[str] = ..., transaction_id: _Optional[str] = ..., meter_ok: _Optional[bool] = ...) -> None: ...
 
 class AgentState(_message.Message):
-    __slots__ = ("charger_id", "sequence", "monotonic_ms", "connectors", "term_applied", "cycle_applied", "lease_ok")
+    __slots__ = ("charger_id", "sequence", "monotonic_ms", "connectors", "term_applied", "cycle_applied", "lease_ok", "highest_term_seen", "limits_refused_reason")
     CHARGER_ID_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     MONOTONIC_MS_FIELD_NUMBER: _ClassVar[int]
@@ -230,6 +230,8 @@ class AgentState(_message.Message):
     TERM_APPLIED_FIELD_NUMBER: _ClassVar[int]
     CYCLE_APPLIED_FIELD_NUMBER: _ClassVar[int]
     LEASE_OK_FIELD_NUMBER: _ClassVar[int]
+    HIGHEST_TERM_SEEN_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_REFUSED_REASON_FIELD_NUMBER: _ClassVar[int]
     charger_id: str
     sequence: int
     monotonic_ms: int
@@ -237,7 +239,9 @@ class AgentState(_message.Message):
     term_applied: int
     cycle_applied: int
     lease_ok: bool
-    def __init__(self, charger_id: _Optional[str] = ..., sequence: _Optional[int] = ..., monotonic_ms: _Optional[int] = ..., connectors: _Optional[_Iterable[_Union[ConnectorState, _Mapping]]] = ..., term_applied: _Optional[int] = ..., cycle_applied: _Optional[int] = ..., lease_ok: _Optional[bool] = ...) -> None: ...
+    highest_term_seen: int
+    limits_refused_reason: str
+    def __init__(self, charger_id: _Optional[str] = ..., sequence: _Optional[int] = ..., monotonic_ms: _Optional[int] = ..., connectors: _Optional[_Iterable[_Union[ConnectorState, _Mapping]]] = ..., term_applied: _Optional[int] = ..., cycle_applied: _Optional[int] = ..., lease_ok: _Optional[bool] = ..., highest_term_seen: _Optional[int] = ..., limits_refused_reason: _Optional[str] = ...) -> None: ...
 
 class AgentMessage(_message.Message):
     __slots__ = ("hello", "state")
@@ -310,7 +314,7 @@ class MasterMessage(_message.Message):
     def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ...) -> None: ...
 
 class PhaseStatus(_message.Message):
-    __slots__ = ("phase", "limit_a", "ct_a", "other_load_a", "reserved_offline_a", "available_a", "allocated_a")
+    __slots__ = ("phase", "limit_a", "ct_a", "other_load_a", "reserved_offline_a", "available_a", "allocated_a", "configured_limit_a")
     PHASE_FIELD_NUMBER: _ClassVar[int]
     LIMIT_A_FIELD_NUMBER: _ClassVar[int]
     CT_A_FIELD_NUMBER: _ClassVar[int]
@@ -318,6 +322,7 @@ class PhaseStatus(_message.Message):
     RESERVED_OFFLINE_A_FIELD_NUMBER: _ClassVar[int]
     AVAILABLE_A_FIELD_NUMBER: _ClassVar[int]
     ALLOCATED_A_FIELD_NUMBER: _ClassVar[int]
+    CONFIGURED_LIMIT_A_FIELD_NUMBER: _ClassVar[int]
     phase: Phase
     limit_a: float
     ct_a: float
@@ -325,7 +330,8 @@ class PhaseStatus(_message.Message):
     reserved_offline_a: float
     available_a: float
     allocated_a: float
-    def __init__(self, phase: _Optional[_Union[Phase, str]] = ..., limit_a: _Optional[float] = ..., ct_a: _Optional[float] = ..., other_load_a: _Optional[float] = ..., reserved_offline_a: _Optional[float] = ..., available_a: _Optional[float] = ..., allocated_a: _Optional[float] = ...) -> None: ...
+    configured_limit_a: float
+    def __init__(self, phase: _Optional[_Union[Phase, str]] = ..., limit_a: _Optional[float] = ..., ct_a: _Optional[float] = ..., other_load_a: _Optional[float] = ..., reserved_offline_a: _Optional[float] = ..., available_a: _Optional[float] = ..., allocated_a: _Optional[float] = ..., configured_limit_a: _Optional[float] = ...) -> None: ...
 
 class ConnectorStatusView(_message.Message):
     __slots__ = ("connector_id", "status", "pilot_state", "offered_a", "allocated_a", "measured_a", "reason", "limiting_phase", "session_energy_wh", "wiring")
@@ -352,18 +358,22 @@ class ConnectorStatusView(_message.Message):
     def __init__(self, connector_id: _Optional[int] = ..., status: _Optional[_Union[ConnectorStatus, str]] = ..., pilot_state: _Optional[_Union[PilotState, str]] = ..., offered_a: _Optional[float] = ..., allocated_a: _Optional[float] = ..., measured_a: _Optional[_Union[LineValues, _Mapping]] = ..., reason: _Optional[_Union[LimitReason, str]] = ..., limiting_phase: _Optional[_Union[Phase, str]] = ..., session_energy_wh: _Optional[float] = ..., wiring: _Optional[_Union[ConnectorWiring, _Mapping]] = ...) -> None: ...
 
 class MemberStatus(_message.Message):
-    __slots__ = ("charger_id", "online", "last_seen_ms_ago", "address", "connectors")
+    __slots__ = ("charger_id", "online", "last_seen_ms_ago", "address", "connectors", "offline_reason", "limits_refused_reason")
     CHARGER_ID_FIELD_NUMBER: _ClassVar[int]
     ONLINE_FIELD_NUMBER: _ClassVar[int]
     LAST_SEEN_MS_AGO_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     CONNECTORS_FIELD_NUMBER: _ClassVar[int]
+    OFFLINE_REASON_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_REFUSED_REASON_FIELD_NUMBER: _ClassVar[int]
     charger_id: str
     online: bool
     last_seen_ms_ago: int
     address: str
     connectors: _containers.RepeatedCompositeFieldContainer[ConnectorStatusView]
-    def __init__(self, charger_id: _Optional[str] = ..., online: _Optional[bool] = ..., last_seen_ms_ago: _Optional[int] = ..., address: _Optional[str] = ..., connectors: _Optional[_Iterable[_Union[ConnectorStatusView, _Mapping]]] = ...) -> None: ...
+    offline_reason: str
+    limits_refused_reason: str
+    def __init__(self, charger_id: _Optional[str] = ..., online: _Optional[bool] = ..., last_seen_ms_ago: _Optional[int] = ..., address: _Optional[str] = ..., connectors: _Optional[_Iterable[_Union[ConnectorStatusView, _Mapping]]] = ..., offline_reason: _Optional[str] = ..., limits_refused_reason: _Optional[str] = ...) -> None: ...
 
 class GroupStatus(_message.Message):
     __slots__ = ("group", "term", "cycle", "mode", "ct_status", "ct_fault", "phases", "members", "cycle_duration_ms", "master_id", "ct_placement", "offline_strategy")
@@ -404,16 +414,20 @@ class WatchStatusRequest(_message.Message):
     def __init__(self, min_interval_ms: _Optional[int] = ...) -> None: ...
 
 class RebuildGroupRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("removed_charger_ids",)
+    REMOVED_CHARGER_IDS_FIELD_NUMBER: _ClassVar[int]
+    removed_charger_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, removed_charger_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RebuildGroupResponse(_message.Message):
-    __slots__ = ("removed_charger_ids", "kept_charger_ids")
+    __slots__ = ("removed_charger_ids", "kept_charger_ids", "offline_kept_charger_ids")
     REMOVED_CHARGER_IDS_FIELD_NUMBER: _ClassVar[int]
     KEPT_CHARGER_IDS_FIELD_NUMBER: _ClassVar[int]
+    OFFLINE_KEPT_CHARGER_IDS_FIELD_NUMBER: _ClassVar[int]
     removed_charger_ids: _containers.RepeatedScalarFieldContainer[str]
     kept_charger_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, removed_charger_ids: _Optional[_Iterable[str]] = ..., kept_charger_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    offline_kept_charger_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, removed_charger_ids: _Optional[_Iterable[str]] = ..., kept_charger_ids: _Optional[_Iterable[str]] = ..., offline_kept_charger_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SetGroupLimitRequest(_message.Message):
     __slots__ = ("limit_a",)
