@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import signal
 import sys
 import time
@@ -45,6 +44,7 @@ from hw.modbus.transport import ModbusBus
 from master import wire
 from master.config import MasterConfig, load_master_config
 from master.control import CycleResult, GroupControl
+from master.daemon import check_port_free, hold_state_lock, next_term
 from master.errors import ConfigError, PeerError, RequestError
 from master.membership import MembershipStore
 from protos.io7.cluster.v1 import cluster_pb2 as pb
@@ -53,22 +53,6 @@ from protos.link import MASTER_SERVER_OPTIONS
 
 SHUTDOWN_GRACE_S = 2.0
 log = structlog.get_logger("master")
-
-
-def next_term(db_path: Path) -> int:
-    """Read, increment and durably store the term (a file beside the database)."""
-    path = db_path.with_name(db_path.name + ".term")
-    try:
-        term = int(path.read_text().strip() or 0) + 1
-    except FileNotFoundError:
-        term = 1
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(f"{term}\n")
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
-    return term
 
 
 class Master(pb_grpc.AgentLinkServicer, pb_grpc.GroupAdminServicer):
@@ -282,9 +266,26 @@ class Master(pb_grpc.AgentLinkServicer, pb_grpc.GroupAdminServicer):
 
 async def serve(config: MasterConfig, *, stop: asyncio.Event, listen: str | None = None,
                 ready: Callable[[str], None] | None = None) -> None:
-    """Run the master until `stop` is set."""
-    master = Master(config)
-    server = grpc.aio.server(options=MASTER_SERVER_OPTIONS)
+    """Run the master until `stop` is set. Raises ConfigError, before serving anything,
+    when another master holds this state or the address is taken (master/daemon.py)."""
+    address = listen or config.listen
+    with contextlib.ExitStack() as held:
+        held.enter_context(hold_state_lock(config.state_db, config_file=config.file))
+        key = "--listen" if listen else "master.listen"
+        check_port_free(address, config_file=config.file, key=key)
+        server = grpc.aio.server(options=MASTER_SERVER_OPTIONS)
+        try:
+            port = server.add_insecure_port(address)
+        except RuntimeError as exc:  # taken between the probe and the bind, or refused
+            raise ConfigError(file=config.file, key=key, problem=f"cannot listen on "
+                              f"{address}: {exc}".split(";")[0]) from None
+        master = Master(config)
+        held.callback(master.close)
+        await _serve(master, server, f"{address.rsplit(':', 1)[0]}:{port}", stop, ready)
+
+
+async def _serve(master: Master, server: grpc.aio.Server, bound: str, stop: asyncio.Event,
+                 ready: Callable[[str], None] | None) -> None:
     pb_grpc.add_AgentLinkServicer_to_server(master, server)  # type: ignore[no-untyped-call]
     pb_grpc.add_GroupAdminServicer_to_server(master, server)  # type: ignore[no-untyped-call]
     health_servicer = health.aio.HealthServicer()
@@ -292,10 +293,6 @@ async def serve(config: MasterConfig, *, stop: asyncio.Event, listen: str | None
     names = [pb.DESCRIPTOR.services_by_name[n].full_name for n in ("AgentLink", "GroupAdmin")]
     reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME],
                                         server)
-    address = listen or config.listen
-    port = server.add_insecure_port(address)
-    host = address.rsplit(":", 1)[0]
-    bound = f"{host}:{port}"
     await server.start()
     for name in ["", *names]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -307,7 +304,6 @@ async def serve(config: MasterConfig, *, stop: asyncio.Event, listen: str | None
     finally:
         await health_servicer.enter_graceful_shutdown()
         await server.stop(SHUTDOWN_GRACE_S)
-        master.close()
         master.log.info("master stopped")
 
 
@@ -333,7 +329,11 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.get_running_loop().add_signal_handler(sig, stop.set)
         await serve(config, stop=stop, listen=args.listen, ready=ready)
 
-    asyncio.run(until_signalled())
+    try:
+        asyncio.run(until_signalled())
+    except ConfigError as err:  # another master holds the state or the port
+        print(f"io7-master: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

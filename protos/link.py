@@ -45,4 +45,7 @@ MASTER_SERVER_OPTIONS: list[tuple[str, int]] = [
     ("grpc.http2.max_ping_strikes", 0),
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_STATUS_BYTES),
+    # grpcio binds with SO_REUSEPORT on Linux by default: a second master on the same port
+    # would start and the kernel would split the agents between the two (issue 10).
+    ("grpc.so_reuseport", 0),
 ]

@@ -197,7 +197,7 @@ class _WelcomingAgentLink(cluster_pb2_grpc.AgentLinkServicer):
 @pytest.fixture
 async def server_address() -> AsyncIterator[str]:
     """A real grpc.aio server on loopback with AgentLink, health and reflection."""
-    server = grpc.aio.server()
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])  # a taken port is refused
     cluster_pb2_grpc.add_AgentLinkServicer_to_server(_WelcomingAgentLink(), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

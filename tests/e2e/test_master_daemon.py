@@ -1,0 +1,56 @@
+"""The master daemon's life as real processes on loopback (issue 10): one master per port
+and per state folder, a master that lost its state is obeyed again, stream churn leaves no
+orphan tasks."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.harness import GENEROUS_S, MASTER_TOML, PY, cluster, free_port
+
+pytestmark = pytest.mark.e2e
+
+
+def write_config(folder: Path, *, limit_a: float = 60) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "master.toml").write_text(MASTER_TOML.format(
+        group="garage", phases='["L1", "L2", "L3"]', mode="static", limit_a=limit_a,
+        fallback="", strategy="maximise", ct=""))
+
+
+def refused(folder: Path, listen: str) -> subprocess.CompletedProcess[str]:
+    """Run a master that must refuse to start; returns the finished process."""
+    return subprocess.run(
+        master_cmd(listen), check=False, cwd=folder, capture_output=True, text=True,
+        timeout=GENEROUS_S * 2)
+
+
+def master_cmd(listen: str) -> list[str]:
+    return [PY, "-m", "master.service", "--config", "master.toml", "--listen", listen]
+
+
+@pytest.mark.parametrize("same_state", [True, False], ids=["same-config", "same-port-only"])
+def test_a_second_master_refuses_to_start(tmp_path: Path, same_state: bool) -> None:
+    listen = f"127.0.0.1:{free_port()}"
+    first_dir, second_dir = tmp_path / "a", tmp_path / ("a" if same_state else "b")
+    write_config(first_dir)
+    write_config(second_dir)
+    with cluster(first_dir) as c:
+        first = c.spawn("master", *master_cmd(listen)[1:])
+        assert first.first_json()["listening"] == listen
+        second = refused(second_dir, listen)
+        assert second.returncode != 0
+        assert "Traceback" not in second.stderr
+        lines = [ln for ln in second.stderr.splitlines() if ln.strip()]
+        assert len(lines) == 1, second.stderr
+        if same_state:
+            assert "another io7-master holds" in lines[0]
+            assert f"(pid {first.popen.pid})" in lines[0]
+            assert "stop it first" in lines[0]
+        else:
+            assert f"{listen} is already in use by another process" in lines[0]
+            assert "stop it or choose another port" in lines[0]
+        assert first.popen.poll() is None, "the first master carries on"
