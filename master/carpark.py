@@ -11,8 +11,14 @@
 - A: one charger in agent-only mode balancing its two sockets against its own clamps.
 
 EVs arrive and leave at random (each agent's simulated board); the view redraws every
-second from the masters' WatchStatus (A: from the agent's log). Ctrl-C stops everything:
-SIGTERM to every process, agents put their hardware in the safe state.
+second from the masters' WatchStatus (A: from the agent's log). Ctrl-C, SIGTERM (what a
+supervisor sends) or SIGHUP (a closed terminal) stops everything: SIGTERM to every process,
+agents put their hardware in the safe state. Every child also gets SIGTERM from the kernel
+when the launcher dies for any reason, SIGKILL included (Linux PR_SET_PDEATHSIG), so no
+part of a car park outlives it.
+
+Once every master listens, the masters' addresses go to `.run/io7ctl.json` (master/runfile),
+so `io7ctl status` run from this folder, or any folder below it, finds them by itself.
 
 Every charger is an OCPP 1.6J charge point under its own id (= its charger id). By default
 they connect to a local back office (hw.sim.csms, its log in csms.log); `--csms-url` (or
@@ -29,16 +35,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
 
+from master import runfile
 from master.ctl import render
 from protos.io7.cluster.v1 import cluster_pb2 as pb
 from protos.io7.cluster.v1 import cluster_pb2_grpc as pb_grpc
@@ -109,6 +118,34 @@ port = "{pty}"
 """
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP: stop the car park the way Ctrl-C does. A KeyboardInterrupt, so
+    that asyncio lets it through its tasks to `main` like Ctrl-C."""
+
+
+def _stop_on_signal(signum: int, frame: object) -> None:
+    raise Stopped(signal.Signals(signum).name)
+
+
+def _die_with(parent_pid: int) -> Callable[[], None] | None:
+    """A preexec_fn: the child gets SIGTERM when the launcher dies, even by SIGKILL.
+    PR_SET_PDEATHSIG fires when the parent *thread* that forked the child exits, so only
+    the launcher's main thread spawns (Park.spawn). Linux only; elsewhere a no-op."""
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def preexec() -> None:
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent_pid:  # the launcher died before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return preexec
+
+
 class Park:
     """The processes of one car park and their logs in `run_dir`."""
 
@@ -119,12 +156,14 @@ class Park:
         self.csms_url = csms_url  # None: start the local back office first
         self.agents: list[str] = []
         self.links = OcppLinks(self.dir)
+        self.preexec = _die_with(os.getpid())
 
     def spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         out = (self.dir / f"{name}.out").open("wb")
         err = (self.dir / f"{name}.log").open("wb")
+        # Spawned by build() before view() opens any gRPC channel: no other thread yet.
         p = subprocess.Popen([PY, *args], cwd=self.dir, stdout=out, stderr=err,
-                             start_new_session=True)
+                             start_new_session=True, preexec_fn=self.preexec)  # noqa: PLW1509
         self.procs.append((name, p))
         return p
 
@@ -209,8 +248,8 @@ class OcppLinks:
                 self.state[cid] = str(json.loads(line).get("state", "?"))
 
 
-def build(park: Park, scenario: str, chargers: int) -> list[str]:
-    """Start the car park; returns the masters' addresses (none in scenario A)."""
+def build(park: Park, scenario: str, chargers: int) -> list[tuple[str, str]]:
+    """Start the car park; returns each master's group and address (none in scenario A)."""
     if scenario == "A":
         pty = park.ct_kit("ctkit", peak_a=20.0, seed=1)
         park.agent("io7-solo", group="solo", wiring=ROTATIONS[0], master=None, seed=1,
@@ -223,21 +262,22 @@ def build(park: Park, scenario: str, chargers: int) -> list[str]:
         for i in range(chargers):
             park.agent(f"io7-{i + 1:02d}", group="garage", wiring=ROTATIONS[i % 3],
                        master=address, seed=i + 1)
-        return [address]
-    addresses = []
+        return [("garage", address)]
+    masters = []
     for k, phase in enumerate(("L1", "L2", "L3")):
         pty = park.ct_kit(f"ctkit-{phase}", peak_a=15.0, seed=k + 1)
         address = park.master(f"master-{phase}", group=f"garage-{phase}",
                               phases=f'["{phase}"]', limit=40.0, pty=pty)
-        addresses.append(address)
+        masters.append((f"garage-{phase}", address))
         for j in range(2):
             park.agent(f"io7-{phase}-{j + 1}", group=f"garage-{phase}",
                        wiring=f'["{phase}"]', master=address, seed=10 * k + j)
-    return addresses
+    return masters
 
 
-async def view(addresses: list[str], park: Park, clear: bool) -> None:
+async def view(masters: list[tuple[str, str]], park: Park, clear: bool) -> None:
     """Redraw the car park every second until cancelled."""
+    addresses = [address for _, address in masters]
     channels = [grpc.aio.insecure_channel(a) for a in addresses]
     stubs = [pb_grpc.GroupAdminStub(ch) for ch in channels]  # type: ignore[no-untyped-call]
     try:
@@ -246,14 +286,15 @@ async def view(addresses: list[str], park: Park, clear: bool) -> None:
             for address, stub in zip(addresses, stubs, strict=True):
                 try:
                     status = await stub.GetStatus(pb.GetStatusRequest(), timeout=2.0)
-                    frames.append(render(status))
+                    frames.append(f"master at {address}\n{render(status)}")
                 except grpc.aio.AioRpcError as err:
                     frames.append(f"master {address}: {err.code().name}")
             if not addresses:
                 frames.append(_agent_only_frame(park))
             frames.append(park.links.frame(park.agents, park.csms_url))
-            head = f"io7-cluster car park ({len(park.procs)} processes, logs in {park.dir}); " \
-                   "Ctrl-C stops"
+            head = (f"io7-cluster car park ({len(park.procs)} processes, logs in {park.dir}); "
+                    "Ctrl-C stops; io7ctl status from this folder finds the master"
+                    f"{'s' if len(masters) > 1 else ''}")
             text = head + "\n\n" + "\n\n".join(frames)
             print(("\x1b[2J\x1b[H" if clear else "\n") + text, flush=True)
             await asyncio.sleep(1.0)
@@ -287,17 +328,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.csms_url and not args.csms_url.startswith(("ws://", "wss://")):
         ap.error(f"--csms-url {args.csms_url!r}: give ws://host:port/path or wss://...")
     park = Park(args.run_dir.resolve() / f"scenario-{args.scenario}", csms_url=args.csms_url)
+    run_file = args.run_dir.resolve() / runfile.RUN_FILE.name
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _stop_on_signal)
     try:
-        addresses = build(park, args.scenario, args.chargers)
-        task_view = view(addresses, park, clear=sys.stdout.isatty())
-        # Ctrl-C is the normal way to stop the car park: not an error.
-        with contextlib.suppress(KeyboardInterrupt):
-            if args.seconds > 0:
-                with contextlib.suppress(TimeoutError):
-                    asyncio.run(asyncio.wait_for(task_view, args.seconds))
-            else:
-                asyncio.run(task_view)
+        masters = build(park, args.scenario, args.chargers)
+        runfile.write(run_file, scenario=args.scenario, logs=park.dir, masters=masters)
+        task_view = view(masters, park, clear=sys.stdout.isatty())
+        if args.seconds > 0:
+            with contextlib.suppress(TimeoutError):
+                asyncio.run(asyncio.wait_for(task_view, args.seconds))
+        else:
+            asyncio.run(task_view)
+    except KeyboardInterrupt as stop:  # Ctrl-C, SIGTERM, SIGHUP: the normal way to stop
+        print(f"stopping the car park ({stop or 'Ctrl-C'})", flush=True)
     finally:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # one clean stop, whole
+            signal.signal(sig, signal.SIG_IGN)
+        runfile.remove(run_file)
         park.stop()
         print("car park stopped", flush=True)
     return 0
