@@ -122,21 +122,27 @@ class Master(pb_grpc.AgentLinkServicer, pb_grpc.GroupAdminServicer):
                 offline_strategy=wire.STRATEGY_OUT[self.config.group.offline_strategy],
                 failsafe_current_a=self.config.group.failsafe_current_a,
                 cycle_ms=self.config.cycle_ms, lease_ms=self.config.lease_ms))))
-        reader = asyncio.create_task(self._read(cid, request_iterator, clog))
+        # Every task has an owner: this handler cancels and awaits both, also when gRPC
+        # cancels it (the agent dropped the stream), so none is left pending.
+        reader = asyncio.create_task(self._read(cid, request_iterator, clog),
+                                     name=f"read {cid}")
+        getter: asyncio.Task[pb.MasterMessage] | None = None
         try:
             while True:
-                getter = asyncio.create_task(box.get())
+                getter = asyncio.create_task(box.get(), name=f"outbox {cid}")
                 done, _ = await asyncio.wait({getter, reader},
                                              return_when=asyncio.FIRST_COMPLETED)
                 if getter not in done:
-                    getter.cancel()
                     break
                 msg = getter.result()
                 if msg.WhichOneof("kind") is None:  # replaced by a newer stream
                     break
                 await context.write(msg)
         finally:
-            reader.cancel()
+            tasks = [t for t in (reader, getter) if t is not None]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             if self.outbox.get(cid) is box:
                 del self.outbox[cid]
                 self.control.member_disconnected(cid, self.clock())

@@ -4,11 +4,16 @@ orphan tasks."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
+import time
 from pathlib import Path
 
+import grpc
 import pytest
 
+from protos.io7.cluster.v1 import cluster_pb2 as pb
+from protos.io7.cluster.v1 import cluster_pb2_grpc as pb_grpc
 from tests.e2e.harness import GENEROUS_S, MASTER_TOML, PY, cluster, free_port
 
 pytestmark = pytest.mark.e2e
@@ -54,3 +59,31 @@ def test_a_second_master_refuses_to_start(tmp_path: Path, same_state: bool) -> N
             assert f"{listen} is already in use by another process" in lines[0]
             assert "stop it or choose another port" in lines[0]
         assert first.popen.poll() is None, "the first master carries on"
+
+
+async def _open_and_drop(address: str, n: int) -> None:
+    """Open `n` AgentLink streams, each says Hello, reads its Welcome and is dropped."""
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = pb_grpc.AgentLinkStub(channel)  # type: ignore[no-untyped-call]
+        for i in range(n):
+            call = stub.Connect()
+            wiring = pb.ConnectorWiring(l1=pb.PHASE_L1, l2=pb.PHASE_L2, l3=pb.PHASE_L3)
+            await call.write(pb.AgentMessage(hello=pb.Hello(
+                charger_id=f"churn-{i % 20}", group="garage", charger_current_limit_a=32,
+                connectors=[pb.ConnectorInfo(connector_id=1, wiring=wiring,
+                                             hard_max_current_a=32)])))
+            reply = await call.read()
+            assert reply.WhichOneof("kind") == "welcome"
+            call.cancel()
+
+
+def test_stream_churn_leaves_no_orphan_task(tmp_path: Path) -> None:
+    with cluster(tmp_path) as c:
+        master, address = c.master(limit_a=600)
+        asyncio.run(_open_and_drop(address, 200))
+        time.sleep(1.0)  # let the master notice the last cancellations
+        master.stop()
+        assert master.popen.returncode == 0
+        err = master.err.read_text()
+        assert "Task was destroyed" not in err, err[-3000:]
+        assert err.count('"agent joined"') == 200
