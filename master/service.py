@@ -2,7 +2,8 @@
 
 The imperative shell around `master.control.GroupControl`:
 
-1. A gRPC server (AgentLink, GroupAdmin, health, reflection) on the configured address.
+1. A gRPC server (AgentLink, GroupAdmin, health, reflection v1 and v1alpha: see
+   master/reflection.py) on the configured address.
    Each agent stream: Hello first (else INVALID_ARGUMENT), checked against the group
    (wrong group, no room: FAILED_PRECONDITION; unknown charger in a closed group:
    PERMISSION_DENIED), then Welcome; AgentStates go to the control core, which judges
@@ -35,13 +36,12 @@ from pathlib import Path
 import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from hw.errors import DeviceError
 from hw.logconfig import configure_logging
 from hw.modbus.ctkit import ModbusCtKit
 from hw.modbus.transport import ModbusBus
-from master import wire
+from master import reflection, wire
 from master.config import MasterConfig, load_master_config
 from master.control import CycleResult, GroupControl
 from master.daemon import check_port_free, hold_state_lock, next_term
@@ -297,8 +297,7 @@ async def _serve(master: Master, server: grpc.aio.Server, bound: str, stop: asyn
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [pb.DESCRIPTOR.services_by_name[n].full_name for n in ("AgentLink", "GroupAdmin")]
-    reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME],
-                                        server)
+    reflection.enable_server_reflection([*names, health.SERVICE_NAME], server)  # v1 + v1alpha
     await server.start()
     for name in ["", *names]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

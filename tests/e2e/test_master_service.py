@@ -13,7 +13,9 @@ from pathlib import Path
 
 import grpc
 import pytest
+from google.protobuf import descriptor_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2
 
 from agent.link import MasterLink
 from master.config import load_master_config
@@ -197,3 +199,33 @@ async def test_nan_measurement_takes_the_member_offline_not_to_zero(tmp_path: Pa
             # b's last grant stays reserved until its lease and settle time have passed,
             # then a (Maximise) gets the whole limit up to its connector max.
             await eventually(lambda: a.last_a() == 32.0)
+
+
+async def test_reflection_answers_v1_and_v1alpha(tmp_path: Path) -> None:
+    """Current clients ask grpc.reflection.v1 first. The v1 messages have v1alpha's field
+    numbers (grpc/grpc reflection/v1/reflection.proto), so v1alpha's classes speak v1."""
+    service = "io7.cluster.v1.GroupAdmin"
+    async with running_master(tmp_path) as address, grpc.aio.insecure_channel(address) as ch:
+        for package in ("grpc.reflection.v1", "grpc.reflection.v1alpha"):
+            info = ch.stream_stream(
+                f"/{package}.ServerReflection/ServerReflectionInfo",
+                request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+                response_deserializer=reflection_pb2.ServerReflectionResponse.FromString)
+            requests = [reflection_pb2.ServerReflectionRequest(list_services=""),
+                        reflection_pb2.ServerReflectionRequest(file_containing_symbol=service),
+                        reflection_pb2.ServerReflectionRequest(
+                            file_containing_symbol=f"{package}.ServerReflection")]
+            replies = [r async for r in info(iter(requests), timeout=5)]
+            listed = {s.name for s in replies[0].list_services_response.service}
+            assert {service, "grpc.reflection.v1.ServerReflection",
+                    "grpc.reflection.v1alpha.ServerReflection",
+                    "grpc.health.v1.Health"} <= listed, package
+            files = replies[1].file_descriptor_response.file_descriptor_proto
+            assert pb.DESCRIPTOR.serialized_pb in files, package
+            # The reflection service's own schema, under its own package name.
+            own = [descriptor_pb2.FileDescriptorProto.FromString(f)
+                   for f in replies[2].file_descriptor_response.file_descriptor_proto]
+            assert [f.package for f in own] == [package]
+            method = own[0].service[0].method[0]
+            assert method.input_type == f".{package}.ServerReflectionRequest"
+            assert method.client_streaming and method.server_streaming
