@@ -1,5 +1,6 @@
 """`io7ctl`: the installer's and operator's client of a master's GroupAdmin service.
 
+    io7ctl status                 # next to `make run`: finds its masters by itself
     io7ctl --master 10.0.0.10:50051 status [--json]
     io7ctl --master ... watch [--json] [--count N]
     io7ctl --master ... rebuild [--json]
@@ -9,7 +10,8 @@
 phase the limit, CT reading, other load, reservations for offline members, what is
 available and what is allocated; per connector its state, offer, measured draw and the
 reason it got what it got. `--json` prints the GroupStatus as JSON (protobuf field names).
-Exit codes: 0 ok, 1 the master refused the request, 2 the master is unreachable.
+The master's address and the exit codes: see EPILOG (`io7ctl --help`). Every error is one
+line on stderr saying what to do, never a traceback or a raw gRPC dump.
 """
 
 from __future__ import annotations
@@ -17,16 +19,117 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
 from google.protobuf.json_format import MessageToDict
 
+from master import runfile
 from protos.io7.cluster.v1 import cluster_pb2 as pb
 from protos.io7.cluster.v1 import cluster_pb2_grpc as pb_grpc
 
 DEADLINE_S = 5.0
+DEFAULT_MASTER = "127.0.0.1:50051"  # a master on this host, deploy/'s port
+ENV_MASTER = "IO7CTL_MASTER"
+OK, REFUSED, USAGE, UNREACHABLE = 0, 1, 2, 3  # argparse's own errors exit 2 too
+EPILOG = f"""where the master is (the first that applies):
+  {"--master HOST:PORT":20} that master
+  {"$" + ENV_MASTER:20} HOST:PORT, when --master is not given
+  {runfile.RUN_FILE!s:20} make run's masters, looked for in this folder and its
+  {"":20} parents; with several (scenario C) status shows them all and
+  {"":20} the other commands need --group NAME
+  {DEFAULT_MASTER:20} otherwise: a master on this host
+
+exit codes: 0 ok; 1 the master refused the request; 2 usage error (bad arguments or
+address, several masters and no --group); 3 no master answers (not running, not
+reachable, or make run's car park has stopped)"""
+
+
+class CtlError(Exception):
+    """One line for stderr and the exit code that goes with it."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A master to ask, and where its address came from (said in messages)."""
+
+    address: str
+    source: str
+
+
+def check_address(address: str, where: str) -> str:
+    """`address` if it is host:port (IPv6 in brackets); else CtlError(USAGE) saying why."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port or address.endswith("]"):
+        problem = "has no port"
+    elif not host:
+        problem = "has no host"
+    elif any(c.isspace() for c in host) or (":" in host and not (
+            host.startswith("[") and host.endswith("]"))):
+        problem = "is not a host and port (an IPv6 address goes in brackets: [::1]:50051)"
+    elif not port.isdigit() or not 1 <= int(port) <= 65535:
+        problem = "needs a port 1-65535"
+    else:
+        return address
+    raise CtlError(USAGE, f"{where} {address!r} {problem}: give host:port, e.g. "
+                          f"{DEFAULT_MASTER}")
+
+
+def targets(args: argparse.Namespace, cwd: Path, env: dict[str, str] | os._Environ[str]
+            ) -> list[Target]:
+    """The masters this command goes to, by the order EPILOG states. Raises CtlError."""
+    explicit = [(args.master, "--master"), (env.get(ENV_MASTER), f"${ENV_MASTER}")]
+    for address, where in explicit:
+        if address:
+            if args.group:
+                raise CtlError(USAGE, f"give {where} or --group, not both: --group picks "
+                                      f"one of make run's masters ({runfile.RUN_FILE})")
+            return [Target(check_address(address, where), where)]
+    path = runfile.find(cwd)
+    if path is None:
+        if args.group:
+            raise CtlError(USAGE, f"--group {args.group}: no {runfile.RUN_FILE} here or in "
+                                  "a parent folder: run io7ctl where make run runs, or give "
+                                  "--master HOST:PORT")
+        return [Target(DEFAULT_MASTER, f"the default: no --master, ${ENV_MASTER} or "
+                                       f"{runfile.RUN_FILE} here")]
+    try:
+        park = runfile.read(path)
+    except runfile.RunFileError as err:
+        raise CtlError(UNREACHABLE, str(err)) from err
+    masters = list(park.masters)
+    if not masters:
+        raise CtlError(UNREACHABLE, f"{path}: this car park (scenario {park.scenario}) runs "
+                                    f"no master (agent-only mode): its log is in {park.logs}")
+    if args.group:
+        masters = [m for m in masters if m.group == args.group]
+        if not masters:
+            raise CtlError(USAGE, f"--group {args.group!r} is not one of make run's groups "
+                                  f"{[m.group for m in park.masters]} ({path})")
+    if len(masters) > 1 and args.command != "status":
+        listed = ", ".join(f"{m.group} at {m.address}" for m in masters)
+        raise CtlError(USAGE, f"{path} lists {len(masters)} masters ({listed}): choose one "
+                              "with --group NAME, or --master HOST:PORT")
+    return [Target(m.address, f"group {m.group} in {path}") for m in masters]
+
+
+def explain(err: grpc.aio.AioRpcError, target: Target, command: str) -> CtlError:
+    """A gRPC failure as one line: nobody answers (3), or the master said no (1)."""
+    if err.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        return CtlError(UNREACHABLE, f"no master answers at {target.address}: is io7-master "
+                                     f"running? (address from {target.source}; make run "
+                                     f"writes its masters' addresses to {runfile.RUN_FILE})")
+    details = " ".join((err.details() or "").split())
+    return CtlError(REFUSED, f"the master at {target.address} refused {command}: "
+                             f"{err.code().name}: {details}")
 
 
 def _name(enum: Any, value: int, prefix: str) -> str:
@@ -75,12 +178,13 @@ def _dump(msg: Any) -> str:
                                     always_print_fields_with_no_presence=True))
 
 
-async def _run(args: argparse.Namespace) -> int:
-    async with grpc.aio.insecure_channel(args.master) as channel:
+async def _run(args: argparse.Namespace, target: Target) -> int:
+    head = f"master at {target.address}\n"  # so the operator can name it with --master
+    async with grpc.aio.insecure_channel(target.address) as channel:
         admin = pb_grpc.GroupAdminStub(channel)  # type: ignore[no-untyped-call]
         if args.command == "status":
             status = await admin.GetStatus(pb.GetStatusRequest(), timeout=DEADLINE_S)
-            print(_dump(status) if args.json else render(status))
+            print(_dump(status) if args.json else head + render(status), flush=True)
         elif args.command == "watch":
             n = 0
             request = pb.WatchStatusRequest(min_interval_ms=args.interval_ms)
@@ -88,7 +192,7 @@ async def _run(args: argparse.Namespace) -> int:
                 if args.json:
                     print(_dump(status), flush=True)
                 else:
-                    print("\x1b[2J\x1b[H" + render(status), flush=True)
+                    print("\x1b[2J\x1b[H" + head + render(status), flush=True)
                 n += 1
                 if args.count and n >= args.count:
                     break
@@ -106,8 +210,14 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="io7ctl", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--master", default="127.0.0.1:50051", help="host:port of the master")
+    ap = argparse.ArgumentParser(prog="io7ctl", description=__doc__.split("\n\n")[0],
+                                 epilog=EPILOG,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--master", metavar="HOST:PORT",
+                    help=f"the master (default: ${ENV_MASTER}, else make run's, else "
+                    f"{DEFAULT_MASTER})")
+    ap.add_argument("--group", metavar="NAME",
+                    help="which of make run's masters (scenario C runs one per phase)")
     sub = ap.add_subparsers(dest="command", required=True)
     for name, text in (("status", "the group now"), ("watch", "the group, live"),
                        ("rebuild", "forget members not connected now (manual 6.4.2)"),
@@ -120,15 +230,23 @@ def main(argv: list[str] | None = None) -> int:
         if name == "set-limit":
             p.add_argument("limit_a", type=float)
     args = ap.parse_args(argv)
+    worst = OK
     try:
-        return asyncio.run(_run(args))
-    except grpc.aio.AioRpcError as err:
-        code = err.code()
-        print(f"io7ctl: {args.master}: {code.name}: {err.details()}", file=sys.stderr)
-        unreachable = code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
-        return 2 if unreachable else 1
+        for n, target in enumerate(targets(args, Path.cwd(), os.environ)):
+            if n and not args.json:
+                print()
+            try:
+                asyncio.run(_run(args, target))
+            except grpc.aio.AioRpcError as err:  # status of several masters: say, go on
+                problem = explain(err, target, args.command)
+                print(f"io7ctl: {problem}", file=sys.stderr)
+                worst = max(worst, problem.code)
+    except CtlError as err:
+        print(f"io7ctl: {err}", file=sys.stderr)
+        return err.code
     except KeyboardInterrupt:
-        return 0
+        return OK
+    return worst
 
 
 if __name__ == "__main__":
