@@ -37,6 +37,8 @@ key. Relative paths are relative to the config file's folder.
     retries = 1
     stale_after_s = 2.5           # no increases on an older reading
     lost_after_s = 10.0           # fall back to fallback_limit_a
+    frozen_after_s = 60.0         # identical readings this long while the chargers' draw
+    frozen_draw_change_a = 3.0    #   moved more than this (CT on the grid): frozen = lost
     [ct.clamps]                   # clamp number -> site phase. Default: scenario B as here;
     1 = "L1"                      # scenario C (one phase): 1 = the group's phase
     2 = "L2"
@@ -52,7 +54,7 @@ import math
 import socket
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
@@ -81,6 +83,7 @@ from master.allocation import (
     Snapshot,
 )
 from master.control import with_limit
+from master.ctwatch import DEFAULT_FROZEN_AFTER_S, DEFAULT_MIN_DRAW_CHANGE_A, FreezeSettings
 from master.errors import ConfigError
 from master.membership import Member
 
@@ -165,6 +168,7 @@ class CtSettings:
     address: int
     profile: str
     bus: BusSettings
+    freeze: FreezeSettings = field(default_factory=FreezeSettings)  # frozen kit: ctwatch
 
     def kit_config(self) -> CtKitConfig:
         """The driver's config (`hw.modbus.ctkit.ModbusCtKit`)."""
@@ -372,8 +376,13 @@ def _ct_settings(t: _Table, phases: tuple[Phase, ...], mode: Mode,
     clamps = tuple(ClampSetting(clamp=n, phase=by_clamp[n], reversed=n in reversed_raw)
                    for n in sorted(by_clamp))
     bus = _bus(t)
+    # A few cycles at least, at most an hour; a step below meter noise, at most one 32 A car.
+    freeze = FreezeSettings(
+        frozen_after_s=t.number("frozen_after_s", DEFAULT_FROZEN_AFTER_S, lo=10.0, hi=3600.0),
+        min_draw_change_a=t.number("frozen_draw_change_a", DEFAULT_MIN_DRAW_CHANGE_A,
+                                   lo=1.0, hi=32.0))
     settings = CtSettings(clamps=clamps, rated_a=rated_a, address=address, profile=profile,
-                          bus=bus)
+                          bus=bus, freeze=freeze)
     try:
         settings.kit_config()
     except DeviceConfigError as exc:

@@ -14,7 +14,8 @@ failures (a dropped stream, a CT read timeout) arrive as calls, never as excepti
     limits; every result carries the term, the cycle number and the lease.
  3. CT kit: each good sample replaces the reading; a failure keeps the last reading,
     which ages (stale: no increases; lost: the fallback limit, engine rule 0) and sets the
-    fault text, cleared by the next good sample.
+    fault text, cleared by the next good sample. A kit that answers with bit-identical
+    readings while the chargers' draw moves is frozen (`master.ctwatch`): handled as lost.
  4. Start of a term: the previous master's grants stay in force until their lease runs
     out, and an EV may take `settle_s` to follow a decrease. So for `lease_s + settle_s`
     after construction, every member counts as offline for the engine (its fail-safe
@@ -58,6 +59,7 @@ from master.allocation import (
     check_minimise,
 )
 from master.allocation.model import MAX_GROUP_LIMIT_A, MAX_PLAUSIBLE_CURRENT_A
+from master.ctwatch import CtFreezeWatch, FreezeSettings, site_draw_a
 from master.errors import PeerError, RequestError
 from master.membership import Member, Wiring
 
@@ -301,7 +303,7 @@ class GroupControl:
     """
 
     def __init__(self, *, group: GroupConfig, term: int, members: Iterable[Member],
-                 now_s: float) -> None:
+                 now_s: float, ct_freeze: FreezeSettings | None = None) -> None:
         if term < 1:
             raise ValueError(f"term {term} must be >= 1 (0 means 'none' on the wire)")
         self._group = group
@@ -315,6 +317,7 @@ class GroupControl:
         self._hold_at_s = now_s
         self._ct: CtReading | None = None
         self._ct_fault = ""
+        self._ct_watch = CtFreezeWatch(ct_freeze)
 
     # -- membership ---------------------------------------------------------------------
 
@@ -423,7 +426,13 @@ class GroupControl:
                 return problem
             values[phase] = float(amps)
         self._ct = CtReading(currents_a=(values[0], values[1], values[2]), taken_at_s=now_s)
-        self._ct_fault = ""
+        own = site_draw_a((mc.wiring, r.current_a) for s in self._members.values()
+                          if not s.offline_reason(now_s, self._group.lease_s)
+                          for mc in s.member.connectors
+                          if (r := s.by_connector.get(mc.connector_id)) is not None
+                          and r.meter_ok and r.current_a is not None)
+        self._ct_fault = self._ct_watch.sample(self._ct.currents_a, own, now_s,
+                                               placement=self._group.ct_placement)
         return None
 
     def ct_failed(self, reason: str, now_s: float) -> None:
@@ -489,7 +498,8 @@ class GroupControl:
         online = {cid: ok and not holding for cid, ok in reachable.items()}
         fault, alloc = "", None
         try:
-            snap = Snapshot(now_s=now_s, group=g, ct=self._ct,
+            snap = Snapshot(now_s=now_s, group=g,
+                            ct=None if self._ct_watch.frozen else self._ct,
                             chargers=tuple(self._charger(s, online[s.member.charger_id])
                                            for s in states))
             if holding:

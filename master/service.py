@@ -67,7 +67,8 @@ class Master(pb_grpc.AgentLinkServicer, pb_grpc.GroupAdminServicer):
                                      closed=config.closed)
         self.term = next_term(config.state_db)
         self.control = GroupControl(group=config.group_config(), term=self.term,
-                                    members=self.store.known(), now_s=clock())
+                                    members=self.store.known(), now_s=clock(),
+                                    ct_freeze=None if config.ct is None else config.ct.freeze)
         self.outbox: dict[str, asyncio.Queue[pb.MasterMessage]] = {}
         self.status = pb.GroupStatus(group=config.group.name, term=self.term,
                                      master_id=config.master_id)
