@@ -29,6 +29,11 @@ wired is written "-".
     [master]                      # absent: agent-only mode (scenario A, manual 6.4.1)
     address = "10.0.0.10:50051"   # required: host:port of the group's master
     initial_failsafe_a = 0        # until the first Welcome: 0 or 6 A up to the charger limit
+    max_failsafe_a = 6            # the most fail-safe current a master may set: 0 or 6 A up
+                                  # to the charger limit; default 6 A (Minimise) or the
+                                  # initial fail-safe when higher. More is refused (issue 10)
+    min_lease_s = 1               # a master's lease must be 0.1-60 s, default 1 s ...
+    max_lease_s = 10              # ... up to this, default 10 s; others are refused
 
     [agent_only]                  # optional, only without [master]: single-charger load
     site_limit_a = 25             # balancing (6.4.1); required: the main fuse, A per phase
@@ -91,6 +96,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from agent.bounds import MAX_LEASE_S, LinkBounds
 from agent.errors import ConfigError
 from agent.ocpp.auth import AuthMode, check_id_tag
 from agent.ocpp.ukdefault import UkDefaultSettings, uk_default_from_table
@@ -113,6 +119,11 @@ from master.allocation import GroupConfig, InvalidInputError, Mode, Phase
 CHARGER_LIMIT_RANGE_A = (6.0, 63.0)  # manual 6.3: Charger Current Limit [6-63 A]
 HARD_MAX_RANGE_A = (6.0, 80.0)  # IEC 61851-1 Table A.7: the pilot offers 6-80 A
 DEFAULT_HARD_MAX_A = 32.0  # product.md ch. 2: the io7 delivers up to 32 A per phase
+# issue 10: a master may set at most this fail-safe current (Minimise's 6 A, allocation
+# model) and a lease in this range (the master's default is 3 s = 3 x 1 s cycles)
+DEFAULT_MAX_FAILSAFE_A = 6.0
+DEFAULT_LEASE_RANGE_S = (1.0, 10.0)
+MIN_LEASE_RANGE_S = (0.1, 60.0)  # 0.1 s: the master's fastest cycle (master/config.py)
 DEFAULT_STATE_DIR = Path("/var/lib/io7")  # deploy/systemd/io7-agent.service
 BOARDS = ("sim",)  # board drivers this version knows
 SIM_EVS = ("random", "plugged", "none")
@@ -210,6 +221,9 @@ class AgentConfig:
     connectors: tuple[ConnectorSettings, ...]
     master_address: str | None = None  # None: agent-only mode
     initial_failsafe_a: float = 0.0
+    max_failsafe_a: float = DEFAULT_MAX_FAILSAFE_A
+    min_lease_s: float = DEFAULT_LEASE_RANGE_S[0]
+    max_lease_s: float = DEFAULT_LEASE_RANGE_S[1]
     agent_only: AgentOnlySettings | None = None  # None: no site limit, only the charger's
     board: str = "sim"
     sim_seed: int | None = None
@@ -221,6 +235,12 @@ class AgentConfig:
     @property
     def agent_only_mode(self) -> bool:
         return self.master_address is None
+
+    @property
+    def link_bounds(self) -> LinkBounds:
+        """What this agent accepts from a master (agent/bounds.py)."""
+        return LinkBounds(max_failsafe_a=self.max_failsafe_a, min_lease_s=self.min_lease_s,
+                          max_lease_s=self.max_lease_s)
 
     @property
     def hard_max_a(self) -> dict[int, float]:
@@ -301,6 +321,7 @@ def _parse(path: Path, data: Mapping[str, Any]) -> AgentConfig:
     connectors = _connectors(connectors_t)
 
     address, failsafe = None, 0.0
+    max_failsafe, (min_lease, max_lease) = DEFAULT_MAX_FAILSAFE_A, DEFAULT_LEASE_RANGE_S
     if master is not None:
         address = _host_port(master, "address", master.string("address"))
         failsafe = master.number("initial_failsafe_a", 0.0, lo=0.0, hi=limit_a,
@@ -308,6 +329,7 @@ def _parse(path: Path, data: Mapping[str, Any]) -> AgentConfig:
         if 0.0 < failsafe < HARD_MAX_RANGE_A[0]:
             raise master.error("initial_failsafe_a", f"{failsafe:g} A: the pilot cannot offer "
                                "less than 6 A; use 0 or 6 A up to the charger limit")
+        max_failsafe, min_lease, max_lease = _master_bounds(master, limit_a, failsafe)
         master.done()
         if agent_only_t is not None:
             raise agent_only_t.error("site_limit_a", "[agent_only] is only read without "
@@ -329,11 +351,29 @@ def _parse(path: Path, data: Mapping[str, Any]) -> AgentConfig:
     return AgentConfig(
         file=path, charger_id=charger_id, group=group, charger_limit_a=limit_a,
         connectors=connectors, master_address=address, initial_failsafe_a=failsafe,
+        max_failsafe_a=max_failsafe, min_lease_s=min_lease, max_lease_s=max_lease,
         agent_only=agent_only, board=board_kind, sim_seed=seed, sim_evs=sim_evs,
         log_level=level,
         state_dir=state_dir if state_dir.is_absolute() else path.parent / state_dir,
         ocpp=ocpp,
     )
+
+
+def _master_bounds(t: _Table, limit_a: float, failsafe: float) -> tuple[float, float, float]:
+    """[master] max_failsafe_a, min_lease_s, max_lease_s: what a master may set."""
+    top = t.number("max_failsafe_a", max(DEFAULT_MAX_FAILSAFE_A, failsafe), lo=0.0, hi=limit_a,
+                   why="0 or at least 6 A, at most the charger limit")
+    if 0.0 < top < HARD_MAX_RANGE_A[0]:
+        raise t.error("max_failsafe_a", f"{top:g} A: the pilot cannot offer less than 6 A; "
+                      "use 0 or 6 A up to the charger limit")
+    if top < failsafe:
+        raise t.error("max_failsafe_a", f"{top:g} A is below initial_failsafe_a = "
+                      f"{failsafe:g} A: raise it or lower initial_failsafe_a")
+    lo = t.number("min_lease_s", DEFAULT_LEASE_RANGE_S[0], lo=MIN_LEASE_RANGE_S[0],
+                  hi=MIN_LEASE_RANGE_S[1], unit="s")
+    hi = t.number("max_lease_s", max(lo, DEFAULT_LEASE_RANGE_S[1]), lo=lo, hi=MAX_LEASE_S,
+                  unit="s", why="from min_lease_s")
+    return top, lo, hi
 
 
 def _ocpp(t: _Table, charger_id: str) -> OcppSettings | None:

@@ -5,10 +5,13 @@ once per cycle; the answer goes to the connector machines (agent.connector) as t
 `offered_a`. Time is the caller's monotonic `now_s`; nothing here reads a clock.
 
 Rules, in order (architecture.md: leases, not trust; decrease at once, increase gradually):
- 1. Terms: Limits from a term older than the newest seen are ignored, and so are Limits of
-    the same term whose cycle is not newer than the last accepted one. The newest term
-    seen can be seeded (`last_seen_term`, persisted across restarts); in this process the
-    first Limits of that term are accepted whatever their cycle.
+ 0. Bounds (agent/bounds.py): a Welcome or Limits from an older term, or whose fail-safe
+    current or lease is outside this agent's own `LinkBounds`, is refused and changes
+    nothing; `refusal` says why until the agent obeys a message again.
+ 1. Terms: Limits of the same term whose cycle is not newer than the last accepted one are
+    ignored. The newest term seen can be seeded (`last_seen_term`, persisted across
+    restarts); in this process the first Limits of that term are accepted whatever their
+    cycle.
  2. Lease: accepted Limits hold until `now_s + valid_for_s`. Without a valid lease (expired,
     or none yet) every connector falls back to the fail-safe current: the one in the
     newest accepted Limits, else `initial_failsafe_a`. The master derives it from the
@@ -46,11 +49,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from agent.bounds import MAX_LEASE_S, LinkBounds, Refusal, check_master_settings
 from agent.errors import PeerError
 from hw.pilot import MAX_CURRENT_A, MIN_CURRENT_A
 
 CHARGER_LIMIT_RANGE_A = (6.0, 63.0)  # manual 6.3: Charger Current Limit [6-63 A]
-MAX_LEASE_S = 3600.0  # a lease beyond an hour is a master bug, not a setting
 DEFAULT_INCREASE_INTERVAL_S = 5.0  # architecture.md, time and rates
 _DA_PER_A = 10  # work in 0.1 A steps (architecture: round down to 0.1 A)
 _MIN_DA = round(MIN_CURRENT_A * _DA_PER_A)
@@ -189,6 +192,7 @@ class LimitApplier:
         initial_failsafe_a: float = 0.0,
         *,
         last_seen_term: int = 0,
+        bounds: LinkBounds | None = None,
     ) -> None:
         ids = tuple(connector_ids)
         if not ids or len(set(ids)) != len(ids) or any(c < 1 for c in ids):
@@ -208,8 +212,14 @@ class LimitApplier:
         self._local_a: dict[int, float | None] = dict.fromkeys(ids)
         self._charger_cap_a: float | None = None
         self._interval_s = float(increase_interval_s)
+        self._bounds = bounds or LinkBounds()
         self._failsafe_a = _check_failsafe("initial_failsafe_a", initial_failsafe_a)
+        if self._failsafe_a > min(self._bounds.max_failsafe_a, self._charger_limit_a):
+            raise ValueError(f"initial_failsafe_a = {initial_failsafe_a} A is above the "
+                             f"bound max_failsafe_a = {self._bounds.max_failsafe_a:g} A or the "
+                             f"charger limit {self._charger_limit_a:g} A")
         self._last_seen_term = last_seen_term
+        self._refusal: Refusal | None = None
         self._accepted: MasterLimits | None = None
         self._lease_until_s: float | None = None
         self._offered_da: dict[int, int] = dict.fromkeys(ids, 0)
@@ -218,8 +228,24 @@ class LimitApplier:
 
     # -- inputs --------------------------------------------------------------------------
 
+    def on_welcome(self, *, term: int, failsafe_a: float, lease_s: float) -> bool:
+        """Take a Welcome's fail-safe current and term (rule 0) and return True, or refuse
+        it (see `refusal`), change nothing and return False."""
+        refusal = check_master_settings(
+            self._bounds, charger_limit_a=self._charger_limit_a,
+            last_seen_term=self._last_seen_term, term=term, failsafe_a=failsafe_a,
+            lease_s=lease_s)
+        if refusal is not None:
+            self._refusal = refusal
+            return False
+        self._refusal = None
+        self._last_seen_term = term
+        self._failsafe_a = failsafe_a
+        return True
+
     def on_limits(self, msg: MasterLimits, now_s: float) -> bool:
-        """Accept `msg` (rules 1, 2) and return True, or return False if it is stale.
+        """Accept `msg` (rules 0-2) and return True, or return False if it is refused
+        (see `refusal`) or stale.
 
         Raises InvalidLimitsError (a PeerError) for a connector this charger lacks; the
         message is then ignored as a whole.
@@ -229,16 +255,27 @@ class LimitApplier:
         if unknown:
             raise InvalidLimitsError(f"limits for connectors {unknown}; this charger has "
                                      f"{list(self._ids)}")
-        if msg.term < self._last_seen_term:
+        refusal = check_master_settings(
+            self._bounds, charger_limit_a=self._charger_limit_a,
+            last_seen_term=self._last_seen_term, term=msg.term,
+            failsafe_a=msg.failsafe_current_a, lease_s=msg.valid_for_s)
+        if refusal is not None:
+            self._refusal = refusal
             return False
         last = self._accepted
         if last is not None and msg.term == last.term and msg.cycle <= last.cycle:
             return False
+        self._refusal = None
         self._accepted = msg
         self._last_seen_term = msg.term
         self._failsafe_a = msg.failsafe_current_a
         self._lease_until_s = now_s + msg.valid_for_s
         return True
+
+    def refuse(self, refusal: Refusal) -> None:
+        """Record a message the shell could not even parse (rule 0): reported as
+        `refused_reason` until the agent obeys a message again."""
+        self._refusal = refusal
 
     def set_local_limit(self, connector_id: int, amps: float | None) -> None:
         """Cap `connector_id` at `amps` (smart charging, OCPP profile); None lifts it."""
@@ -342,6 +379,16 @@ class LimitApplier:
     @property
     def failsafe_current_a(self) -> float:
         return self._failsafe_a
+
+    @property
+    def refusal(self) -> Refusal | None:
+        """Why the last Welcome or Limits was refused; None once the agent obeys again."""
+        return self._refusal
+
+    @property
+    def refused_reason(self) -> str:
+        """`refusal` as one line for AgentState.limits_refused_reason; "" when obeying."""
+        return "" if self._refusal is None else self._refusal.reason
 
     @property
     def charger_limit_a(self) -> float:

@@ -6,8 +6,11 @@ The imperative shell around the agent's pure cores:
    current from the board; ask the limit applier (agent/limits.py) what to offer; step
    the connector state machine (agent/connector.py); carry out its actions (PWM,
    contactor) and show its LED; publish the charger's state to the master.
-2. With a master: Limits from AgentLink go to the applier, which obeys only the highest
-   term, holds the lease and falls back to the fail-safe current by itself.
+2. With a master: Welcome and Limits from AgentLink go to the applier, which obeys only
+   the highest term, holds the lease and falls back to the fail-safe current by itself. It
+   refuses a fail-safe current or lease outside this agent's own bounds ([master]
+   max_failsafe_a, min/max_lease_s); each new refusal is a warning with the master's id,
+   the value and the bound, and AgentState carries the reason while it lasts.
 3. Agent-only mode (scenario A, manual 6.4.1): no master; each second the agent runs
    `master.allocation` in-process for its own connectors against its Site Limit (and
    its own CT clamps when configured) and feeds the result to the same applier.
@@ -41,6 +44,7 @@ from pathlib import Path
 
 import structlog
 
+from agent.bounds import Refusal
 from agent.config import AgentConfig, load_agent_config, with_csms_url
 from agent.connector import (
     DEMAND_STATES,
@@ -124,7 +128,10 @@ class Agent:
         self.session_start_wh: dict[int, float] = {}
         self.applier = LimitApplier(list(self.sockets), config.charger_limit_a,
                                     config.hard_max_a,
-                                    initial_failsafe_a=config.initial_failsafe_a)
+                                    initial_failsafe_a=config.initial_failsafe_a,
+                                    bounds=config.link_bounds)
+        self.master_id = ""  # from the last Welcome, for the logs
+        self.logged_refusal = ""  # the reason last warned about
         address = master_address or config.master_address
         self.link = None if address is None else MasterLink(
             address, self.hello, self.on_welcome, self.on_limits)
@@ -178,7 +185,13 @@ class Agent:
                         connectors=connectors, last_seen_term=self.applier.last_seen_term)
 
     def on_welcome(self, welcome: pb.Welcome) -> None:
-        self.applier.set_failsafe_current(welcome.settings.failsafe_current_a)
+        self.master_id = welcome.master_id
+        settings = welcome.settings
+        if not self.applier.on_welcome(term=welcome.term,
+                                       failsafe_a=settings.failsafe_current_a,
+                                       lease_s=settings.lease_ms / 1000.0):
+            self.logged_refusal = ""  # every refused Welcome is logged
+            self.report_refusal("welcome", welcome.term)
 
     def on_limits(self, limits: pb.Limits) -> None:
         try:
@@ -187,10 +200,25 @@ class Agent:
                                failsafe_current_a=limits.failsafe_current_a,
                                currents_a={c.connector_id: c.current_a
                                            for c in limits.connectors})
-        except ValueError as err:
-            self.log.warning("limits refused", why=str(err))
-            return
-        self.applier.on_limits(msg, self.clock())
+            obeyed = self.applier.on_limits(msg, self.clock())
+        except ValueError as err:  # InvalidLimitsError too: the message changed nothing
+            self.applier.refuse(Refusal(field="limits", value=float(limits.cycle),
+                                        reason=f"limits not valid: {err}"))
+            obeyed = False
+        if obeyed:
+            self.logged_refusal = ""
+        else:
+            self.report_refusal("limits", limits.term)
+
+    def report_refusal(self, what: str, term: int) -> None:
+        """Warn once per new refusal (Limits come every cycle); AgentState repeats it."""
+        refusal = self.applier.refusal
+        if refusal is None or refusal.reason == self.logged_refusal:
+            return  # stale cycle, or already said
+        self.logged_refusal = refusal.reason
+        self.log.warning(f"{what} refused", master_id=self.master_id, term=term,
+                         field=refusal.field, value=refusal.value, bound=refusal.bound,
+                         why=refusal.reason)
 
     # --- the step --------------------------------------------------------------------
     async def step(self) -> None:
@@ -309,7 +337,9 @@ class Agent:
         msg = pb.AgentState(charger_id=self.config.charger_id, sequence=self.seq,
                             monotonic_ms=int(now * 1000), term_applied=self.applier.term_applied,
                             cycle_applied=self.applier.cycle_applied,
-                            lease_ok=self.applier.lease_ok(now))
+                            lease_ok=self.applier.lease_ok(now),
+                            highest_term_seen=self.applier.last_seen_term,
+                            limits_refused_reason=self.applier.refused_reason)
         for c in self.config.connectors:
             cid = c.connector_id
             out, meter = self.outputs[cid], self.meters[cid]

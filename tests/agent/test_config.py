@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.bounds import LinkBounds
 from agent.config import AgentConfig, MeterKind, load_agent_config
 from agent.errors import ConfigError
 from hw.modbus.transport import SerialSettings, TcpSettings
@@ -76,6 +77,8 @@ def test_a_group_member_loads(tmp_path: Path) -> None:
         "io7-garage-01", "garage", 32.0)
     assert not config.agent_only_mode and config.master_address == "10.0.0.10:50051"
     assert config.initial_failsafe_a == 6.0 and config.agent_only is None
+    assert config.link_bounds == LinkBounds(max_failsafe_a=6.0, min_lease_s=1.0,
+                                            max_lease_s=10.0)  # the defaults
     one, two = config.connectors
     assert one.wiring == (Phase.L1, Phase.L2, Phase.L3) and one.meter.kind is MeterKind.SIM
     assert two.wiring == (Phase.L2, Phase.L3, Phase.L1) and config.hard_max_a == {1: 32.0, 2: 20.0}
@@ -159,6 +162,18 @@ BAD = [
      "master.initial_failsafe_a", "less than 6 A"),
     ("failsafe above the charger limit", GROUP_MEMBER, "initial_failsafe_a = 6",
      "initial_failsafe_a = 40", "master.initial_failsafe_a", "allowed 0-32 A"),
+    ("fail-safe bound in (0, 6)", GROUP_MEMBER, "initial_failsafe_a = 6",
+     "initial_failsafe_a = 0\nmax_failsafe_a = 4", "master.max_failsafe_a", "less than 6 A"),
+    ("fail-safe bound above the charger limit", GROUP_MEMBER, "initial_failsafe_a = 6",
+     "max_failsafe_a = 40", "master.max_failsafe_a", "allowed 0-32 A"),
+    ("fail-safe bound below the initial fail-safe", GROUP_MEMBER, "initial_failsafe_a = 6",
+     "initial_failsafe_a = 16\nmax_failsafe_a = 10", "master.max_failsafe_a",
+     "initial_failsafe_a = 16"),
+    ("lease bound 0", GROUP_MEMBER, "initial_failsafe_a = 6",
+     "initial_failsafe_a = 6\nmin_lease_s = 0", "master.min_lease_s", "allowed 0.1-60 s"),
+    ("lease bounds crossed", GROUP_MEMBER, "initial_failsafe_a = 6",
+     "initial_failsafe_a = 6\nmin_lease_s = 5\nmax_lease_s = 4", "master.max_lease_s",
+     "allowed 5-3600 s"),
     ("agent_only with a master", GROUP_MEMBER, "[logging]", "[agent_only]\nsite_limit_a = 25\n"
      "[logging]", "agent_only.site_limit_a", "only read without [master]"),
     ("typo in a key", GROUP_MEMBER, "hard_max_a = 32", "hard_maxa = 32",
@@ -200,6 +215,16 @@ def test_a_bad_value_names_file_key_and_range(tmp_path: Path, name: str, base: s
     assert (error.file, error.key) == (path, key), str(error)
     assert fragment in error.problem, str(error)
     assert str(error).startswith(f"{path}: {key}: ")
+
+
+def test_the_bounds_on_a_master_load(tmp_path: Path) -> None:
+    text = GROUP_MEMBER.replace("initial_failsafe_a = 6", "initial_failsafe_a = 10\n"
+                                "max_failsafe_a = 16\nmin_lease_s = 0.5\nmax_lease_s = 30")
+    config = load_agent_config(write(tmp_path, text))
+    assert config.link_bounds == LinkBounds(max_failsafe_a=16.0, min_lease_s=0.5,
+                                            max_lease_s=30.0)
+    high = GROUP_MEMBER.replace("initial_failsafe_a = 6", "initial_failsafe_a = 16")
+    assert load_agent_config(write(tmp_path, high)).link_bounds.max_failsafe_a == 16.0
 
 
 def test_a_missing_file_says_so(tmp_path: Path) -> None:

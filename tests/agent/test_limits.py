@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agent.bounds import LinkBounds, Refusal
 from agent.errors import PeerError
 from agent.limits import (
     InvalidLimitsError,
@@ -311,3 +312,96 @@ def test_offers_never_exceed_a_bound_and_never_fall_in_0_6(
             last_offer[cid] = offer
             total += offer
         assert total <= charger_limit + 1e-9
+
+
+# -- bounds: what this agent accepts from any master (issue 10) ------------------------------
+
+BOUNDED = LinkBounds(max_failsafe_a=6.0, min_lease_s=1.0, max_lease_s=10.0)
+
+# (name, fail-safe A, lease s, field refused or None)
+WELCOME_CASES = [
+    ("usual Minimise", 6.0, 3.0, None),
+    ("usual Zero", 0.0, 3.0, None),
+    ("fail-safe 80 A", 80.0, 3.0, "failsafe_current_a"),
+    ("fail-safe above the bound", 16.0, 3.0, "failsafe_current_a"),
+    ("fail-safe in (0, 6)", 3.0, 3.0, "failsafe_current_a"),
+    ("lease an hour", 6.0, 3600.0, "lease_s"),
+    ("lease too short", 6.0, 0.2, "lease_s"),
+    ("lease at the bounds", 6.0, 10.0, None),
+]
+
+
+@pytest.mark.parametrize(("name", "failsafe_a", "lease_s", "refused"), WELCOME_CASES,
+                         ids=[c[0] for c in WELCOME_CASES])
+def test_a_welcome_outside_the_bounds_is_refused_and_changes_nothing(
+        name: str, failsafe_a: float, lease_s: float, refused: str | None) -> None:
+    a = applier(initial_failsafe_a=6.0, bounds=BOUNDED, last_seen_term=2)
+    accepted = a.on_welcome(term=3, failsafe_a=failsafe_a, lease_s=lease_s)
+    assert accepted == (refused is None), name
+    if refused is None:
+        assert (a.failsafe_current_a, a.last_seen_term, a.refused_reason) == (failsafe_a, 3, "")
+        return
+    assert a.refusal is not None and a.refusal.field == refused
+    assert (a.failsafe_current_a, a.last_seen_term) == (6.0, 2)  # nothing changed
+    assert view(a.offered(0.0)) == {1: (6.0, F), 2: (6.0, F)}
+    assert a.refused_reason.startswith(("fail-safe", "lease"))
+    assert "this agent's bound" in a.refused_reason
+
+
+def test_a_welcome_from_an_older_term_is_refused() -> None:
+    a = applier(bounds=BOUNDED, last_seen_term=5)
+    assert not a.on_welcome(term=4, failsafe_a=6.0, lease_s=3.0)
+    assert a.refused_reason == "term 4 is older than term 5 seen before"
+    assert a.failsafe_current_a == 0.0
+
+
+@pytest.mark.parametrize(("name", "msg", "field"), [
+    ("fail-safe 80 A", limits(term=3, failsafe_a=80.0, c1=16), "failsafe_current_a"),
+    ("fail-safe above the bound", limits(term=3, failsafe_a=16.0, c1=16), "failsafe_current_a"),
+    ("lease a minute", limits(term=3, valid_for_s=60.0, c1=16), "lease_s"),
+    ("lease 0.5 s", limits(term=3, valid_for_s=0.5, c1=16), "lease_s"),
+    ("older term", limits(term=1, c1=16), "term"),
+])
+def test_limits_outside_the_bounds_are_refused_until_the_master_obeys_them(
+        name: str, msg: MasterLimits, field: str) -> None:
+    a = applier(initial_failsafe_a=6.0, bounds=BOUNDED, last_seen_term=2)
+    assert not a.on_limits(msg, now_s=0.0), name
+    assert a.refusal is not None and a.refusal.field == field
+    assert (a.term_applied, a.last_seen_term, a.lease_ok(0.0)) == (0, 2, False)
+    assert view(a.offered(0.0)) == {1: (6.0, F), 2: (6.0, F)}
+    assert a.on_limits(limits(term=3, cycle=2, failsafe_a=6.0, c1=16), now_s=1.0)
+    assert a.refusal is None
+    assert (a.refused_reason, a.last_seen_term) == ("", 3)
+
+
+def test_the_failsafe_bound_never_exceeds_the_charger_limit() -> None:
+    a = applier(charger_limit_a=10.0, bounds=LinkBounds(max_failsafe_a=16.0))
+    assert not a.on_limits(limits(failsafe_a=16.0, c1=10), now_s=0.0)
+    assert a.refused_reason == ("fail-safe current 16 A is outside this agent's bound "
+                                "(0 or 6-10 A)")
+    assert a.on_limits(limits(failsafe_a=10.0, c1=10), now_s=0.0)
+
+
+def test_a_refusal_from_the_shell_is_reported_until_the_agent_obeys() -> None:
+    a = applier()
+    a.refuse(Refusal(field="limits", value=0.0, reason="lease 0 s: valid_for_s must be > 0"))
+    assert a.refused_reason == "lease 0 s: valid_for_s must be > 0"
+    assert a.on_limits(limits(c1=16), now_s=0.0)
+    assert a.refused_reason == ""
+
+
+@pytest.mark.parametrize(("kw", "match"), [
+    ({"max_failsafe_a": 4.0}, "max_failsafe_a"),
+    ({"max_failsafe_a": 81.0}, "max_failsafe_a"),
+    ({"min_lease_s": 0.0}, "min_lease_s"),
+    ({"min_lease_s": 5.0, "max_lease_s": 4.0}, "max_lease_s"),
+    ({"max_lease_s": 7200.0}, "max_lease_s"),
+])
+def test_bounds_refuse_impossible_settings(kw: dict[str, Any], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        LinkBounds(**kw)
+
+
+def test_an_initial_failsafe_above_the_bound_is_refused() -> None:
+    with pytest.raises(ValueError, match="initial_failsafe_a"):
+        applier(initial_failsafe_a=16.0, bounds=BOUNDED)
