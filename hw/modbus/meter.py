@@ -1,9 +1,10 @@
 """Per-socket energy meter over Modbus (Eastron SDM630 three-phase, SDM120 single-phase).
 
-`ModbusMeter.read_meter()` reads the profile's quantities in the fewest contiguous blocks
-(three reads for an SDM630: 0x0000-0x0011, 0x0034-0x0035, 0x0046-0x0049), decodes and
-checks them, and returns one `MeterReading`. The first failing block ends the poll with a
-typed `DeviceError`; nothing is retried beyond the bus settings.
+`ModbusMeter.read_meter()` reads the quantities it uses in the fewest contiguous blocks
+(three reads for an SDM630: 0x0000-0x0011, 0x0034-0x0035, 0x0046-0x0049; the total kWh
+at 0x0156 is mapped for other tools, not read here), decodes and checks them, and returns
+one `MeterReading`. The first failing block ends the poll with a typed `DeviceError`;
+nothing is retried beyond the bus settings.
 """
 
 from __future__ import annotations
@@ -62,7 +63,11 @@ class ModbusMeter:
     def __init__(self, bus: ModbusBus, config: MeterConfig) -> None:
         self.bus = bus
         self.config = config
-        quantities = [q for q, _ in config.profile.registers]
+        phases = config.profile.phases
+        quantities = [*VOLTAGES[:phases], *CURRENTS[:phases], *POWERS[:phases],
+                      Quantity.FREQUENCY_HZ, Quantity.IMPORT_ENERGY_KWH]
+        if config.profile.has(Quantity.POWER_TOTAL_W):
+            quantities.append(Quantity.POWER_TOTAL_W)
         self._plan = config.profile.read_plan(quantities)
         self.device = f"{config.name} [{config.profile.name}]"
 

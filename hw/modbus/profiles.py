@@ -7,8 +7,10 @@ simulators serve the same map, so both ends agree by construction.
 
 Addresses are the protocol addresses (0-based), as in Eastron's "Modbus protocol" sheets:
 SDM630 V L1/L2/L3 0x0000/0x0002/0x0004, I L1/L2/L3 0x0006/0x0008/0x000A, W L1/L2/L3
-0x000C/0x000E/0x0010, total W 0x0034, frequency 0x0046, import kWh 0x0048. The SDM120 has
-the same layout for the single phase it measures.
+0x000C/0x000E/0x0010, total W 0x0034, frequency 0x0046, import kWh 0x0048, total kWh
+0x0156 (import + export, "30343", what third-party tools read). The SDM120 has the same
+layout for the single phase it measures, total active energy at 0x0156 too. Measurements
+are input registers only (function 0x04); Eastron's holding registers hold settings.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ class Quantity(enum.Enum):
     POWER_TOTAL_W = ("total active power", Kind.POWER_W, 0)
     FREQUENCY_HZ = ("frequency", Kind.FREQUENCY_HZ, 0)
     IMPORT_ENERGY_KWH = ("import active energy", Kind.ENERGY_KWH, 0)
+    TOTAL_ENERGY_KWH = ("total active energy", Kind.ENERGY_KWH, 0)  # import + export
 
     @property
     def label(self) -> str:
@@ -190,6 +193,7 @@ SDM630 = RegisterProfile(
         (Quantity.POWER_TOTAL_W, 0x0034),
         (Quantity.FREQUENCY_HZ, 0x0046),
         (Quantity.IMPORT_ENERGY_KWH, 0x0048),
+        (Quantity.TOTAL_ENERGY_KWH, 0x0156),
     ),
 )
 
@@ -202,6 +206,7 @@ SDM120 = RegisterProfile(
         (Quantity.POWER_L1_W, 0x000C),
         (Quantity.FREQUENCY_HZ, 0x0046),
         (Quantity.IMPORT_ENERGY_KWH, 0x0048),
+        (Quantity.TOTAL_ENERGY_KWH, 0x0156),
     ),
 )
 

@@ -70,7 +70,9 @@ class SimulatedModbusDevice:
 
     def sim_device(self) -> SimDevice:
         """The pymodbus datastore for this device: float32 registers from 0 to the last one
-        of the profile (a real Eastron answers in its gaps too), read-only."""
+        of the profile (a real Eastron answers in its gaps too), read-only. pymodbus shares
+        one block between holding and input registers; `_on_request` serves only the
+        profile's table, like the real device."""
         return SimDevice(
             id=self.device_id,
             simdata=[
@@ -95,8 +97,10 @@ class SimulatedModbusDevice:
         set_values: list[int] | list[bool] | None,
     ) -> ExcCodes | None:
         """pymodbus calls this before answering: refresh the registers from the physics."""
-        if set_values is not None:
-            return ExcCodes.ILLEGAL_ADDRESS  # measurements are read-only
+        if set_values is not None or function_code != self.profile.table.value:
+            # Measurements are read-only, and only in their own table (Eastron: input
+            # registers, function 0x04): elsewhere there is nothing at this address.
+            return ExcCodes.ILLEGAL_ADDRESS
         if self.fault is ModbusFault.EXCEPTION:
             return ExcCodes.DEVICE_FAILURE
         values = self.source()
@@ -114,6 +118,8 @@ def meter_values(reading: MeterReading) -> dict[Quantity, float]:
         Quantity.POWER_TOTAL_W: reading.total_power_w,
         Quantity.FREQUENCY_HZ: reading.frequency_hz,
         Quantity.IMPORT_ENERGY_KWH: reading.import_energy_wh * KWH_PER_WH,
+        # import + export; a charger's meter exports nothing
+        Quantity.TOTAL_ENERGY_KWH: reading.import_energy_wh * KWH_PER_WH,
     }
     for phase in range(reading.phases):
         values[VOLTAGES[phase]] = reading.phase_voltages_v[phase]

@@ -30,14 +30,15 @@ def spans(blocks: tuple[ReadBlock, ...]) -> list[tuple[int, int]]:
 @pytest.mark.parametrize(
     ("profile", "quantities", "expected"),
     [
-        (SDM630, [q for q, _ in SDM630.registers], [(0x0000, 18), (0x0034, 2), (0x0046, 4)]),
+        (SDM630, [q for q, _ in SDM630.registers], [(0x0000, 18), (0x0034, 2), (0x0046, 4),
+                                                     (0x0156, 2)]),
         (SDM120, [q for q, _ in SDM120.registers], [(0x0000, 2), (0x0006, 2), (0x000C, 2),
-                                                     (0x0046, 4)]),
+                                                     (0x0046, 4), (0x0156, 2)]),
         (CT_KIT_SDM630_STYLE, [Quantity.CURRENT_L1_A], [(0x0006, 2)]),
         (CT_KIT_SDM630_STYLE, [Quantity.CURRENT_L1_A, Quantity.CURRENT_L3_A],
          [(0x0006, 2), (0x000A, 2)]),
     ],
-    ids=["sdm630 in three reads", "sdm120", "ct kit clamp 1", "ct kit clamps 1 and 3"],
+    ids=["sdm630 in four reads", "sdm120", "ct kit clamp 1", "ct kit clamps 1 and 3"],
 )  # fmt: skip
 def test_read_plans_are_contiguous_blocks(
     profile: RegisterProfile, quantities: list[Quantity], expected: list[tuple[int, int]]
@@ -53,7 +54,7 @@ def test_read_plan_respects_the_per_read_limit() -> None:
         max_registers_per_read=8,
     )
     plan = profile.read_plan(q for q, _ in profile.registers)
-    assert spans(plan) == [(0, 8), (8, 8), (16, 8)]
+    assert spans(plan) == [(0, 8), (8, 8), (16, 8), (24, 2)]
     assert sum(len(b.fields) for b in plan) == len(Quantity)
 
 
