@@ -53,6 +53,12 @@ def _alive(pid: int) -> bool:
     return state != "Z"  # a zombie has stopped; its reaper may be slow
 
 
+def _io7ctl_status(cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "IO7CTL_MASTER"}
+    return subprocess.run([sys.executable, "-m", "master.ctl", "status"], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
 def _wait(what: str, ok: Callable[[], bool], timeout_s: float = 60.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not ok():
@@ -65,22 +71,31 @@ def _wait(what: str, ok: Callable[[], bool], timeout_s: float = 60.0) -> None:
                          ids=["SIGTERM", "SIGHUP", "SIGKILL"])
 def test_every_child_stops_with_the_launcher(tmp_path: Path, sig: signal.Signals) -> None:
     """A supervisor's SIGTERM (or a closed terminal's SIGHUP, or SIGKILL of the launcher)
-    stops the CT simulator, back office, master and agents; agents stop cleanly."""
+    stops the CT simulator, back office, master and agents; agents stop cleanly. Meanwhile
+    io7ctl, run with no arguments where the car park was started, finds its master."""
     launcher = subprocess.Popen(
         [sys.executable, "-m", "master.carpark", "--scenario", "B", "--chargers", "2",
-         "--run-dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    run = tmp_path / "scenario-B"
+         "--run-dir", str(tmp_path / ".run")], stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE)
+    run = tmp_path / ".run" / "scenario-B"
     agents = [run / "io7-01.log", run / "io7-02.log"]
     try:
         _wait("two agents started", lambda: all(
             p.exists() and "agent started" in p.read_text() for p in agents))
         children = _children(launcher.pid)
         assert len(children) == 5, children  # CT kit, back office, master, two agents
+        found = _io7ctl_status(tmp_path)
+        assert found.returncode == 0 and "group garage " in found.stdout, found.stderr
         launcher.send_signal(sig)
         _wait(f"every child gone after {sig.name}",
               lambda: not any(_alive(c) for c in children), timeout_s=GENEROUS_S)
         assert launcher.wait(GENEROUS_S) == (-signal.SIGKILL if sig is signal.SIGKILL else 0)
         assert all("contactors open" in p.read_text() for p in agents)
+        if sig is signal.SIGKILL:  # the run file stays behind, naming a stopped car park
+            after = _io7ctl_status(tmp_path)
+            assert after.returncode == 3 and "has stopped" in after.stderr, after.stderr
+        else:  # a clean stop removes it
+            assert not (tmp_path / ".run" / "io7ctl.json").exists()
     finally:
         if launcher.poll() is None:
             launcher.kill()
