@@ -35,7 +35,12 @@ def payload_error(action: str, payload: Any) -> OCPPError | None:
         return None
     if parse is decimal.Decimal:
         payload = json.loads(json.dumps(payload), parse_float=decimal.Decimal)
-    errors = list(validator.iter_errors(payload))
+    try:
+        errors = list(validator.iter_errors(payload))
+    except (ArithmeticError, ValueError, RecursionError) as err:  # e.g. decimal's
+        # InvalidOperation for multipleOf on a huge number (agent.ocpp.frames rule 4
+        # refuses those first; this is the backstop)
+        return PropertyConstraintViolationError(details={"cause": f"{action}: {err!r}"[:200]})
     if not errors:
         return None
     err = min(errors, key=lambda e: len(e.absolute_path))

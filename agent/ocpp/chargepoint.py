@@ -30,6 +30,10 @@ Rules:
  7. Transactions, authorisation and smart charging (agent.ocpp.handlers): with
     `sessions`, a registered session also drains the durable outbox and asks the CSMS
     about idTags; TriggerMessage MeterValues is answered from the last readings.
+ 8. Every frame is screened first (agent.ocpp.frames: depth, numbers, frame shape); a
+    refused one is logged ("CSMS frame refused") and answered with its CallError when
+    its CALL's id can be read. An action without a handler is NotImplemented or
+    NotSupported as OCPP-J 1.6 section 4.2.3 says (frames rule 6).
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ from ocpp.exceptions import (
     OCPPError,
     PropertyConstraintViolationError,
 )
-from ocpp.messages import Call, unpack
+from ocpp.messages import Call, CallError, unpack
 from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint as _LibChargePoint
 from ocpp.v16 import call, call_result
@@ -73,6 +77,7 @@ from agent.ocpp.configkeys import (
     ConfigurationStore,
     Effect,
 )
+from agent.ocpp.frames import Refusal, screen, unknown_action_error
 from agent.ocpp.handlers import TransactionHandlers
 from agent.ocpp.transactions import StopReason
 
@@ -290,24 +295,41 @@ class ChargePoint(TransactionHandlers, _LibChargePoint):  # type: ignore[misc]  
         self._end = end
         self._ended.set()
 
-    async def route_message(self, raw_msg: str) -> None:
-        """Rules 1 and 5, then the library's routing."""
-        try:
-            msg = unpack(raw_msg)
-        except OCPPError:
-            msg = None  # the library logs what it cannot parse
+    async def route_message(self, raw_msg: str | bytes) -> None:
+        """Rules 1, 5 and 8, then the library's routing."""
+        refusal = screen(raw_msg)
+        if refusal is not None:
+            await self._refuse(refusal)
+            return
+        msg = unpack(raw_msg)  # screened: cannot raise
         if isinstance(msg, Call):
             if self.registration == RegistrationStatus.rejected:
                 self.log.warning("CSMS request ignored while rejected", action=msg.action)
                 return
-            if "_on_action" in self.route_map.get(msg.action, {}):
-                error = payload_error(msg.action, msg.payload)
-                if error is not None:
-                    self.log.warning("CSMS request refused", action=msg.action,
-                                     code=error.code, why=error.details.get("cause"))
-                    await self._send(msg.create_call_error(error).to_json())
-                    return
+            error = unknown_action_error(msg.action) \
+                if "_on_action" not in self.route_map.get(msg.action, {}) \
+                else payload_error(msg.action, msg.payload)
+            if error is not None:
+                self.log.warning("CSMS request refused", action=msg.action[:50],
+                                 code=error.code, why=error.details.get("cause"))
+                await self._send(msg.create_call_error(error).to_json())
+                return
         await super().route_message(raw_msg)
+
+    async def _refuse(self, refusal: Refusal) -> None:
+        """Rule 8: log, then answer the CALL, fail our own CALL, or drop."""
+        answer = refusal.reply_to is not None \
+            and self.registration != RegistrationStatus.rejected
+        self.log.warning("CSMS frame refused", code=refusal.error.code, why=refusal.why,
+                         unique_id=refusal.reply_to or refusal.fails, answered=answer)
+        e = refusal.error
+        if answer:
+            assert refusal.reply_to is not None
+            await self._send(CallError(refusal.reply_to, e.code, e.description,
+                                       e.details).to_json())
+        elif refusal.fails is not None:
+            self._response_queue.put_nowait(CallError(refusal.fails, e.code, e.description,
+                                                      e.details))
 
     # --- commands from the CSMS (rule 4) --------------------------------------------------
     @_on(Action.reset)

@@ -19,6 +19,10 @@ Rules:
     and queued for the ChargePoint while a registered session runs (chargepoint rule 2).
     Faults carry the OCPP error code of agent.connector.FAULTS, the vendor code, and the
     manual's words (ch. 7) as info.
+ 7. Supervision: an error nobody expected (a bug, a frame the screening missed, the
+    charger's reset failing) is logged as "ocpp link failed, restarting" with the charge
+    point id, error and traceback, and the link restarts with the backoff of rule 3; it
+    never ends the link or the agent (whose SIGTERM exit stays 0).
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from agent.config import OcppSettings
 from agent.connector import FAULTS, ConnectorOutput, Fault, OcppErrorCode, OcppStatus
 from agent.ocpp.chargepoint import MODEL, VENDOR, ChargePoint, ChargerPort, SessionEnd
 from agent.ocpp.configkeys import ConfigurationStore
+from agent.ocpp.frames import MAX_FRAME_BYTES
 from agent.ocpp.sessions import OcppSessions
 
 SUBPROTOCOL = Subprotocol("ocpp1.6")
@@ -280,18 +285,25 @@ class OcppClient:
         return None if key is None else key.encode()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Keep a registered connection until `stop` is set; never raises for the CSMS's
-        sake (a dropped or refused connection is logged and retried)."""
+        """Keep a registered connection until `stop` is set; never raises but for a cancel
+        (a dropped or refused connection is logged and retried, any other error too)."""
         uri = endpoint_uri(self.settings)
         while not stop.is_set():
             self._set(LinkState.CONNECTING, url=uri)
-            end, why = await self._session(uri, stop)
+            try:
+                end, why = await self._session(uri, stop)
+                if end is not None and not stop.is_set():
+                    self.log.info("ocpp session ended", reason=end.value)
+                    if end in (SessionEnd.SOFT_RESET, SessionEnd.HARD_RESET):
+                        self.port.reset(hard=end is SessionEnd.HARD_RESET)
+            except Exception as err:  # rule 7: the supervisor of the link
+                error = _describe(err.exceptions[0] if isinstance(err, ExceptionGroup)
+                                  and len(err.exceptions) == 1 else err)
+                self.log.error("ocpp link failed, restarting", error=error, exc_info=err)
+                end, why = None, f"unexpected {error}"
             if stop.is_set():
                 break
             if end is not None:
-                self.log.info("ocpp session ended", reason=end.value)
-                if end in (SessionEnd.SOFT_RESET, SessionEnd.HARD_RESET):
-                    self.port.reset(hard=end is SessionEnd.HARD_RESET)
                 continue
             self.failures += 1
             delay_s = round(self.backoff.delay_s(self.failures, self.rng), 3)
@@ -312,7 +324,7 @@ class OcppClient:
             async with connect(uri, subprotocols=[SUBPROTOCOL], additional_headers=headers,
                                ssl=tls_context(self.settings), open_timeout=OPEN_TIMEOUT_S,
                                close_timeout=CLOSE_TIMEOUT_S, ping_interval=ping_s,
-                               ping_timeout=ping_s) as ws:
+                               ping_timeout=ping_s, max_size=MAX_FRAME_BYTES) as ws:
                 if ws.subprotocol != SUBPROTOCOL:
                     return None, f"the CSMS did not confirm subprotocol {SUBPROTOCOL}"
                 self._set(LinkState.CONNECTED)

@@ -22,7 +22,9 @@ Rules:
     and status messages are acknowledged; DataTransfer gets UnknownVendorId.
  5. `call` sends any command to a connected charge point and returns its answer (an
     OCPPError for a CallError); `call_raw` sends a payload as it is, without validation,
-    and returns the raw answer (for tests of malformed CALLs).
+    and returns the raw answer (for tests of malformed CALLs); `send_frame` sends any text
+    frame at all (hostile input: not JSON, too deep, too big) and, given a unique id,
+    returns the answer that carries it.
 """
 
 from __future__ import annotations
@@ -119,6 +121,17 @@ class _Session(_LibChargePoint):  # type: ignore[misc]  # ocpp ships no type hin
         async with self._call_lock:
             await self._send(Call(unique_id, action, payload).to_json())
             answer = await self._get_specific_response(unique_id, self._response_timeout)
+        if answer.message_type_id == MessageType.CallError:
+            return RawAnswer(error_code=answer.error_code,
+                             error_description=answer.error_description)
+        return RawAnswer(payload=answer.payload)
+
+    async def send_frame(self, text: str, answer_to: str | None) -> RawAnswer | None:
+        async with self._call_lock:
+            await self._send(text)
+            if answer_to is None:
+                return None
+            answer = await self._get_specific_response(answer_to, self._response_timeout)
         if answer.message_type_id == MessageType.CallError:
             return RawAnswer(error_code=answer.error_code,
                              error_description=answer.error_description)
@@ -264,6 +277,12 @@ class Csms:
     async def call_raw(self, charge_point_id: str, action: str, payload: Any) -> RawAnswer:
         """Send `payload` for `action` exactly as given (no validation)."""
         return await self._sessions[charge_point_id].call_raw(action, payload)
+
+    async def send_frame(self, charge_point_id: str, text: str, *,
+                         answer_to: str | None = None) -> RawAnswer | None:
+        """Send one text frame exactly as given; with `answer_to`, the CallResult or
+        CallError carrying that unique id (TimeoutError if none comes), else None."""
+        return await self._sessions[charge_point_id].send_frame(text, answer_to)
 
     # --- the server --------------------------------------------------------------------
     def next_boot_reply(self, charge_point_id: str) -> RegistrationStatus:

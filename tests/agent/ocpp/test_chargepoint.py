@@ -385,8 +385,12 @@ async def test_trigger_message(tmp_path: Path, message: str, connector_id: int |
     ("ChangeConfiguration", {"key": "K" * 51, "value": "5"}, "TypeConstraintViolation"),
     ("Reset", {"type": "Warm"}, "PropertyConstraintViolation"),
     ("ReserveNow", {"connectorId": 1, "expiryDate": "2030-01-01T00:00:00Z", "idTag": "A",
-                    "reservationId": 1}, "NotImplemented"),  # reservations: not built
-    ("NoSuchAction", {}, "NotSupported"),
+                    "reservationId": 1}, "NotSupported"),  # known to 1.6, not built here
+    ("UpdateFirmware", {"location": "ftp://x/fw", "retrieveDate": "2030-01-01T00:00:00Z"},
+     "NotSupported"),  # OCPP-J 1.6 4.2.3: "recognized but not supported"
+    ("BootNotification", {"chargePointVendor": "X", "chargePointModel": "Y"},
+     "NotSupported"),  # a charge point's own CALL, sent the wrong way
+    ("NoSuchAction", {}, "NotImplemented"),  # 4.2.3: "not known by receiver"
 ], ids=str)
 async def test_malformed_call_gets_call_error_and_changes_nothing(
         tmp_path: Path, action: str, payload: dict[str, Any], code: str) -> None:

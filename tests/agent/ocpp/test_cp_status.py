@@ -123,7 +123,7 @@ async def test_board_resends_the_latest_when_the_backlog_overflows() -> None:
         "chargingProfileKind": "Absolute", "chargingSchedule": {
             "chargingRateUnit": "A", "chargingSchedulePeriod": [
                 {"startPeriod": 0, "limit": 21.4}]}}}, None),  # 21.4 is a multiple of 0.1
-    ("NoSuchAction", {}, None),  # no schema: the library answers NotSupported
+    ("NoSuchAction", {}, None),  # no schema: the charge point answers NotImplemented
 ], ids=lambda v: v if isinstance(v, str) else "")
 def test_payload_errors_use_the_16_names(action: str, payload: dict[str, Any],
                                          code: str | None) -> None:
