@@ -25,8 +25,10 @@ Rules:
     PropertyConstraintViolation; nothing changes. (ocpp 2.1 itself answers the 2.0 name
     FormatViolation, which 1.6 does not have, so this class checks first.)
  6. Reset (soft or hard) is Accepted; running transactions are stopped (SoftReset /
-    HardReset, queued in the outbox); then the session ends and `run` returns its type:
-    the shell resets what the port says, reconnects and boots again.
+    HardReset, queued in the outbox) and their StopTransaction sent BEFORE the restart
+    (section 5.14; for a hard reset the spec allows after, before keeps the billing data
+    in this session), waiting at most RESET_FLUSH_S; then the session ends and `run`
+    returns its type: the shell resets what the port says, reconnects and boots again.
  7. Transactions, authorisation and smart charging (agent.ocpp.handlers): with
     `sessions`, a registered session also drains the durable outbox and asks the CSMS
     about idTags; TriggerMessage MeterValues is answered from the last readings.
@@ -87,6 +89,9 @@ if TYPE_CHECKING:  # connection.py imports this module; these outlive a connecti
 
 VENDOR = "Ratio"  # BootNotification chargePointVendor, DataTransfer vendorId
 MODEL = "io7"
+# Team choice: a stop needs one agent step (0.25 s) and one CSMS answer (seconds over
+# 4G); what is not answered by then goes out after the restart (the outbox is durable).
+RESET_FLUSH_S = 10.0
 BOOT_RETRY_S = 60.0  # team choice: when a Pending/Rejected answer gives interval 0
 log = structlog.get_logger("agent.ocpp")
 
@@ -341,7 +346,24 @@ class ChargePoint(TransactionHandlers, _LibChargePoint):  # type: ignore[misc]  
 
     @_after(Action.reset)
     def after_reset(self, type: str, **_: Any) -> None:
-        self._finish(SessionEnd.HARD_RESET if type == ResetType.hard else SessionEnd.SOFT_RESET)
+        end = SessionEnd.HARD_RESET if type == ResetType.hard else SessionEnd.SOFT_RESET
+        assert self._tg is not None  # run's task group
+        self._work.append(self._tg.create_task(self._reset_when_stopped(end),
+                                               name="ocpp reset"))
+
+    async def _reset_when_stopped(self, end: SessionEnd) -> None:
+        """Rule 6: end the session once the stopped transactions' StopTransaction went
+        out (the next step queues them, the outbox sends them), at most RESET_FLUSH_S."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + RESET_FLUSH_S
+        s = self.sessions
+        while s is not None and (s.busy() or s.store.pending_count()) \
+                and loop.time() < deadline:
+            await asyncio.sleep(0.05)  # the step and the outbox have no common event
+        if s is not None and (s.busy() or s.store.pending_count()):
+            self.log.warning("reset: transaction messages left for after the restart",
+                             pending=s.store.pending_count(), waited_s=RESET_FLUSH_S)
+        self._finish(end)
 
     @_on(Action.change_availability)
     def on_change_availability(self, connector_id: int, type: str, **_: Any
