@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import ctypes
 import json
 import os
@@ -122,8 +121,8 @@ PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class Stopped(KeyboardInterrupt):
-    """SIGTERM or SIGHUP: stop the car park the way Ctrl-C does. A KeyboardInterrupt, so
-    that asyncio lets it through its tasks to `main` like Ctrl-C."""
+    """SIGTERM or SIGHUP while the car park starts (run_view handles them afterwards):
+    stop it the way Ctrl-C does."""
 
 
 def _stop_on_signal(signum: int, frame: object) -> None:
@@ -275,6 +274,35 @@ def build(park: Park, scenario: str, chargers: int) -> list[tuple[str, str]]:
     return masters
 
 
+async def run_view(masters: list[tuple[str, str]], park: Park, *, clear: bool,
+                   seconds: float) -> str:
+    """The view until `seconds` have passed (0: no end), SIGTERM or SIGHUP; returns why
+    it ended. Inside the event loop the signals set an event (the loop's own handlers),
+    so the view's channels close in order; Ctrl-C goes through asyncio.run as usual."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    why: list[str] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        why.append(sig.name)
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(sig, on_signal, sig)
+    drawing = asyncio.create_task(view(masters, park, clear), name="view")
+    stopped = asyncio.create_task(stop.wait(), name="stop")
+    try:
+        done, _ = await asyncio.wait({drawing, stopped}, timeout=seconds or None,
+                                     return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (drawing, stopped):
+            task.cancel()
+        await asyncio.gather(drawing, stopped, return_exceptions=True)
+    if drawing in done:
+        drawing.result()  # the view ended by itself: only an error does that
+    return why[0] if why else f"{seconds:g} s are over"
+
+
 async def view(masters: list[tuple[str, str]], park: Park, clear: bool) -> None:
     """Redraw the car park every second until cancelled."""
     addresses = [address for _, address in masters]
@@ -334,13 +362,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         masters = build(park, args.scenario, args.chargers)
         runfile.write(run_file, scenario=args.scenario, logs=park.dir, masters=masters)
-        task_view = view(masters, park, clear=sys.stdout.isatty())
-        if args.seconds > 0:
-            with contextlib.suppress(TimeoutError):
-                asyncio.run(asyncio.wait_for(task_view, args.seconds))
-        else:
-            asyncio.run(task_view)
-    except KeyboardInterrupt as stop:  # Ctrl-C, SIGTERM, SIGHUP: the normal way to stop
+        why = asyncio.run(run_view(masters, park, clear=sys.stdout.isatty(),
+                                   seconds=args.seconds))
+        print(f"stopping the car park ({why})", flush=True)
+    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM/SIGHUP while starting
         print(f"stopping the car park ({stop or 'Ctrl-C'})", flush=True)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # one clean stop, whole

@@ -75,8 +75,8 @@ def test_every_child_stops_with_the_launcher(tmp_path: Path, sig: signal.Signals
     io7ctl, run with no arguments where the car park was started, finds its master."""
     launcher = subprocess.Popen(
         [sys.executable, "-m", "master.carpark", "--scenario", "B", "--chargers", "2",
-         "--run-dir", str(tmp_path / ".run")], stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE)
+         "--run-dir", str(tmp_path / ".run")], stdout=(tmp_path / "out").open("wb"),
+        stderr=subprocess.STDOUT)
     run = tmp_path / ".run" / "scenario-B"
     agents = [run / "io7-01.log", run / "io7-02.log"]
     try:
@@ -89,7 +89,9 @@ def test_every_child_stops_with_the_launcher(tmp_path: Path, sig: signal.Signals
         launcher.send_signal(sig)
         _wait(f"every child gone after {sig.name}",
               lambda: not any(_alive(c) for c in children), timeout_s=GENEROUS_S)
-        assert launcher.wait(GENEROUS_S) == (-signal.SIGKILL if sig is signal.SIGKILL else 0)
+        code = launcher.wait(GENEROUS_S)
+        assert code == (-signal.SIGKILL if sig is signal.SIGKILL else 0), \
+            (tmp_path / "out").read_text()[-3000:]
         assert all("contactors open" in p.read_text() for p in agents)
         if sig is signal.SIGKILL:  # the run file stays behind, naming a stopped car park
             after = _io7ctl_status(tmp_path)
