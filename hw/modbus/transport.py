@@ -8,6 +8,12 @@ own background reconnect is off: after a failure the next read reconnects at onc
 the same bound. Every failure becomes a typed `hw.errors.DeviceError` naming the device,
 the register and the reason; the caller decides what to do.
 
+A reply must be the answer to its own request: its address, function code and register
+count must match (else DeviceGarbageError), and after a timeout no request goes to that
+device until its late replies have had time to arrive and be discarded
+(`hw.modbus.lateguard`): on RTU nothing else tells a late reply from the next answer.
+A read that would have to wait longer than its own bound fails at once instead.
+
 Several devices on one RS485 line share one `ModbusBus` (pymodbus serialises requests).
 """
 
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -29,6 +36,7 @@ from hw.errors import (
     DeviceTimeoutError,
 )
 from hw.modbus.decode import decode_block
+from hw.modbus.lateguard import LateReplyGuard
 from hw.modbus.profiles import MODBUS_MAX_REGISTERS_PER_READ, Quantity, ReadBlock, RegisterTable
 
 log = logging.getLogger(__name__)
@@ -36,6 +44,9 @@ log = logging.getLogger(__name__)
 MAX_TIMEOUT_S = 0.5  # architecture.md: CT kit polled every 1 s cycle, Modbus timeout <= 0.5 s
 MAX_RETRIES = 1  # architecture.md: at most one retry
 STANDARD_BAUD_RATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
+RTU_ADDRESS_INDEX = 0  # Modbus RTU: the frame starts with the device address
+MBAP_UNIT_ID_INDEX = 6  # Modbus TCP: transaction(2) protocol(2) length(2) unit id(1)
+EXCEPTION_FLAG = 0x80  # an exception reply's function code is the request's | 0x80
 EXCEPTION_NAMES = {
     1: "illegal function (wrong register table for this device?)",
     2: "illegal data address (wrong register profile?)",
@@ -126,6 +137,19 @@ class ModbusBus:
         self.where = settings.endpoint.describe()
         # pymodbus clients bind to the running loop: made on first use, inside the loop.
         self._client: AsyncModbusSerialClient | AsyncModbusTcpClient | None = None
+        self._guard = LateReplyGuard(timeout_s=settings.timeout_s)
+        serial = isinstance(settings.endpoint, SerialSettings)
+        self._address_index = RTU_ADDRESS_INDEX if serial else MBAP_UNIT_ID_INDEX
+
+    def _on_packet(self, sending: bool, packet: bytes) -> bytes:
+        """pymodbus' hook on every frame: note when requests go and replies come."""
+        if len(packet) > self._address_index:
+            device_id, now_s = packet[self._address_index], time.monotonic()
+            if sending:
+                self._guard.sent(device_id, now_s)
+            else:
+                self._guard.received(device_id, now_s)
+        return packet
 
     def _make_client(self) -> AsyncModbusSerialClient | AsyncModbusTcpClient:
         endpoint = self.settings.endpoint
@@ -134,6 +158,7 @@ class ModbusBus:
             "retries": self.settings.retries,
             "reconnect_delay": 0.0,  # no background reconnect: the next read reconnects
             "reconnect_delay_max": 0.0,
+            "trace_packet": self._on_packet,
         }
         if isinstance(endpoint, SerialSettings):
             return AsyncModbusSerialClient(
@@ -180,14 +205,17 @@ class ModbusBus:
         if not 1 <= count <= MODBUS_MAX_REGISTERS_PER_READ:
             raise DeviceConfigError(device=device, register=address, reason=f"count {count}")
         who = f"{device} (address {device_id} on {self.where})"
+        budget_s = await self._hold_off(who, device_id, address)
         client = await self._ensure_connected(who, address)
         if table is RegisterTable.INPUT:
             call = client.read_input_registers(address, count=count, device_id=device_id)
         else:
             call = client.read_holding_registers(address, count=count, device_id=device_id)
+        self._guard.in_flight += 1
         try:
-            response = await asyncio.wait_for(call, self.settings.timeout_s)
+            response = await asyncio.wait_for(call, budget_s)
         except (TimeoutError, ModbusIOException) as exc:
+            self._guard.failed(device_id)
             raise DeviceTimeoutError(
                 device=who,
                 register=address,
@@ -201,6 +229,18 @@ class ModbusBus:
             ) from exc
         except ModbusException as exc:
             raise DeviceGarbageError(device=who, register=address, reason=str(exc)) from exc
+        finally:
+            self._guard.in_flight -= 1
+        function_code = response.function_code & ~EXCEPTION_FLAG
+        if response.dev_id != device_id or function_code != table.value:
+            self._guard.failed(device_id)
+            raise DeviceGarbageError(
+                device=who,
+                register=address,
+                reason=f"a reply from address {response.dev_id}, function "
+                f"0x{function_code:02X} does not answer this request (function "
+                f"0x{table.value:02X}): a late or stray reply, discarded",
+            )
         if response.isError():
             code = getattr(response, "exception_code", 0)
             raise DeviceGarbageError(
@@ -210,12 +250,33 @@ class ModbusBus:
             )
         registers = list(response.registers)
         if len(registers) != count:
+            self._guard.failed(device_id)  # maybe a late reply to another block
             raise DeviceGarbageError(
                 device=who,
                 register=address,
                 reason=f"asked for {count} registers, got {len(registers)}",
             )
         return registers
+
+    async def _hold_off(self, who: str, device_id: int, address: int) -> float:
+        """Wait out the device's quiet time after a timeout (`hw.modbus.lateguard`) if
+        one attempt still fits in the read's bound; return the time left for the read.
+        Raises DeviceTimeoutError at once when it does not fit."""
+        wait_s = self._guard.wait_s(device_id, time.monotonic())
+        if wait_s > self.settings.timeout_s - self.settings.attempt_timeout_s:
+            latest = self._guard.latest_s(device_id)
+            seen = "" if latest is None else f", its last reply came {latest:.2f} s late"
+            raise DeviceTimeoutError(
+                device=who,
+                register=address,
+                reason=f"no request for another {wait_s:.2f} s after a timeout, so that a "
+                f"late reply cannot pass for the next answer (timeout "
+                f"{self.settings.timeout_s} s{seen}): check the device's response time, "
+                "wiring and baud rate",
+            )
+        if wait_s > 0.0:
+            await asyncio.sleep(wait_s)
+        return self.settings.timeout_s - wait_s
 
     async def read_plan(self, *, device: str, device_id: int, table: RegisterTable,
                         plan: tuple[ReadBlock, ...]) -> dict[Quantity, float]:

@@ -11,7 +11,11 @@ Fault injection (`fault`), so tests see what a real bus can do:
 - NAN: every float register reads NaN (0x7FC0 0x0000), as a meter with no valid value.
 - SHORT_REPLY: a well-framed reply with two registers fewer than asked for.
 - EXCEPTION: a Modbus exception reply (code 4, device failure).
-The SILENT and SHORT_REPLY faults act on the wire and are applied by the server
+- LATE: every reply goes on the wire `late_s` after the request (a device too slow for
+  the master's timeout: its reply may arrive while the master waits for the next one).
+- FROZEN: every read serves the values of the last read before the fault, bit for bit
+  (a kit whose firmware hangs but still answers).
+The SILENT, SHORT_REPLY and LATE faults act on the wire and are applied by the server
 (`hw.sim.modbus_server`), the others here.
 """
 
@@ -46,6 +50,8 @@ class ModbusFault(enum.Enum):
     NAN = "nan"
     SHORT_REPLY = "short-reply"
     EXCEPTION = "exception"
+    LATE = "late"
+    FROZEN = "frozen"
 
 
 ValueSource = Callable[[], Mapping[Quantity, float]]
@@ -64,7 +70,9 @@ class SimulatedModbusDevice:
         self.source = source
         self.name = name
         self.fault = ModbusFault.NONE
+        self.late_s = 0.0  # with ModbusFault.LATE: how late every reply goes out
         self.reads_served = 0
+        self._last_values: Mapping[Quantity, float] | None = None
         last = max(address for _, address in profile.registers)
         self._float_count = last // FLOAT32_REGISTERS + 1
 
@@ -103,7 +111,9 @@ class SimulatedModbusDevice:
             return ExcCodes.ILLEGAL_ADDRESS
         if self.fault is ModbusFault.EXCEPTION:
             return ExcCodes.DEVICE_FAILURE
-        values = self.source()
+        if self.fault is not ModbusFault.FROZEN or self._last_values is None:
+            self._last_values = dict(self.source())
+        values = self._last_values
         for quantity, register in self.profile.registers:
             value = math.nan if self.fault is ModbusFault.NAN else values.get(quantity, 0.0)
             offset = register - start_address

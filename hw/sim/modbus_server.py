@@ -4,7 +4,9 @@
 one end of a `PtyNullModem`, or `ModbusTcpServer`) over `SimulatedModbusDevice`s, so the
 drivers in `hw.modbus` read it exactly as they would read the real device. Like a real
 RS485 line, only the addresses served answer; others stay silent. pymodbus' packet and PDU
-hooks apply the wire faults (SILENT drops the reply, SHORT_REPLY cuts two registers).
+hooks apply the wire faults (SILENT drops the reply, SHORT_REPLY cuts two registers); the
+connection handler holds a LATE device's reply back for `late_s` (the reply is made when
+the request arrives, as a slow device would, and sent later).
 
 Run as a process (what an installer-tool test or a demo uses):
 
@@ -33,6 +35,7 @@ from collections.abc import Mapping, Sequence
 from pymodbus.framer import FramerType
 from pymodbus.pdu import ModbusPDU
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
+from pymodbus.server.requesthandler import ServerRequestHandler
 from pymodbus.simulator import SimDevice
 
 from hw.modbus.profiles import CT_KIT_PROFILES, METER_PROFILES, Quantity
@@ -45,6 +48,38 @@ from hw.sim.site import SECONDS_PER_HOUR, SiteModel, SiteProfile, SiteSpec
 MBAP_UNIT_ID_INDEX = 6  # Modbus TCP: transaction(2) protocol(2) length(2) unit id(1)
 RTU_ADDRESS_INDEX = 0  # Modbus RTU: the address is the frame's first byte
 SERIAL_BAUD = 9600  # nominal only: a pty passes bytes at memory speed
+
+
+class _LateReplyHandler(ServerRequestHandler):
+    """pymodbus' handler of one connection, sending a LATE device's replies late."""
+
+    def __init__(self, owner: ModbusTcpServer | ModbusSerialServer,
+                 sim: ModbusSimServer) -> None:
+        super().__init__(owner, owner.trace_packet, owner.trace_pdu,  # type: ignore[no-untyped-call]
+                         owner.trace_connect)
+        self.sim = sim
+
+    def pdu_send(self, pdu: ModbusPDU, addr: tuple[str, int] | None = None) -> None:
+        device = self.sim.devices.get(pdu.dev_id)
+        if device is None or device.fault is not ModbusFault.LATE or device.late_s <= 0.0:
+            super().pdu_send(pdu, addr)
+            return
+        send = super().pdu_send  # pymodbus drops it if the connection is gone by then
+        self.loop.call_later(device.late_s, send, pdu, addr)
+
+
+class _SimTcpServer(ModbusTcpServer):
+    sim: ModbusSimServer
+
+    def callback_new_connection(self) -> _LateReplyHandler:
+        return _LateReplyHandler(self, self.sim)
+
+
+class _SimSerialServer(ModbusSerialServer):
+    sim: ModbusSimServer
+
+    def callback_new_connection(self) -> _LateReplyHandler:
+        return _LateReplyHandler(self, self.sim)
 
 
 class ModbusSimServer:
@@ -85,12 +120,13 @@ class ModbusSimServer:
     async def start_tcp(self, host: str = "127.0.0.1", port: int = 0) -> int:
         """Serve Modbus TCP on `host:port` (0 picks a free port); return the port."""
         self._address_index = MBAP_UNIT_ID_INDEX
-        server = ModbusTcpServer(
+        server = _SimTcpServer(
             self._sim_devices(),
             address=(host, port),
             trace_packet=self._on_packet,
             trace_pdu=self._on_pdu,
         )
+        server.sim = self
         await server.serve_forever(background=True)
         self._server = server
         listener = server.transport
@@ -106,7 +142,7 @@ class ModbusSimServer:
         null_modem = PtyNullModem()
         null_modem.start()
         self._null_modem = null_modem
-        server = ModbusSerialServer(
+        server = _SimSerialServer(
             self._sim_devices(),
             framer=FramerType.RTU,
             port=null_modem.server_path,
@@ -114,6 +150,7 @@ class ModbusSimServer:
             trace_packet=self._on_packet,
             trace_pdu=self._on_pdu,
         )
+        server.sim = self
         await server.serve_forever(background=True)
         self._server = server
         return null_modem.client_path

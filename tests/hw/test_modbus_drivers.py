@@ -21,6 +21,7 @@ from hw.errors import (
     DeviceTimeoutError,
 )
 from hw.modbus.ctkit import ClampConfig, CtKitConfig, ModbusCtKit
+from hw.modbus.lateguard import HOLDOFF_TIMEOUTS
 from hw.modbus.meter import MeterConfig, ModbusMeter
 from hw.modbus.profiles import CT_KIT_SDM630_STYLE, SDM120, SDM630, Quantity
 from hw.modbus.transport import BusSettings, ModbusBus, SerialSettings, TcpSettings
@@ -30,6 +31,7 @@ from hw.sim.ev import EvModel, EvSpec
 from hw.sim.modbus_server import ModbusSimServer
 
 TIMEOUT_S = 0.3
+HOLDOFF_S = HOLDOFF_TIMEOUTS * TIMEOUT_S  # no request to a device this long after a timeout
 METER_ID, CTKIT_ID, SDM120_ID = 1, 2, 3
 
 
@@ -179,6 +181,7 @@ async def test_a_device_that_comes_back_is_read_again(rig: Rig) -> None:
         with pytest.raises(DeviceTimeoutError):
             await driver.read_meter()
     rig.meter_sim.fault = ModbusFault.NONE
+    await asyncio.sleep(HOLDOFF_S)  # its late replies, if any, have come and gone
     assert (await driver.read_meter()).phase_currents_a == (16.0, 16.0, 16.0)
 
 
@@ -196,6 +199,7 @@ async def test_garbage_gives_the_typed_error(rig: Rig, fault: ModbusFault, match
     with pytest.raises(DeviceGarbageError, match=match):
         await ctkit(rig).read_clamps()
     rig.ctkit_sim.fault = ModbusFault.NONE
+    await asyncio.sleep(HOLDOFF_S)  # a short reply may be a late one: quiet first
     assert len(await ctkit(rig).read_clamps()) == 3
 
 
@@ -240,6 +244,7 @@ async def test_tcp_server_restart_is_picked_up_without_a_restart() -> None:
             await kit.read_clamps()
         server = ModbusSimServer([sim])
         await server.start_tcp("127.0.0.1", port)
+        await asyncio.sleep(HOLDOFF_S)
         assert (await kit.read_clamps())[0].current_a == 7.0
     finally:
         bus.close()
