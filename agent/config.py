@@ -86,7 +86,6 @@ wired is written "-".
 
 from __future__ import annotations
 
-import math
 import re
 import tomllib
 from collections.abc import Mapping
@@ -260,15 +259,10 @@ class _Table(TomlTable):
             raise self.error(name, f"is required: the [{self.key(name)}] table ({what})")
         return table
 
-    def number(self, name: str, default: Any = _REQUIRED, *, lo: float, hi: float,
-               unit: str = "A", why: str = "") -> float:
-        value = self.raw(name, default)
-        hint = f"allowed {lo:g}-{hi:g} {unit}" + (f" ({why})" if why else "")
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.error(name, f"must be a number, not {value!r}; {hint}")
-        if not (math.isfinite(value) and lo <= value <= hi):
-            raise self.error(name, f"{value!r} is out of range; {hint}")
-        return float(value)
+    def number(self, name: str, default: Any = _REQUIRED, lo: float | None = None,
+               hi: float | None = None, *, unit: str = "A", why: str = "") -> float:
+        """hw.tomltable's number, in amperes unless `unit` says otherwise."""
+        return super().number(name, default, lo, hi, unit=unit, why=why)
 
     def integer(self, name: str, default: Any = _REQUIRED, *, lo: int, hi: int) -> int:
         value = self.raw(name, default)

@@ -3,11 +3,13 @@
 It lives in hw/ because hw is the bottom layer both the master and the agent may import
 (like logconfig); it knows nothing of either config. Each config module subclasses
 `TomlTable`: `error` says which ConfigError it raises, and getters whose messages are
-its own (numbers with units, phases, enums) are added there.
+its own (phases, enums) are added there. Numbers are read here, once for both configs, so
+nan and inf get the same answer everywhere: "must be a finite number in [lo, hi]".
 """
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
@@ -55,6 +57,26 @@ class TomlTable(ABC):
         if allowed and value not in allowed:
             raise self.error(name, f"{value!r} is not one of {list(allowed)}")
         return value
+
+    def number(self, name: str, default: Any = REQUIRED, lo: float | None = None,
+               hi: float | None = None, *, unit: str = "", why: str = "") -> float:
+        """A TOML integer or float, as float, finite and within [lo, hi] (`unit` and `why`
+        go into the message). Without a range, only that it is a number: the caller hands
+        it to a validator that owns the range and refuses nan and inf itself
+        (master.allocation.GroupConfig)."""
+        value = self.raw(name, default)
+        span = "" if lo is None or hi is None else (
+            f"[{lo:g}, {hi:g}]{' ' + unit if unit else ''}{f' ({why})' if why else ''}")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.error(name, f"must be a number{' in ' + span if span else ''}, "
+                             f"not {value!r}")
+        if lo is None or hi is None:
+            return float(value)
+        if not math.isfinite(value):
+            raise self.error(name, f"must be a finite number in {span}, not {value!r}")
+        if not lo <= value <= hi:
+            raise self.error(name, f"{value!r} is outside the allowed range {span}")
+        return float(value)
 
     def boolean(self, name: str, default: Any = REQUIRED) -> bool:
         value = self.raw(name, default)

@@ -50,7 +50,6 @@ key. Relative paths are relative to the config file's folder.
 
 from __future__ import annotations
 
-import math
 import socket
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -70,7 +69,6 @@ from hw.modbus.transport import (
     SerialSettings,
     TcpSettings,
 )
-from hw.tomltable import REQUIRED as _REQUIRED
 from hw.tomltable import TomlTable
 from master.allocation import (
     CtPlacement,
@@ -119,15 +117,6 @@ class _Table(TomlTable):
 
     def error(self, name: str, problem: str) -> ConfigError:
         return ConfigError(file=self.file, key=self.key(name), problem=problem)
-
-    def number(self, name: str, default: Any = _REQUIRED, lo: float = -math.inf,
-               hi: float = math.inf) -> float:
-        value = self.raw(name, default)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.error(name, f"must be a number, not {value!r}")
-        if not (math.isfinite(value) and lo <= value <= hi):
-            raise self.error(name, f"{value!r} is outside the allowed range [{lo:g}, {hi:g}]")
-        return float(value)
 
     def integer(self, name: str, default: Any, lo: int, hi: int) -> int:
         value = self.raw(name, default)

@@ -108,7 +108,9 @@ PAUSED_REASONS = frozenset(
 
 
 def _check_finite(name: str, value: float, lo: float, hi: float) -> None:
-    if not isinstance(value, int | float) or math.isnan(value) or not lo <= value <= hi:
+    if not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidInputError(f"{name}={value!r} must be a finite number in [{lo}, {hi}]")
+    if not lo <= value <= hi:
         raise InvalidInputError(f"{name}={value!r} is outside the allowed range [{lo}, {hi}]")
 
 

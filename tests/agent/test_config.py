@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -121,9 +122,9 @@ wiring = ["L1", "-", "-"]
 # (name, base text, old, new, key, fragment of the message)
 BAD = [
     ("charger limit too high", GROUP_MEMBER, "current_limit_a = 32", "current_limit_a = 70",
-     "charger.current_limit_a", "allowed 6-63 A"),
+     "charger.current_limit_a", "[6, 63] A"),
     ("charger limit too low", GROUP_MEMBER, "current_limit_a = 32", "current_limit_a = 5",
-     "charger.current_limit_a", "allowed 6-63 A"),
+     "charger.current_limit_a", "[6, 63] A"),
     ("charger limit as text", GROUP_MEMBER, "current_limit_a = 32", 'current_limit_a = "32"',
      "charger.current_limit_a", "must be a number"),
     ("charger limit missing", GROUP_MEMBER, "current_limit_a = 32", "",
@@ -133,7 +134,7 @@ BAD = [
     ("group required with a master", GROUP_MEMBER, 'group = "garage"', "",
      "charger.group", "is required"),
     ("hard max too high", GROUP_MEMBER, "hard_max_a = 20", "hard_max_a = 100",
-     "connectors.2.hard_max_a", "allowed 6-80 A"),
+     "connectors.2.hard_max_a", "[6, 80] A"),
     ("unknown phase", GROUP_MEMBER, '["L2", "L3", "L1"]', '["L2", "L4", "L1"]',
      "connectors.2.wiring", "'L4' is not L1, L2, L3"),
     ("two lines on one phase", GROUP_MEMBER, '["L2", "L3", "L1"]', '["L2", "L2", "L1"]',
@@ -153,7 +154,7 @@ BAD = [
     ("port and tcp", GROUP_MEMBER, 'port = "/dev/ttyUSB1"',
      'port = "/dev/ttyUSB1"\ntcp = "10.0.0.5:502"', "connectors.2.meter.port", "exactly one"),
     ("timeout too long", GROUP_MEMBER, 'port = "/dev/ttyUSB1"',
-     'port = "/dev/ttyUSB1"\ntimeout_s = 2', "connectors.2.meter.timeout_s", "0.01-0.5 s"),
+     'port = "/dev/ttyUSB1"\ntimeout_s = 2', "connectors.2.meter.timeout_s", "[0.01, 0.5] s"),
     ("odd baud rate", GROUP_MEMBER, 'port = "/dev/ttyUSB1"',
      'port = "/dev/ttyUSB1"\nbaudrate = 9601', "connectors.2.meter.baudrate", "9600"),
     ("master without port", GROUP_MEMBER, '"10.0.0.10:50051"', '"10.0.0.10"',
@@ -161,19 +162,19 @@ BAD = [
     ("failsafe in (0, 6)", GROUP_MEMBER, "initial_failsafe_a = 6", "initial_failsafe_a = 3",
      "master.initial_failsafe_a", "less than 6 A"),
     ("failsafe above the charger limit", GROUP_MEMBER, "initial_failsafe_a = 6",
-     "initial_failsafe_a = 40", "master.initial_failsafe_a", "allowed 0-32 A"),
+     "initial_failsafe_a = 40", "master.initial_failsafe_a", "[0, 32] A"),
     ("fail-safe bound in (0, 6)", GROUP_MEMBER, "initial_failsafe_a = 6",
      "initial_failsafe_a = 0\nmax_failsafe_a = 4", "master.max_failsafe_a", "less than 6 A"),
     ("fail-safe bound above the charger limit", GROUP_MEMBER, "initial_failsafe_a = 6",
-     "max_failsafe_a = 40", "master.max_failsafe_a", "allowed 0-32 A"),
+     "max_failsafe_a = 40", "master.max_failsafe_a", "[0, 32] A"),
     ("fail-safe bound below the initial fail-safe", GROUP_MEMBER, "initial_failsafe_a = 6",
      "initial_failsafe_a = 16\nmax_failsafe_a = 10", "master.max_failsafe_a",
      "initial_failsafe_a = 16"),
     ("lease bound 0", GROUP_MEMBER, "initial_failsafe_a = 6",
-     "initial_failsafe_a = 6\nmin_lease_s = 0", "master.min_lease_s", "allowed 0.1-60 s"),
+     "initial_failsafe_a = 6\nmin_lease_s = 0", "master.min_lease_s", "[0.1, 60] s"),
     ("lease bounds crossed", GROUP_MEMBER, "initial_failsafe_a = 6",
      "initial_failsafe_a = 6\nmin_lease_s = 5\nmax_lease_s = 4", "master.max_lease_s",
-     "allowed 5-3600 s"),
+     "[5, 3600] s"),
     ("agent_only with a master", GROUP_MEMBER, "[logging]", "[agent_only]\nsite_limit_a = 25\n"
      "[logging]", "agent_only.site_limit_a", "only read without [master]"),
     ("typo in a key", GROUP_MEMBER, "hard_max_a = 32", "hard_maxa = 32",
@@ -186,7 +187,7 @@ BAD = [
     ("site limit missing", AGENT_ONLY, "site_limit_a = 25", "",
      "agent_only.site_limit_a", "is required"),
     ("fallback above the site limit", AGENT_ONLY, "fallback_limit_a = 10",
-     "fallback_limit_a = 30", "agent_only.fallback_limit_a", "allowed 0-25 A"),
+     "fallback_limit_a = 30", "agent_only.fallback_limit_a", "[0, 25] A"),
     ("dynamic without fallback", AGENT_ONLY, "fallback_limit_a = 10", "",
      "agent_only.fallback_limit_a", "is required"),
     ("dynamic without clamps", AGENT_ONLY, "[agent_only.ct]", "[agent_only.ct]\nenabled = false",
@@ -196,7 +197,7 @@ BAD = [
     ("clamp type", AGENT_ONLY, "clamps = [2]", 'clamps = [2]\ntype = "load"',
      "agent_only.ct.type", "['site']"),
     ("rated value 0", AGENT_ONLY, "rated_a = 100", "rated_a = 0", "agent_only.ct.rated_a",
-     "allowed 1-2000 A"),
+     "[1, 2000] A"),
     ("negative seed", AGENT_ONLY, "seed = 7", "seed = -1", "sim.seed", "whole number"),
     ("no connectors", AGENT_ONLY, '[connectors.1]\nwiring = ["L2"]', "", "connectors",
      "is required"),
@@ -244,3 +245,35 @@ def test_config_errors_are_value_errors() -> None:
     error = ConfigError(file=Path("a.toml"), key="charger.id", problem="is required")
     assert isinstance(error, ValueError)
     assert str(error) == "a.toml: charger.id: is required"
+
+
+# (base text, the table's header line, key, its dotted name): every float key of agent.toml
+FLOAT_KEYS = [
+    (GROUP_MEMBER, "[charger]", "current_limit_a", "charger.current_limit_a"),
+    (GROUP_MEMBER, "[connectors.1]", "hard_max_a", "connectors.1.hard_max_a"),
+    (GROUP_MEMBER, "[connectors.2.meter]", "timeout_s", "connectors.2.meter.timeout_s"),
+    (GROUP_MEMBER, "[master]", "initial_failsafe_a", "master.initial_failsafe_a"),
+    (GROUP_MEMBER, "[master]", "max_failsafe_a", "master.max_failsafe_a"),
+    (GROUP_MEMBER, "[master]", "min_lease_s", "master.min_lease_s"),
+    (GROUP_MEMBER, "[master]", "max_lease_s", "master.max_lease_s"),
+    (AGENT_ONLY, "[agent_only]", "site_limit_a", "agent_only.site_limit_a"),
+    (AGENT_ONLY, "[agent_only]", "margin_a", "agent_only.margin_a"),
+    (AGENT_ONLY, "[agent_only]", "fallback_limit_a", "agent_only.fallback_limit_a"),
+    (AGENT_ONLY, "[agent_only.ct]", "rated_a", "agent_only.ct.rated_a"),
+    (AGENT_ONLY, "[agent_only.ct]", "timeout_s", "agent_only.ct.timeout_s"),
+]
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+@pytest.mark.parametrize(("base", "header", "name", "key"), FLOAT_KEYS,
+                         ids=[k[3] for k in FLOAT_KEYS])
+def test_nan_and_inf_are_refused_with_the_range(tmp_path: Path, base: str, header: str,
+                                                name: str, key: str, value: str) -> None:
+    lines = [line for line in base.splitlines() if not line.startswith(f"{name} =")]
+    at = lines.index(header) + 1
+    path = write(tmp_path, "\n".join([*lines[:at], f"{name} = {value}", *lines[at:]]))
+    with pytest.raises(ConfigError) as info:
+        load_agent_config(path)
+    assert info.value.key == key, str(info.value)
+    assert re.search(rf"must be a finite number in \[-?[\d.]+, [\d.]+\] \w+.*, not {value}$",
+                     info.value.problem), str(info.value)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,7 @@ import master.config as master_config_module
 from hw.capabilities import ClampReading
 from hw.modbus.transport import SerialSettings, TcpSettings
 from master.allocation import CtPlacement, Mode, OfflineStrategy, Phase
-from master.config import MasterConfig, load_master_config
+from master.config import TUNING_FIELDS, MasterConfig, load_master_config
 from master.errors import ConfigError, RequestError
 from tests.master.support import L1, L2, L3, member, toml
 
@@ -234,3 +236,30 @@ def test_the_documented_example_loads(tmp_path: Path) -> None:
     assert cfg.ct is not None
     assert [(c.clamp, c.phase, c.reversed) for c in cfg.ct.clamps] == [
         (1, L1, False), (2, L2, True), (3, L3, False)]
+
+
+FLOAT_KEYS = ["group.limit_a", "group.fallback_limit_a", "group.margin_a",
+              *(f"group.tuning.{name}" for name in TUNING_FIELDS), "ct.rated_a",
+              "ct.timeout_s", "ct.stale_after_s", "ct.lost_after_s", "ct.frozen_after_s",
+              "ct.frozen_draw_change_a"]
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf], ids=["nan", "inf", "-inf"])
+@pytest.mark.parametrize("key", FLOAT_KEYS)
+def test_nan_and_inf_are_refused_with_the_range(tmp_path: Path, key: str, value: float
+                                                ) -> None:
+    """Every float key of master.toml: "must be a finite number in [lo, hi]", never
+    "outside [-inf, inf]"."""
+    path = write(tmp_path, edit(SCENARIO_B, key, value))
+    with pytest.raises(ConfigError) as info:
+        load_master_config(path)
+    assert info.value.key == key, str(info.value)
+    assert re.search(r"must be a finite number in \[-?[\d.]+, [\d.]+\]", str(info.value)), \
+        str(info.value)
+
+
+def test_limit_nan_says_finite_and_the_range(tmp_path: Path) -> None:
+    path = write(tmp_path, edit(SCENARIO_B, "group.limit_a", math.nan))
+    with pytest.raises(ConfigError, match=re.escape(
+            "group.limit_a: limit_a=nan must be a finite number in [6.0, 50000.0]")):
+        load_master_config(path)
