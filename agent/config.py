@@ -56,7 +56,8 @@ wired is written "-".
     security_profile = 2          # 0 none | 1 HTTP Basic auth over ws:// | 2 Basic auth
                                   # over wss:// (OCPP 1.6 security whitepaper ed. 2)
     authorization_key = "..."     # profiles 1, 2: the Basic auth password, 16-40
-                                  # printable ASCII characters (username = the id)
+                                  # printable ASCII characters (username = the id), random:
+                                  # placeholders and guessable keys are refused
     ca_file = "csms-ca.pem"       # wss://: the CA that signed the CSMS's certificate;
                                   # default: the system's CAs
     serial_number = "..."         # optional: BootNotification chargePointSerialNumber
@@ -98,6 +99,7 @@ from urllib.parse import urlsplit
 from agent.bounds import MAX_LEASE_S, LinkBounds
 from agent.errors import ConfigError
 from agent.ocpp.auth import AuthMode, check_id_tag
+from agent.ocpp.keyvalues import HOW_TO_FIX, weak_key_problem
 from agent.ocpp.ukdefault import UkDefaultSettings, uk_default_from_table
 from hw.errors import DeviceConfigError
 from hw.modbus.ctkit import MAX_RATED_A, ClampConfig, CtKitConfig
@@ -392,6 +394,9 @@ def _ocpp(t: _Table, charger_id: str) -> OcppSettings | None:
                             and all(" " <= c <= "~" for c in key)):
         raise t.error("authorization_key", f"security_profile {profile} needs the Basic "
                       f"auth password: {lo}-{hi} printable ASCII characters")
+    weak = weak_key_problem(key.encode()) if isinstance(key, str) and profile > 0 else None
+    if weak is not None:
+        raise t.error("authorization_key", f"{weak}: {HOW_TO_FIX}")
     ca_file = None
     if t.raw("ca_file", None) is not None:
         if not url.startswith("wss://"):

@@ -66,6 +66,7 @@ from agent.ocpp.configkeys import (
     open_db,
 )
 from agent.ocpp.connection import BootIdentity, LinkState, OcppClient, StatusReport
+from agent.ocpp.keyvalues import phase_rotation
 from agent.ocpp.sessions import Observed, OcppSessions, Prepared
 from agent.ocpp.transactions import StopReason
 from agent.simdriver import EvDriver
@@ -158,7 +159,10 @@ class Agent:
                                   f"{config.state_dir}/ocpp.db: {exc}") from exc
             self.availability = Availability(self.ocpp_db, self.sockets)
             store = ConfigurationStore(self.ocpp_db,
-                                       given={"NumberOfConnectors": str(len(self.sockets))})
+                                       given={"NumberOfConnectors": str(len(self.sockets)),
+                                              "ConnectorPhaseRotation": phase_rotation(
+                                                  {c.connector_id: c.wiring
+                                                   for c in config.connectors})})
             try:
                 self.sessions = build_sessions(
                     config, config.ocpp, store, online=lambda: self.ocpp is not None

@@ -37,10 +37,10 @@ def payload_error(action: str, payload: Any) -> OCPPError | None:
         payload = json.loads(json.dumps(payload), parse_float=decimal.Decimal)
     try:
         errors = list(validator.iter_errors(payload))
-    except (ArithmeticError, ValueError, RecursionError) as err:  # e.g. decimal's
+    except (ArithmeticError, ValueError, RecursionError) as exc:  # e.g. decimal's
         # InvalidOperation for multipleOf on a huge number (agent.ocpp.frames rule 4
         # refuses those first; this is the backstop)
-        return PropertyConstraintViolationError(details={"cause": f"{action}: {err!r}"[:200]})
+        return PropertyConstraintViolationError(details={"cause": f"{action}: {exc!r}"[:200]})
     if not errors:
         return None
     err = min(errors, key=lambda e: len(e.absolute_path))

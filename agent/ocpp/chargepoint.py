@@ -358,8 +358,8 @@ class ChargePoint(TransactionHandlers, _LibChargePoint):  # type: ignore[misc]  
         deadline = loop.time() + RESET_FLUSH_S
         s = self.sessions
         while s is not None and (s.busy() or s.store.pending_count()) \
-                and loop.time() < deadline:
-            await asyncio.sleep(0.05)  # the step and the outbox have no common event
+                and loop.time() < deadline:  # noqa: ASYNC110  # step and outbox: no common event
+            await asyncio.sleep(0.05)
         if s is not None and (s.busy() or s.store.pending_count()):
             self.log.warning("reset: transaction messages left for after the restart",
                              pending=s.store.pending_count(), waited_s=RESET_FLUSH_S)

@@ -38,6 +38,7 @@ from types import MappingProxyType
 import structlog
 
 from agent.ocpp.durable import connect_durable
+from agent.ocpp.keyvalues import HOW_TO_FIX, rotation_problem, weak_key_problem
 
 DB_FILE = "ocpp.db"
 log = structlog.get_logger("agent.ocpp.configkeys")
@@ -52,6 +53,7 @@ DEFAULT_MEASURANDS = ("Energy.Active.Import.Register,Current.Import,Current.Offe
 # Feature profiles in place (OCPP 1.6 section 3.1); Reservation and FirmwareManagement
 # are not built.
 FEATURE_PROFILES = ("Core", "LocalAuthListManagement", "SmartCharging", "RemoteTrigger")
+MAX_CONNECTORS = 2  # io7 Double: sockets 1 and 2 (0 = the charger's grid connection)
 DAY_S = 86_400
 
 
@@ -77,7 +79,8 @@ class InvalidValueError(ValueError):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class KeySpec:
     """One configuration key. `lo`/`hi`: the integer range (HEX: bytes); `members`: what
-    a CSL may list (empty: anything); `max_items`: at most this many in a CSL."""
+    a CSL may list (empty: anything); `max_items`: at most this many in a CSL (None: no
+    limit); `vet`: what else is wrong with a parsed value (agent.ocpp.keyvalues)."""
 
     name: str
     kind: Kind
@@ -87,8 +90,9 @@ class KeySpec:
     lo: int = 0
     hi: int = 0
     members: tuple[str, ...] = ()
-    max_items: int = 0
+    max_items: int | None = None
     effect: Effect = Effect.NOW
+    vet: Callable[[str], str | None] | None = None
 
     def __post_init__(self) -> None:
         if self.readonly and self.write_only:
@@ -100,6 +104,13 @@ class KeySpec:
 
     def parse(self, value: str) -> str:
         """`value` normalised; InvalidValueError saying what is allowed."""
+        clean = self._parse(value)
+        problem = None if self.vet is None else self.vet(clean)
+        if problem is not None:
+            raise InvalidValueError(f"{self.name} {problem}")
+        return clean
+
+    def _parse(self, value: str) -> str:
         text = value.strip()
         if self.kind is Kind.INT:
             if not (text.isascii() and text.isdigit()) or not self.lo <= int(text) <= self.hi:
@@ -121,7 +132,7 @@ class KeySpec:
         if unknown or len(set(items)) != len(items) or "" in items:
             raise InvalidValueError(f"{self.name}: list distinct items of "
                                     f"{list(self.members)}, not {value!r}")
-        if self.max_items and len(items) > self.max_items:
+        if self.max_items is not None and len(items) > self.max_items:
             raise InvalidValueError(f"{self.name}: at most {self.max_items} items")
         return ",".join(items)
 
@@ -137,9 +148,20 @@ def _bool(name: str, default: bool) -> KeySpec:
 
 
 def _csl(name: str, default: str, members: tuple[str, ...], *, readonly: bool = False,
-         max_items: int = 0) -> KeySpec:
+         max_items: int | None = None, vet: Callable[[str], str | None] | None = None
+         ) -> KeySpec:
     return KeySpec(name=name, kind=Kind.CSL, default=default, members=members,
-                   readonly=readonly, max_items=max_items)
+                   readonly=readonly, max_items=max_items, vet=vet)
+
+
+def _rotation(value: str) -> str | None:
+    problem = rotation_problem(value, MAX_CONNECTORS)
+    return None if problem is None else f": {problem}"
+
+
+def _strong(value: str) -> str | None:
+    problem = weak_key_problem(bytes.fromhex(value))
+    return None if problem is None else f"{problem}: {HOW_TO_FIX}"
 
 
 _SPECS = (
@@ -150,6 +172,19 @@ _SPECS = (
     _int("ClockAlignedDataInterval", 0, 0, DAY_S),
     _csl("MeterValuesSampledData", DEFAULT_MEASURANDS, MEASURANDS, max_items=6),
     _csl("MeterValuesAlignedData", DEFAULT_MEASURANDS, MEASURANDS, max_items=6),
+    _int("MeterValuesSampledDataMaxLength", 6, 6, 6, readonly=True),
+    _int("MeterValuesAlignedDataMaxLength", 6, 6, 6, readonly=True),
+    # StopTransaction.transactionData carries the energy register at Transaction.Begin
+    # and .End only (agent.ocpp.transactions): no measurand can be added, MaxLength 0.
+    _csl("StopTxnSampledData", "", MEASURANDS, max_items=0),
+    _csl("StopTxnAlignedData", "", MEASURANDS, max_items=0),
+    _int("StopTxnSampledDataMaxLength", 0, 0, 0, readonly=True),
+    _int("StopTxnAlignedDataMaxLength", 0, 0, 0, readonly=True),
+    # Reported to the CSMS (agent.ocpp.keyvalues rule 1); the agent's wiring in its
+    # config file is what the allocation uses, a CSMS's change does not rewire it.
+    _csl("ConnectorPhaseRotation", "", (), vet=_rotation),
+    _int("ConnectorPhaseRotationMaxLength", MAX_CONNECTORS + 1, 0, MAX_CONNECTORS + 1,
+         readonly=True),
     _bool("StopTransactionOnEVSideDisconnect", True),
     _bool("StopTransactionOnInvalidId", True),
     _bool("LocalAuthorizeOffline", True),
@@ -177,10 +212,11 @@ _SPECS = (
          readonly=True),
     _int("ChargingScheduleMaxPeriods", 24, 1, 1000, readonly=True),
     _int("MaxChargingProfilesInstalled", 10, 1, 1000, readonly=True),
-    # Security whitepaper ed. 2: the Basic auth password, 16-20 bytes sent as hex;
-    # the charge point reconnects with it at once.
+    # Security whitepaper (ed. 4 A00.FR.205): the Basic auth password, 16-20 bytes sent
+    # as hex; a guessable one is Rejected (keyvalues rule 2); the charge point
+    # reconnects with a new one at once.
     KeySpec(name="AuthorizationKey", kind=Kind.HEX, default=None, write_only=True, lo=16,
-            hi=20, effect=Effect.RECONNECT),
+            hi=20, effect=Effect.RECONNECT, vet=_strong),
 )
 KEYS: Mapping[str, KeySpec] = MappingProxyType({s.name.lower(): s for s in _SPECS})
 

@@ -3,6 +3,7 @@ names the file, the key and what is allowed."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ current_limit_a = 32
 [connectors.1]
 wiring = ["L1", "L2", "L3"]
 """
-KEY = "0123456789abcdef-x"
+KEY = "v7Qe-2mRk9xLp4Wz"  # 16 random characters
 
 
 def load(tmp: Path, ocpp: str) -> OcppSettings | None:
@@ -82,6 +83,17 @@ def test_defaults(tmp_path: Path) -> None:
      "ocpp.authorization_key", "16-40"),
     ('url = "ws://csms/ocpp"\nauthorization_key = "' + KEY + '"',
      "ocpp.authorization_key", "only sent with security_profile 1 or 2"),
+    # guessable passwords (agent.ocpp.keyvalues rule 2), with what to do about them
+    ('url = "ws://csms/ocpp"\nsecurity_profile = 1\nauthorization_key = '
+     '"change-me-16-to-40-chars"', "ocpp.authorization_key", "placeholder ('changeme')"),
+    ('url = "ws://csms/ocpp"\nsecurity_profile = 1\nauthorization_key = "CHANGE_ME_PLEASE_NOW"',
+     "ocpp.authorization_key", "openssl rand -hex 20"),
+    ('url = "ws://csms/ocpp"\nsecurity_profile = 1\nauthorization_key = "' + "x" * 20 + '"',
+     "ocpp.authorization_key", "only 1 different"),
+    ('url = "ws://csms/ocpp"\nsecurity_profile = 1\nauthorization_key = "0123456789abcdef"',
+     "ocpp.authorization_key", "run like"),
+    ('url = "ws://csms/ocpp"\nsecurity_profile = 1\nauthorization_key = "abcdefghabcdefgh"',
+     "ocpp.authorization_key", "repeats a pattern"),
     ('url = "ws://csms/ocpp"\nca_file = "ca.pem"', "ocpp.ca_file", "wss://"),
     ('url = "wss://csms/ocpp"\nca_file = "missing.pem"', "ocpp.ca_file", "no such file"),
     ('url = "ws://csms/ocpp"\ncharge_point_id = "a b"', "ocpp.charge_point_id", "letters"),
@@ -121,3 +133,29 @@ def test_csms_url_override(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="--csms-url") as info:
         with_csms_url(load_agent_config(path), "wss://b/c")  # profile 1 is ws:// only
     assert "profile 1" in info.value.problem
+
+
+DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
+STRONG = "q8Xv-3LkT-w9Zr-Fp2M-c7Hs"  # what an installer generates
+
+
+@pytest.mark.parametrize("path", sorted(DEPLOY.glob("scenario-*/agent*.toml")),
+                         ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_deploy_examples_ship_no_usable_secret(tmp_path: Path, path: Path) -> None:
+    text = path.read_text()
+    assert "change-me" not in text
+    assert not re.search(r"^\s*authorization_key\s*=", text, re.MULTILINE)  # commented
+    if "[ocpp]" not in text:
+        return
+    assert load_agent_config(path).ocpp is None  # off until the installer sets the key
+    # Following the example's instruction (key set, OCPP on) gives a working table.
+    head, ocpp = text.split("[ocpp]", 1)
+    ocpp = re.sub(r"^# authorization_key = \S+", f'authorization_key = "{STRONG}"', ocpp,
+                  count=1, flags=re.MULTILINE)
+    ocpp = re.sub(r"^enabled = false", "enabled = true", ocpp, count=1, flags=re.MULTILINE)
+    (tmp_path / "agent.toml").write_text(head + "[ocpp]" + ocpp)
+    (tmp_path / "csms-ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    got = load_agent_config(tmp_path / "agent.toml").ocpp
+    assert got is not None
+    if "# authorization_key" in text:
+        assert got.security_profile == 2 and got.authorization_key == STRONG

@@ -38,6 +38,8 @@ READ_ONLY = {"LocalAuthListMaxLength", "SendLocalListMaxLength", "ChargeProfileM
              "MaxChargingProfilesInstalled", "NumberOfConnectors", "SupportedFeatureProfiles",
              "GetConfigurationMaxKeys"}
 
+KEY_HEX = "8f3a1c9e57d20b64e1a97c3f5d08b2e6a4917c5f"  # 20 random bytes
+
 
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[sqlite3.Connection]:
@@ -66,7 +68,7 @@ def test_the_database_is_wal_and_synchronous_full(db: sqlite3.Connection) -> Non
     ("LocalPreAuthorize", "False", "false"),
     ("MeterValuesAlignedData", "Voltage, Current.Import", "Voltage,Current.Import"),
     ("MeterValuesAlignedData", "", ""),
-    ("AuthorizationKey", "00112233445566778899AABBCCDDEEFF", "00112233445566778899aabbccddeeff"),
+    ("AuthorizationKey", "8F3A1C9E57D20B64E1A97C3F5D08B2E6", "8f3a1c9e57d20b64e1a97c3f5d08b2e6"),
 ], ids=repr)
 def test_values_are_normalised(key: str, value: str, clean: str) -> None:
     spec = key_spec(key)
@@ -84,6 +86,14 @@ def test_values_are_normalised(key: str, value: str, clean: str) -> None:
     ("AuthorizationKey", "00" * 21, "16-20 bytes"),  # too long
     ("AuthorizationKey", "0g" * 16, "hexadecimal"),
     ("AuthorizationKey", "0" * 33, "hexadecimal"),  # odd length
+    # Guessable keys (agent.ocpp.keyvalues rule 2), with what to do about it:
+    ("AuthorizationKey", b"change-me-please".hex(), "placeholder.*openssl rand"),
+    ("AuthorizationKey", b"my-secret-key-16".hex(), "placeholder"),
+    ("AuthorizationKey", "00" * 16, "only 1 different"),
+    ("AuthorizationKey", "ab" * 20, "only 1 different"),
+    ("AuthorizationKey", "0102030405" * 4, "repeats a pattern of 5"),
+    ("AuthorizationKey", "00112233445566778899aabbccddeeff", "run like"),
+    ("AuthorizationKey", bytes(range(1, 21)).hex(), "run like"),
 ], ids=repr)
 def test_bad_values_say_what_is_allowed(key: str, value: str, why: str) -> None:
     spec = key_spec(key)
@@ -114,14 +124,14 @@ def test_change_is_checked_stored_and_heard(db: sqlite3.Connection) -> None:
 
 def test_get_lists_known_and_unknown_and_hides_the_key(db: sqlite3.Connection) -> None:
     store = ConfigurationStore(db)
-    store.change("AuthorizationKey", "ab" * 16)
+    store.change("AuthorizationKey", KEY_HEX)
     known, unknown = store.get(["AUTHORIZATIONKEY", "Foo", "ResetRetries"])
     assert [(k.key, k.readonly, k.value) for k in known] == [
         ("AuthorizationKey", False, None), ("ResetRetries", False, "1")]
     assert unknown == ["Foo"]
     everything, none = store.get()
     assert {k.key for k in everything} == {s.name for s in KEYS.values()} and none == []
-    assert store.value("AuthorizationKey") == "ab" * 16  # the shell can read it
+    assert store.value("AuthorizationKey") == KEY_HEX  # the shell can read it
 
 
 def test_given_values_and_stored_rows_are_checked(db: sqlite3.Connection) -> None:

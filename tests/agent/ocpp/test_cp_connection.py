@@ -27,7 +27,7 @@ from tests.agent.ocpp.test_chargepoint import (
     running,
 )
 
-PASSWORD = "s3cret-password-16"  # 18 printable characters
+PASSWORD = "Hk4-pZ9q-Tr7w-Xe2"  # 17 printable characters
 PROFILE_1 = f'security_profile = 1\nauthorization_key = "{PASSWORD}"'
 
 
@@ -81,7 +81,7 @@ async def test_profile_1_with_a_wrong_password_is_refused_and_retried(tmp_path: 
 
 
 async def test_a_new_authorization_key_is_used_at_once_and_kept(tmp_path: Path) -> None:
-    new_key = bytes(range(1, 21))  # 20 random-looking bytes (whitepaper: 16-20)
+    new_key = bytes.fromhex("8f3a1c9e57d20b64e1a97c3f5d08b2e6a4917c5f")  # 20 random bytes
     async with Csms(passwords={CP: PASSWORD.encode()}) as csms:
         config = agent_config(tmp_path, csms.url, ocpp=PROFILE_1)
         async with running(config) as agent:
@@ -92,6 +92,9 @@ async def test_a_new_authorization_key_is_used_at_once_and_kept(tmp_path: Path) 
             short = await csms.call(CP, call.ChangeConfiguration(key="AuthorizationKey",
                                                                  value="00ff"))
             assert short.status == "Rejected"
+            weak = await csms.call(CP, call.ChangeConfiguration(
+                key="AuthorizationKey", value=b"change-me-please".hex()))  # a placeholder
+            assert weak.status == "Rejected"
             assert csms.passwords is not None
             csms.passwords[CP] = new_key  # the CSMS expects it from the next connection
             mark = csms.mark()
