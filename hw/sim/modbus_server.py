@@ -17,7 +17,8 @@ It prints one JSON line saying where it serves ({"endpoint": "pty", "port": "/de
 or {"endpoint": "tcp", "host": ..., "port": ...}) and serves until SIGINT/SIGTERM. The CT
 kit follows the site model, the meter an EV charging at `--offered-a`; `--start-h` sets
 the time of day and `--speed` how many virtual seconds pass per real second (0 freezes the
-physics, which makes the values predictable for tests).
+physics, which makes the values predictable for tests). `--fault` starts with a fault;
+with `--commands`, lines on stdin switch faults while it runs (`hw.sim.faultctl`).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from hw.modbus.profiles import CT_KIT_PROFILES, METER_PROFILES, Quantity
 from hw.sim.board import SimConnector
 from hw.sim.devices import ModbusFault, SimulatedModbusDevice, clamp_values, meter_values
 from hw.sim.ev import EvModel, EvSpec
+from hw.sim.faultctl import COMMANDS_HELP, answer, parse, read_commands
 from hw.sim.pty import PtyNullModem
 from hw.sim.site import SECONDS_PER_HOUR, SiteModel, SiteProfile, SiteSpec
 
@@ -185,7 +187,8 @@ class WallClockVirtualTime:
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m hw.sim.modbus_server", description=__doc__.split("\n\n")[0]
+        prog="python -m hw.sim.modbus_server", description=__doc__.split("\n\n")[0],
+        epilog=COMMANDS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     kind = parser.add_mutually_exclusive_group(required=True)
     kind.add_argument("--ctkit", action="store_true", help="a Sense CT kit on the site model")
@@ -196,6 +199,10 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--address", type=int, default=1, help="Modbus address (default 1)")
     parser.add_argument("--start-h", type=float, default=12.0, help="time of day to start at")
     parser.add_argument("--speed", type=float, default=1.0, help="virtual s per real s")
+    parser.add_argument("--commands", action="store_true",
+                        help="switch faults at run time with lines on stdin (see below)")
+    parser.add_argument("--fault", metavar="COMMAND", default="",
+                        help="start with a fault, as a command: e.g. --fault 'late 700'")
     site = parser.add_argument_group("CT kit")
     site.add_argument("--ctkit-profile", choices=sorted(CT_KIT_PROFILES), default="ctkit")
     site.add_argument("--site", choices=[p.value for p in SiteProfile], default="office")
@@ -214,7 +221,13 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     meter.add_argument("--ev-phases", type=int, choices=(1, 3), default=3)
     meter.add_argument("--ev-max-a", type=float, default=16.0)
     meter.add_argument("--soc", type=float, default=0.5)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.fault:
+        try:
+            parse(f"fault {args.fault}")
+        except ValueError as exc:
+            parser.error(f"--fault: {exc}")
+    return args
 
 
 async def _build_device(args: argparse.Namespace) -> SimulatedModbusDevice:
@@ -274,8 +287,21 @@ async def serve(args: argparse.Namespace) -> None:
             bound = await server.start_tcp(host, int(port))
             where = {"endpoint": "tcp", "host": host, "port": bound}
         print(json.dumps({"device": device.name, "address": device.device_id, **where}))
+        if args.fault:
+            print(answer(f"fault {args.fault}", [device]))
         sys.stdout.flush()
-        await stop.wait()
+        if args.commands:
+            commands = asyncio.create_task(read_commands([device], _say))
+            await stop.wait()
+            commands.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await commands
+        else:
+            await stop.wait()
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
