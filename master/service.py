@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import sys
 import time
@@ -313,6 +314,24 @@ async def _serve(master: Master, server: grpc.aio.Server, bound: str, stop: asyn
         master.log.info("master stopped")
 
 
+def state_folder_ready(config: MasterConfig) -> None:
+    """Create the folder of [master] state_db and check the master may write in it, so
+    a bad path is one line at start (ConfigError), not an OSError from deep inside."""
+    folder = config.state_db.parent.absolute()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        why = ("a file is in the way" if isinstance(exc, FileExistsError | NotADirectoryError)
+               else exc.strerror or str(exc))
+        raise ConfigError(file=config.file, key="master.state_db", problem=f"cannot create "
+                          f"the folder {folder} ({why}): choose a folder the master may "
+                          "create and write, e.g. /var/lib/io7/master.sqlite3") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(file=config.file, key="master.state_db", problem=f"cannot write "
+                          f"in the folder {folder}: give the master's user write access, or "
+                          "choose another state_db")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="io7-master", description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", type=Path, required=True, help="master.toml")
@@ -321,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         config = load_master_config(args.config)
+        state_folder_ready(config)
     except ConfigError as err:
         print(f"io7-master: {err}", file=sys.stderr)
         return 2
