@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PROTO  := protos/io7/cluster/v1/cluster.proto
 
-.PHONY: venv run demo test lint unit bench bench-sim protos clean
+.PHONY: venv run test lint unit bench bench-sim protos clean
 
 SCENARIO ?= B
 # An external OCPP back office for every simulated charger (default: a local one).
@@ -23,10 +23,6 @@ venv: $(STAMP)
 # The main job: a simulated car park, every master, agent and CT kit its own process.
 run: $(STAMP)
 	$(BIN)/python -m master.carpark --scenario $(SCENARIO) $(if $(CSMS_URL),--csms-url $(CSMS_URL))
-
-# A day of a car park in virtual time: the allocation engine against the EV/site models.
-demo: $(STAMP)
-	$(BIN)/io7-alloc-demo
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
