@@ -60,8 +60,8 @@ from agent.errors import ConfigError
 from agent.limits import LimitApplier, MasterLimits
 from agent.link import MasterLink
 from agent.ocpp.agentport import OcppPort, build_sessions
+from agent.ocpp.availability import Availability
 from agent.ocpp.configkeys import (
-    Availability,
     ConfigurationStore,
     open_db,
 )

@@ -8,8 +8,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from agent.config import AgentConfig, OcppSettings
-from agent.ocpp.chargepoint import UnlockResult
-from agent.ocpp.configkeys import DB_FILE, AvailabilityChange, ConfigurationStore
+from agent.ocpp.availability import AvailabilityChange
+from agent.ocpp.configkeys import DB_FILE, ConfigurationStore
+from agent.ocpp.corehandlers import UnlockResult
 from agent.ocpp.profilestore import ProfileStore
 from agent.ocpp.sessions import OcppSessions
 from agent.ocpp.store import OcppStore
@@ -34,7 +35,7 @@ def build_sessions(config: AgentConfig, ocpp: OcppSettings, keys: ConfigurationS
 
 
 class OcppPort:
-    """The agent as the OCPP charge point sees it (agent.ocpp.chargepoint.ChargerPort)."""
+    """The agent as the OCPP charge point sees it (agent.ocpp.corehandlers.ChargerPort)."""
 
     def __init__(self, agent: Agent) -> None:
         self.agent = agent

@@ -48,8 +48,9 @@ from websockets.typing import Subprotocol
 
 from agent.config import OcppSettings
 from agent.connector import FAULTS, ConnectorOutput, Fault, OcppErrorCode, OcppStatus
-from agent.ocpp.chargepoint import MODEL, VENDOR, ChargePoint, ChargerPort, SessionEnd
+from agent.ocpp.chargepoint import ChargePoint
 from agent.ocpp.configkeys import ConfigurationStore
+from agent.ocpp.corehandlers import MODEL, VENDOR, ChargerPort, SessionEnd
 from agent.ocpp.frames import MAX_FRAME_BYTES
 from agent.ocpp.sessions import OcppSessions
 

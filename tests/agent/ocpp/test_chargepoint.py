@@ -17,7 +17,8 @@ from ocpp.exceptions import OccurenceConstraintViolationError, PropertyConstrain
 from ocpp.v16 import call
 
 from agent.config import AgentConfig, load_agent_config
-from agent.ocpp.configkeys import Availability, ConfigurationStore, open_db
+from agent.ocpp.availability import Availability
+from agent.ocpp.configkeys import ConfigurationStore, open_db
 from agent.ocpp.connection import Backoff, LinkState
 from agent.service import Agent
 from hw.sim.board import ChargerFault, ConnectorFault

@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 
 from agent.ocpp import profiles, store, transactions
+from agent.ocpp.availability import Availability, AvailabilityChange
 from agent.ocpp.configkeys import (
     KEYS,
-    Availability,
-    AvailabilityChange,
     ChangeStatus,
     ConfigurationStore,
     Effect,
