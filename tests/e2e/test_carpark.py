@@ -79,6 +79,7 @@ def test_every_child_stops_with_the_launcher(tmp_path: Path, sig: signal.Signals
         stderr=subprocess.STDOUT)
     run = tmp_path / ".run" / "scenario-B"
     agents = [run / "io7-01.log", run / "io7-02.log"]
+    children: list[int] = []
     try:
         _wait("two agents started", lambda: all(
             p.exists() and "agent started" in p.read_text() for p in agents))
@@ -101,6 +102,7 @@ def test_every_child_stops_with_the_launcher(tmp_path: Path, sig: signal.Signals
     finally:
         if launcher.poll() is None:
             launcher.kill()
-        for c in _children(launcher.pid):
-            os.kill(c, signal.SIGKILL)
+        for c in {*children, *_children(launcher.pid)}:  # a failed test leaves no orphans
+            if _alive(c):
+                os.kill(c, signal.SIGKILL)
         launcher.wait()
