@@ -179,10 +179,13 @@ class ConnectorLimit:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PhaseView:
-    """One site phase after a cycle (proto PhaseStatus)."""
+    """One site phase after a cycle (proto PhaseStatus). `limit_a` is the limit in force
+    (the fallback limit while the CT kit is lost); `configured_limit_a` the configured or
+    SetGroupLimit one."""
 
     phase: Phase
     limit_a: float
+    configured_limit_a: float
     ct_a: float | None
     other_load_a: float
     reserved_offline_a: float
@@ -568,14 +571,16 @@ class GroupControl:
                         sent_per_phase[p] += lim.current_a
         if alloc is not None:
             phases = tuple(
-                PhaseView(phase=r.phase, limit_a=r.limit_a, ct_a=r.ct_a,
+                PhaseView(phase=r.phase, limit_a=r.limit_a, configured_limit_a=g.limit_a,
+                          ct_a=r.ct_a,
                           other_load_a=r.other_load_a, reserved_offline_a=r.reserved_a,
                           available_a=r.available_a,
                           allocated_a=sent_per_phase[r.phase] if holding else r.allocated_a)
                 for r in alloc.phases)
             ct_status = alloc.ct_status
         else:
-            phases = tuple(PhaseView(phase=p, limit_a=g.limit_a, ct_a=None, other_load_a=0.0,
+            phases = tuple(PhaseView(phase=p, limit_a=g.limit_a, configured_limit_a=g.limit_a,
+                                     ct_a=None, other_load_a=0.0,
                                      reserved_offline_a=0.0, available_a=0.0, allocated_a=0.0)
                            for p in g.phases)
             ct_status = CtStatus.NOT_USED if g.mode is Mode.STATIC else CtStatus.LOST

@@ -140,36 +140,55 @@ def _phase(value: int) -> str:
     return "" if value == pb.PHASE_UNSPECIFIED else pb.Phase.Name(value).removeprefix("PHASE_")
 
 
+def safe(text: str) -> str:
+    """`text` with every non-printable character escaped as in a Python literal (\\n,
+    \\x1b, \\u202e): what a master or an agent sent can never move the cursor, clear a
+    line or forge one."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
+                   for ch in text)
+
+
 def render(status: pb.GroupStatus) -> str:
-    """A GroupStatus as the table a person reads."""
+    """A GroupStatus as the table a person reads. Every text from the wire goes through
+    `safe`."""
     mode = _name(pb.LoadBalancingMode, status.mode, "LOAD_BALANCING_MODE_")
     ct = _name(pb.CtStatus, status.ct_status, "CT_STATUS_")
-    out = [f"group {status.group}  master {status.master_id}  term {status.term}  "
+    out = [f"group {safe(status.group)}  master {safe(status.master_id)}  term {status.term}  "
            f"cycle {status.cycle} ({status.cycle_duration_ms:.1f} ms)  mode {mode}  ct {ct}"]
     if status.ct_fault:
-        out.append(f"  FAULT: {status.ct_fault}")
+        out.append(f"  FAULT: {safe(status.ct_fault)}")
     out.append("")
     out.append("phase   limit A   CT A  other A  offline A  available A  allocated A")
     for p in status.phases:
         ct_a = f"{p.ct_a:6.1f}" if p.HasField("ct_a") else "     -"
         out.append(f"{_phase(p.phase):5} {p.limit_a:9.1f} {ct_a} {p.other_load_a:8.1f} "
                    f"{p.reserved_offline_a:10.1f} {p.available_a:12.1f} {p.allocated_a:12.1f}")
+    for in_force, configured in dict.fromkeys(  # 0: a master that does not say
+            (p.limit_a, p.configured_limit_a) for p in status.phases
+            if p.configured_limit_a and p.configured_limit_a != p.limit_a):
+        out.append(f"  limit in force {in_force:.1f} A per phase, configured {configured:.1f} A"
+                   " (the fallback limit while the CT kit is lost)")
     out.append("")
     out.append("charger      online  conn  status          offered A  allocated A  "
                "measured A (L1/L2/L3)  reason")
     for m in status.members:
-        online = "yes" if m.online else "NO"
+        online, cid = "yes" if m.online else "NO", safe(m.charger_id)
         if not m.connectors:
-            out.append(f"{m.charger_id:12} {online:6}")
+            out.append(f"{cid:12} {online:6}")
         for c in m.connectors:
             st = _name(pb.ConnectorStatus, c.status, "CONNECTOR_STATUS_")
             meas = (f"{c.measured_a.l1:5.1f}/{c.measured_a.l2:5.1f}/{c.measured_a.l3:5.1f}"
                     if c.HasField("measured_a") else "      -")
             why = _name(pb.LimitReason, c.reason, "LIMIT_REASON_")
             ph = _phase(c.limiting_phase)
-            out.append(f"{m.charger_id:12} {online:6} {c.connector_id:5}  {st:15} "
+            out.append(f"{cid:12} {online:6} {c.connector_id:5}  {st:15} "
                        f"{c.offered_a:9.1f} {c.allocated_a:12.1f}  {meas:21}  "
                        f"{why}{' ' + ph if ph else ''}")
+        if m.offline_reason:
+            out.append(f"{'':12} offline: {safe(m.offline_reason)}")
+        if m.limits_refused_reason:
+            out.append(f"{'':12} refuses this master's limits: "
+                       f"{safe(m.limits_refused_reason)}")
     return "\n".join(out)
 
 

@@ -19,6 +19,7 @@ from master.control import (
     MemberReport,
     PilotState,
 )
+from master.errors import PeerError
 from master.membership import Member, MemberConnector
 from protos.io7.cluster.v1 import cluster_pb2 as pb
 
@@ -57,8 +58,33 @@ def phase_out(phase: Phase | None) -> Any:
     return pb.PHASE_UNSPECIFIED if phase is None else _PHASE_OUT[phase]
 
 
+MAX_CHARGER_ID_CHARS = 64  # the agent's config allows 1-64 (agent/config.py [charger] id)
+
+
+def charger_id_problem(charger_id: str) -> str | None:
+    """Why `charger_id` cannot name a charger, or None. It is printed by io7ctl, logged and
+    stored, so it must be one printable word: no control or format characters (a newline
+    or an escape sequence would forge lines of `io7ctl status`), no whitespace."""
+    if not charger_id:
+        return "charger id is empty: set [charger] id in the agent's config"
+    if len(charger_id) > MAX_CHARGER_ID_CHARS:
+        return (f"charger id is longer than {MAX_CHARGER_ID_CHARS} characters "
+                f"({len(charger_id)}): shorten [charger] id in the agent's config")
+    bad = next((ch for ch in charger_id if not ch.isprintable()), None)
+    if bad is not None:
+        return (f"charger id {charger_id!a} contains a control character "
+                f"U+{ord(bad):04X}: use letters, digits, . _ -")
+    if any(ch.isspace() for ch in charger_id):
+        return f"charger id {charger_id!r} contains whitespace: use letters, digits, . _ -"
+    return None
+
+
 def member_from_hello(hello: pb.Hello) -> Member:
-    """A Member from a Hello; raises PeerError when the engine could not take it."""
+    """A Member from a Hello; raises PeerError when the charger id is not one printable
+    word (`charger_id_problem`) or the engine could not take it."""
+    problem = charger_id_problem(hello.charger_id)
+    if problem is not None:
+        raise PeerError(peer="Hello", problem=problem)
     connectors = tuple(
         MemberConnector(
             connector_id=c.connector_id,
@@ -133,12 +159,14 @@ def group_status(view: GroupStatusView, *, master_id: str,
     )
     for p in view.phases:
         ph = msg.phases.add(phase=_PHASE_OUT[p.phase], limit_a=p.limit_a,
+                            configured_limit_a=p.configured_limit_a,
                             other_load_a=p.other_load_a, reserved_offline_a=p.reserved_offline_a,
                             available_a=p.available_a, allocated_a=p.allocated_a)
         if p.ct_a is not None:
             ph.ct_a = p.ct_a
     for m in view.members:
-        mem = msg.members.add(charger_id=m.charger_id, online=m.online, address=m.address)
+        mem = msg.members.add(charger_id=m.charger_id, online=m.online, address=m.address,
+                              offline_reason=m.offline_reason)
         if m.last_seen_ago_s is not None and math.isfinite(m.last_seen_ago_s):
             mem.last_seen_ms_ago = int(max(0.0, m.last_seen_ago_s) * 1000)
         for c in m.connectors:

@@ -14,7 +14,7 @@ import pytest
 
 from protos.io7.cluster.v1 import cluster_pb2 as pb
 from protos.io7.cluster.v1 import cluster_pb2_grpc as pb_grpc
-from tests.e2e.harness import GENEROUS_S, MASTER_TOML, PY, cluster, free_port
+from tests.e2e.harness import GENEROUS_S, MASTER_TOML, PY, cluster, free_port, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -87,3 +87,15 @@ def test_stream_churn_leaves_no_orphan_task(tmp_path: Path) -> None:
         err = master.err.read_text()
         assert "Task was destroyed" not in err, err[-3000:]
         assert err.count('"agent joined"') == 200
+
+
+def test_status_shows_the_limit_in_force_beside_the_configured_one(tmp_path: Path) -> None:
+    """No CT kit answers: the fallback limit (30 A) is in force, 60 A is configured."""
+    with cluster(tmp_path) as c:
+        _, address = c.master(limit_a=60, mode="dynamic", ct_port=free_port())
+        wait_for(lambda: c.status(address)["ct_status"] == "CT_STATUS_LOST", "CT lost")
+        phases = c.status(address)["phases"]
+        assert [(p["limit_a"], p["configured_limit_a"]) for p in phases] == [(30.0, 60.0)] * 3
+        text = subprocess.run([PY, "-m", "master.ctl", "--master", address, "status"],
+                              capture_output=True, text=True, timeout=30, check=True).stdout
+        assert "limit in force 30.0 A per phase, configured 60.0 A" in text

@@ -19,6 +19,7 @@ from grpc_reflection.v1alpha import reflection_pb2
 
 from agent.link import MasterLink
 from master.config import load_master_config
+from master.ctl import render
 from master.service import serve
 from protos.io7.cluster.v1 import cluster_pb2 as pb
 from protos.io7.cluster.v1 import cluster_pb2_grpc as pb_grpc
@@ -229,3 +230,46 @@ async def test_reflection_answers_v1_and_v1alpha(tmp_path: Path) -> None:
             method = own[0].service[0].method[0]
             assert method.input_type == f".{package}.ServerReflectionRequest"
             assert method.client_streaming and method.server_streaming
+
+
+@pytest.mark.parametrize(("charger_id", "why"), [
+    ("io7-1\n\x1b[2Kio7-2      yes       1  charging", "control character"),
+    ("io7 1", "whitespace"),
+    ("io7-\u202e1", "control character"),  # right-to-left override: reorders the line
+    ("", "empty"),
+    ("x" * 65, "longer than 64"),
+], ids=["newline-escape", "space", "bidi-override", "empty", "too-long"])
+async def test_a_charger_id_that_would_forge_the_status_is_refused(
+        tmp_path: Path, charger_id: str, why: str) -> None:
+    async with running_master(tmp_path) as address, grpc.aio.insecure_channel(address) as ch:
+        call = pb_grpc.AgentLinkStub(ch).Connect()
+        hello = FakeAgent(charger_id).hello()
+        await call.write(pb.AgentMessage(hello=hello))
+        with pytest.raises(grpc.aio.AioRpcError) as err:  # not a Welcome
+            await asyncio.wait_for(call.read(), 10)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        details = err.value.details() or ""
+        assert why in details and "charger id" in details
+        assert details.isprintable(), details  # the refusal does not echo it raw either
+        status = await pb_grpc.GroupAdminStub(ch).GetStatus(pb.GetStatusRequest())
+        assert not status.members
+
+
+async def test_a_member_offline_for_a_bad_report_says_why(tmp_path: Path) -> None:
+    async with running_master(tmp_path) as address:
+        a = FakeAgent("io7-a")
+        async with joined(address, a), grpc.aio.insecure_channel(address) as ch:
+            admin = pb_grpc.GroupAdminStub(ch)
+            await eventually(lambda: a.last_a() > 0)
+            a.current_a = math.nan
+            status = pb.GroupStatus()
+            deadline = asyncio.get_running_loop().time() + 10
+            while not any(m.offline_reason for m in status.members):
+                assert asyncio.get_running_loop().time() < deadline
+                await asyncio.sleep(0.05)
+                status = await admin.GetStatus(pb.GetStatusRequest())
+            (m,) = status.members
+            assert not m.online
+            assert m.offline_reason == "last state refused: connector 1 current_a[L1]=nan " \
+                                       "is outside [0, 80]"
+            assert f"offline: {m.offline_reason}" in render(status)
