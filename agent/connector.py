@@ -4,6 +4,8 @@ The shell (agent/service.py) samples the hardware once per cycle into `Connector
 and calls `Connector.step`; it gets back the OCPP 1.6 status, the LED pattern, the
 setpoints (PWM current, contactor) and the `actions` that change the hardware, in the
 order to execute them. No I/O and no clock here: time is `now_s` (monotonic) in the inputs.
+The table it follows (states, events, named rows) is agent.transitions; the faults it
+knows, with their codes and latches, are agent.faults.
 
 Rules, in order:
  1. Faults first. A fault that stops charging (every one but the RFID reader's) sends
@@ -13,9 +15,9 @@ Rules, in order:
     disagreeing with the command for `CONTACTOR_SETTLE_S` is a fault: closed while
     commanded open = welded, open while commanded closed = stuck open (both OCPP
     PowerSwitchFailure). Each fault has its OCPP error code, vendor code, LED sequence
-    (manual ch. 7) and latch in `FAULTS`: some clear when gone, some only once the EV is
-    unplugged (pilot faults, stuck-open contactor), some only on `reset` (welded
-    contactor, residual current, tilt, EEPROM): the installer must look first.
+    (manual ch. 7) and latch in `agent.faults.FAULTS`: some clear when gone, some only
+    once the EV is unplugged (pilot faults, stuck-open contactor), some only on `reset`
+    (welded contactor, residual current, tilt, EEPROM): the installer must look first.
  2. Then availability (OCPP Unavailable), then the pilot: A = nothing plugged,
     B/C = an EV; then authorisation; then the offered current (0 = paused).
  3. Every snapshot event is legal in every state: the physical world may do anything and
@@ -44,264 +46,22 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from types import MappingProxyType
 
-from agent.errors import AgentError
-from hw.capabilities import LedColour, LedPattern, LedPatterns
+from agent.faults import FAULTS, Fault, Latch, OcppErrorCode, OcppStatus
+from agent.transitions import DEMAND_STATES, STATES, Event, State, Transition, transition_for
+from hw.capabilities import LedPattern, LedPatterns
 from hw.pilot import MAX_CURRENT_A, MIN_CURRENT_A, PilotState, contactor_may_open_after_pause
 
 CONTACTOR_SETTLE_S = 0.5  # team choice: contactors switch in tens of ms; room for bounce
 EV_IDLE_GIVE_UP_S = 600.0  # team choice: 10 min of an unused offer = full or scheduled
 EV_IDLE_RETRY_S = 1800.0  # team choice: offer a declined EV again every 30 min
 
-# LED sequences of manual ch. 7 that hw.capabilities.LedPatterns does not name yet.
-OVER_UNDER_VOLTAGE_LED = LedPattern(colours=(LedColour.RED, LedColour.WHITE, LedColour.GREEN))
-EEPROM_CORRUPT_LED = LedPattern(colours=(LedColour.RED, LedColour.MAGENTA, LedColour.GREEN))
-
-
-class IllegalTransitionError(AgentError):
-    """The table has no row for this event in this state; the state is unchanged."""
-
-    def __init__(self, *, connector_id: int, state: State, event: Event) -> None:
-        self.connector_id, self.state, self.event = connector_id, state, event
-        super().__init__(f"connector {connector_id}: {event.name} is illegal in {state.name}")
-
-
-class State(enum.Enum):
-    """The machine's states (pilot letter / PWM / contactor in the comment)."""
-
-    BOOTING = "booting"  # before the first step: white LED
-    AVAILABLE = "available"  # A, nothing plugged
-    PREPARING = "preparing"  # B/C, not authorised yet
-    WAITING = "waiting"  # authorised, no current offered yet this session
-    OFFERING = "offering"  # first offer of the session: PWM on, waiting for C
-    CHARGING = "charging"  # C, PWM on, contactor closed
-    SUSPENDED_EV = "suspended_ev"  # PWM on after a session started, the EV is in B
-    PAUSED = "paused"  # was charging, offered 0 A: PWM off
-    FINISHING = "finishing"  # authorisation ended, cable still in
-    UNAVAILABLE = "unavailable"  # inoperative (OCPP ChangeAvailability)
-    FAULTED = "faulted"
-
-
-class Event(enum.Enum):
-    """What a snapshot means (rule 2), plus the shell's commands."""
-
-    FAULT = "fault"
-    INOPERATIVE = "inoperative"
-    UNPLUGGED = "unplugged"  # pilot A
-    PLUGGED = "plugged"  # B/C, not authorised
-    NO_OFFER = "no_offer"  # B/C, authorised, 0 A offered
-    OFFER_EV_NOT_READY = "offer_ev_not_ready"  # B, authorised, >= 6 A offered
-    OFFER_EV_READY = "offer_ev_ready"  # C, authorised, >= 6 A offered
-    RESET = "reset"  # command: clear latched faults
-
-
-class OcppStatus(enum.Enum):
-    """OCPP 1.6 ChargePointStatus (Reserved is not used: no reservations yet)."""
-
-    AVAILABLE = "Available"
-    PREPARING = "Preparing"
-    CHARGING = "Charging"
-    SUSPENDED_EVSE = "SuspendedEVSE"
-    SUSPENDED_EV = "SuspendedEV"
-    FINISHING = "Finishing"
-    UNAVAILABLE = "Unavailable"
-    FAULTED = "Faulted"
-
-
-class OcppErrorCode(enum.Enum):
-    """OCPP 1.6 ChargePointErrorCode values the agent reports."""
-
-    NO_ERROR = "NoError"
-    EV_COMMUNICATION_ERROR = "EVCommunicationError"
-    GROUND_FAILURE = "GroundFailure"
-    HIGH_TEMPERATURE = "HighTemperature"
-    INTERNAL_ERROR = "InternalError"
-    OTHER_ERROR = "OtherError"
-    OVER_VOLTAGE = "OverVoltage"
-    POWER_METER_FAILURE = "PowerMeterFailure"
-    POWER_SWITCH_FAILURE = "PowerSwitchFailure"
-    READER_FAILURE = "ReaderFailure"
-    UNDER_VOLTAGE = "UnderVoltage"
-
-
-class Latch(enum.Enum):
-    """How a fault clears (rule 1)."""
-
-    NONE = "none"  # as soon as the input no longer reports it
-    UNTIL_UNPLUG = "until_unplug"  # once it is gone and the pilot has shown A
-    UNTIL_RESET = "until_reset"  # only by `Connector.reset`
-
-
-class Fault(enum.Enum):
-    """Faults of a connector or of its charger. Declaration order = display priority."""
-
-    WELDED_CONTACTOR = "welded_contactor"
-    RESIDUAL_CURRENT = "residual_current"  # 30 mA AC / 6 mA DC (product.md ch. 2)
-    OPEN_PEN = "open_pen"
-    OVER_VOLTAGE = "over_voltage"
-    UNDER_VOLTAGE = "under_voltage"
-    OVER_TEMPERATURE = "over_temperature"
-    TILT = "tilt"
-    PILOT_VOLTAGE = "pilot_voltage"  # pilot D, E or an F we did not drive
-    DIODE = "diode"  # EV diode missing or shorted (hw.pilot rule 5)
-    CONTACTOR_STUCK_OPEN = "contactor_stuck_open"
-    METER_TIMEOUT = "meter_timeout"
-    EEPROM_CORRUPT = "eeprom_corrupt"
-    READER_FAILURE = "reader_failure"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class FaultInfo:
-    """How a fault is reported and cleared."""
-
-    error_code: OcppErrorCode
-    vendor_code: str  # OCPP vendorErrorCode: tells apart faults sharing an error code
-    led: LedPattern  # manual ch. 7
-    latch: Latch
-    stops_charging: bool = True
-
-
-def _f(code: OcppErrorCode, vendor: str, led: LedPattern, latch: Latch = Latch.NONE,
-       stops: bool = True) -> FaultInfo:
-    return FaultInfo(error_code=code, vendor_code=vendor, led=led, latch=latch,
-                     stops_charging=stops)
-
-
-_C = OcppErrorCode
-FAULTS: Mapping[Fault, FaultInfo] = MappingProxyType({
-    Fault.WELDED_CONTACTOR: _f(_C.POWER_SWITCH_FAILURE, "WeldedContactor", LedPatterns.AC_SAFETY,
-                               Latch.UNTIL_RESET),
-    Fault.RESIDUAL_CURRENT: _f(_C.GROUND_FAILURE, "ResidualCurrent", LedPatterns.RESIDUAL_CURRENT,
-                               Latch.UNTIL_RESET),
-    Fault.OPEN_PEN: _f(_C.GROUND_FAILURE, "OpenPEN", LedPatterns.AC_SAFETY),
-    Fault.OVER_VOLTAGE: _f(_C.OVER_VOLTAGE, "OverVoltage", OVER_UNDER_VOLTAGE_LED),
-    Fault.UNDER_VOLTAGE: _f(_C.UNDER_VOLTAGE, "UnderVoltage", OVER_UNDER_VOLTAGE_LED),
-    Fault.OVER_TEMPERATURE: _f(_C.HIGH_TEMPERATURE, "OverTemperature",
-                               LedPatterns.OVER_TEMPERATURE),
-    Fault.TILT: _f(_C.OTHER_ERROR, "Tilt", LedPatterns.BUMP, Latch.UNTIL_RESET),
-    Fault.PILOT_VOLTAGE: _f(_C.EV_COMMUNICATION_ERROR, "PilotVoltage", LedPatterns.PILOT_VOLTAGE,
-                            Latch.UNTIL_UNPLUG),
-    Fault.DIODE: _f(_C.EV_COMMUNICATION_ERROR, "DiodeFault", LedPatterns.DIODE_FAULT,
-                    Latch.UNTIL_UNPLUG),
-    Fault.CONTACTOR_STUCK_OPEN: _f(_C.POWER_SWITCH_FAILURE, "ContactorStuckOpen",
-                                   LedPatterns.AC_SAFETY, Latch.UNTIL_UNPLUG),
-    Fault.METER_TIMEOUT: _f(_C.POWER_METER_FAILURE, "MeterTimeout", LedPatterns.METER_TIMEOUT),
-    Fault.EEPROM_CORRUPT: _f(_C.INTERNAL_ERROR, "EepromCorrupt", EEPROM_CORRUPT_LED,
-                             Latch.UNTIL_RESET),
-    # RFID broken: remote start still works, so charging goes on; shown when idle.
-    Fault.READER_FAILURE: _f(_C.READER_FAILURE, "ReaderFailure", LedPatterns.READER_FAILURE,
-                             stops=False),
-})
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StateInfo:
-    """What a state shows and drives."""
-
-    status: OcppStatus
-    led: LedPattern  # FAULTED shows its fault's sequence instead
-    pwm: bool  # the PWM runs at the offered current
-    contactor: bool  # the contactor is (commanded) closed
-
-
-def _s(status: OcppStatus, led: LedPattern, pwm: bool = False,
-       contactor: bool = False) -> StateInfo:
-    return StateInfo(status=status, led=led, pwm=pwm, contactor=contactor)
-
-
-_O, _L = OcppStatus, LedPatterns
-STATES: Mapping[State, StateInfo] = MappingProxyType({
-    State.BOOTING: _s(_O.UNAVAILABLE, _L.STARTING),
-    State.AVAILABLE: _s(_O.AVAILABLE, _L.READY),
-    State.PREPARING: _s(_O.PREPARING, _L.CABLE_INSERTED),
-    State.WAITING: _s(_O.SUSPENDED_EVSE, _L.WAITING),
-    State.OFFERING: _s(_O.PREPARING, _L.WAITING, pwm=True),
-    State.CHARGING: _s(_O.CHARGING, _L.CHARGING, pwm=True, contactor=True),
-    State.SUSPENDED_EV: _s(_O.SUSPENDED_EV, _L.SUSPENDED_EV, pwm=True),
-    State.PAUSED: _s(_O.SUSPENDED_EVSE, _L.WAITING),
-    State.FINISHING: _s(_O.FINISHING, _L.CABLE_INSERTED),
-    State.UNAVAILABLE: _s(_O.UNAVAILABLE, _L.UNAVAILABLE),
-    State.FAULTED: _s(_O.FAULTED, _L.FAULT),
-})
-
-DEMAND_STATES = frozenset(
-    {State.WAITING, State.OFFERING, State.CHARGING, State.SUSPENDED_EV, State.PAUSED}
-)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Transition:
-    """One named row: in any of `sources`, `event` leads to `target`."""
-
-    name: str
-    sources: frozenset[State]
-    event: Event
-    target: State
-
-
-def _row(name: str, sources: Iterable[State], event: Event, target: State) -> Transition:
-    return Transition(name=name, sources=frozenset(sources), event=event, target=target)
-
-
-_S = State
-_ALL = frozenset(State)
-_SESSION = (_S.WAITING, _S.OFFERING, _S.CHARGING, _S.SUSPENDED_EV, _S.PAUSED)
-_FRESH = (_S.BOOTING, _S.AVAILABLE, _S.PREPARING, _S.FINISHING, _S.UNAVAILABLE, _S.FAULTED)
-TRANSITIONS: tuple[Transition, ...] = (
-    _row("fault", _ALL - {_S.FAULTED}, Event.FAULT, _S.FAULTED),
-    _row("fault_persists", {_S.FAULTED}, Event.FAULT, _S.FAULTED),
-    _row("made_inoperative", _ALL - {_S.UNAVAILABLE}, Event.INOPERATIVE, _S.UNAVAILABLE),
-    _row("stays_inoperative", {_S.UNAVAILABLE}, Event.INOPERATIVE, _S.UNAVAILABLE),
-    _row("in_service_nothing_plugged", {_S.BOOTING, _S.UNAVAILABLE, _S.FAULTED},
-         Event.UNPLUGGED, _S.AVAILABLE),
-    _row("idle", {_S.AVAILABLE}, Event.UNPLUGGED, _S.AVAILABLE),
-    _row("ev_unplugged", {*_SESSION, _S.PREPARING, _S.FINISHING}, Event.UNPLUGGED, _S.AVAILABLE),
-    _row("ev_plugged_in", {_S.BOOTING, _S.AVAILABLE, _S.UNAVAILABLE, _S.FAULTED},
-         Event.PLUGGED, _S.PREPARING),
-    _row("waiting_for_authorisation", {_S.PREPARING}, Event.PLUGGED, _S.PREPARING),
-    _row("authorisation_ended", _SESSION, Event.PLUGGED, _S.FINISHING),
-    _row("finished_cable_still_in", {_S.FINISHING}, Event.PLUGGED, _S.FINISHING),
-    _row("authorised_waiting_for_current", _FRESH, Event.NO_OFFER, _S.WAITING),
-    _row("still_waiting", {_S.WAITING}, Event.NO_OFFER, _S.WAITING),
-    _row("offer_withdrawn_before_start", {_S.OFFERING}, Event.NO_OFFER, _S.WAITING),
-    _row("paused_by_evse", {_S.CHARGING, _S.SUSPENDED_EV}, Event.NO_OFFER, _S.PAUSED),
-    _row("still_paused", {_S.PAUSED}, Event.NO_OFFER, _S.PAUSED),
-    _row("offer_made", {*_FRESH, _S.WAITING}, Event.OFFER_EV_NOT_READY, _S.OFFERING),
-    _row("waiting_for_ev", {_S.OFFERING}, Event.OFFER_EV_NOT_READY, _S.OFFERING),
-    _row("ev_suspended", {_S.CHARGING}, Event.OFFER_EV_NOT_READY, _S.SUSPENDED_EV),
-    _row("offer_resumed", {_S.PAUSED}, Event.OFFER_EV_NOT_READY, _S.SUSPENDED_EV),
-    _row("still_suspended_by_ev", {_S.SUSPENDED_EV}, Event.OFFER_EV_NOT_READY, _S.SUSPENDED_EV),
-    _row("offer_made_ev_ready", {*_FRESH, _S.WAITING}, Event.OFFER_EV_READY, _S.OFFERING),
-    _row("offer_resumed_ev_ready", {_S.PAUSED}, Event.OFFER_EV_READY, _S.SUSPENDED_EV),
-    _row("ev_starts_charging", {_S.OFFERING, _S.SUSPENDED_EV}, Event.OFFER_EV_READY,
-         _S.CHARGING),
-    _row("charging", {_S.CHARGING}, Event.OFFER_EV_READY, _S.CHARGING),
-    _row("reset", {_S.FAULTED}, Event.RESET, _S.FAULTED),
-)
-
-
-def _index(rows: Iterable[Transition]) -> Mapping[tuple[State, Event], Transition]:
-    index: dict[tuple[State, Event], Transition] = {}
-    for row in rows:
-        for source in row.sources:
-            if (source, row.event) in index:
-                raise ValueError(f"two rows for {source.name} + {row.event.name}")
-            index[source, row.event] = row
-    return MappingProxyType(index)
-
-
-_INDEX = _index(TRANSITIONS)
-
-
-def transition_for(state: State, event: Event, *, connector_id: int = 0) -> Transition:
-    """The row for `event` in `state`; IllegalTransitionError if the table has none."""
-    row = _INDEX.get((state, event))
-    if row is None:
-        raise IllegalTransitionError(connector_id=connector_id, state=state, event=event)
-    return row
+# The output's types come with the machine (OcppStatus, State): master.sim imports them here.
+__all__ = [
+    "CONTACTOR_SETTLE_S", "EV_IDLE_GIVE_UP_S", "EV_IDLE_RETRY_S", "Action", "ActionKind",
+    "Connector", "ConnectorInputs", "ConnectorOutput", "OcppStatus", "State", "classify",
+]
 
 
 class ActionKind(enum.Enum):

@@ -6,7 +6,7 @@
   e.g. Limits for a connector this charger does not have. The shell drops that message
   (the lease then runs out and the connector falls back to its fail-safe current) and
   logs the problem; it never crashes the control loop.
-- `IllegalTransitionError` (in `agent.connector`): the shell asked the connector state
+- `IllegalTransitionError` (in `agent.transitions`): the shell asked the connector state
   machine for a transition its table does not have; a bug in the caller, the state is
   left unchanged.
 

@@ -46,17 +46,9 @@ import structlog
 
 from agent.bounds import Refusal
 from agent.config import AgentConfig, load_agent_config, with_csms_url
-from agent.connector import (
-    DEMAND_STATES,
-    ActionKind,
-    Connector,
-    ConnectorInputs,
-    ConnectorOutput,
-    Fault,
-    OcppStatus,
-    State,
-)
+from agent.connector import ActionKind, Connector, ConnectorInputs, ConnectorOutput
 from agent.errors import ConfigError
+from agent.faults import Fault, OcppStatus
 from agent.limits import LimitApplier, MasterLimits
 from agent.link import MasterLink
 from agent.ocpp.agentport import OcppPort, build_sessions
@@ -70,6 +62,7 @@ from agent.ocpp.keyvalues import phase_rotation
 from agent.ocpp.sessions import Observed, OcppSessions, Prepared
 from agent.ocpp.transactions import StopReason
 from agent.simdriver import EvDriver
+from agent.transitions import DEMAND_STATES, State
 from hw.capabilities import RCD_AC_TRIP_MA, RCD_DC_TRIP_MA, MeterReading
 from hw.errors import DeviceError
 from hw.logconfig import configure_logging

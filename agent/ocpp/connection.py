@@ -17,7 +17,7 @@ Rules:
  6. Statuses (`StatusReport`, `StatusBoard`) outlive the connections: the step publishes
     each connector's status; only changes are kept, stamped with the time they were seen,
     and queued for the ChargePoint while a registered session runs (chargepoint rule 2).
-    Faults carry the OCPP error code of agent.connector.FAULTS, the vendor code, and the
+    Faults carry the OCPP error code of agent.faults.FAULTS, the vendor code, and the
     manual's words (ch. 7) as info.
  7. Supervision: an error nobody expected (a bug, a frame the screening missed, the
     charger's reset failing) is logged as "ocpp link failed, restarting" with the charge
@@ -47,7 +47,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketExce
 from websockets.typing import Subprotocol
 
 from agent.config import OcppSettings
-from agent.connector import FAULTS, ConnectorOutput, Fault, OcppErrorCode, OcppStatus
+from agent.connector import ConnectorOutput
+from agent.faults import FAULTS, Fault, OcppErrorCode, OcppStatus
 from agent.ocpp.chargepoint import ChargePoint
 from agent.ocpp.configkeys import ConfigurationStore
 from agent.ocpp.corehandlers import MODEL, VENDOR, ChargerPort, SessionEnd

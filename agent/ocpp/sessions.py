@@ -45,8 +45,8 @@ from typing import Any
 
 import structlog
 
-from agent.connector import OcppStatus
 from agent.errors import PeerError
+from agent.faults import OcppStatus
 from agent.ocpp.auth import (
     CARD_NOT_AUTHORISED_LED,
     AuthDecision,

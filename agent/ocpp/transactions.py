@@ -55,7 +55,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from agent.connector import OcppStatus
+from agent.faults import OcppStatus
 from agent.ocpp.auth import check_id_tag, iso_utc
 from hw.capabilities import MeterReading
 

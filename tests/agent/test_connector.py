@@ -14,20 +14,18 @@ from agent.connector import (
     CONTACTOR_SETTLE_S,
     EV_IDLE_GIVE_UP_S,
     EV_IDLE_RETRY_S,
-    FAULTS,
-    STATES,
-    TRANSITIONS,
     Action,
     ActionKind,
     Connector,
     ConnectorInputs,
     ConnectorOutput,
+)
+from agent.faults import FAULTS, Fault, Latch, OcppErrorCode, OcppStatus
+from agent.transitions import (
+    STATES,
+    TRANSITIONS,
     Event,
-    Fault,
     IllegalTransitionError,
-    Latch,
-    OcppErrorCode,
-    OcppStatus,
     State,
     transition_for,
 )

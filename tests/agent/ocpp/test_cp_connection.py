@@ -13,7 +13,7 @@ import pytest
 from ocpp.v16 import call
 
 from agent.config import OcppSettings
-from agent.connector import OcppStatus
+from agent.faults import OcppStatus
 from agent.ocpp.configkeys import ConfigurationStore, open_db
 from agent.ocpp.connection import Backoff, LinkState, basic_auth, endpoint_uri
 from agent.service import Agent

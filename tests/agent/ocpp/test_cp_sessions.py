@@ -11,9 +11,9 @@ from typing import Any
 
 from ocpp.v16 import call
 
-from agent.connector import State
 from agent.ocpp.auth import CARD_NOT_AUTHORISED_LED
 from agent.service import Agent
+from agent.transitions import State
 from hw.sim.csms import Csms, Received
 from hw.sim.ev import EvModel, EvSpec
 from tests.agent.ocpp.test_chargepoint import CP, WAIT_S, agent_config, booted, eventually, running

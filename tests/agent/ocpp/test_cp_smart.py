@@ -14,7 +14,7 @@ import pytest
 from ocpp.exceptions import OCPPError
 from ocpp.v16 import call
 
-from agent.connector import OcppStatus, State
+from agent.faults import OcppStatus
 from agent.limits import LimitApplier, MasterLimits, OfferSource
 from agent.ocpp.auth import AuthMode
 from agent.ocpp.configkeys import ConfigurationStore, open_db
@@ -22,6 +22,7 @@ from agent.ocpp.profilestore import ProfileStore
 from agent.ocpp.sessions import Observed, OcppSessions
 from agent.ocpp.store import OcppStore
 from agent.ocpp.ukdefault import NoChargingPeriod, Reason, UkDefault, UkDefaultSettings
+from agent.transitions import State
 from hw.capabilities import LedPatterns
 from hw.sim.csms import Csms
 from tests.agent.ocpp.test_chargepoint import CP, WAIT_S, agent_config, booted, eventually, running

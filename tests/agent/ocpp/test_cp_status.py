@@ -10,14 +10,8 @@ from typing import Any
 
 import pytest
 
-from agent.connector import (
-    FAULTS,
-    Connector,
-    ConnectorInputs,
-    Fault,
-    OcppErrorCode,
-    OcppStatus,
-)
+from agent.connector import Connector, ConnectorInputs
+from agent.faults import FAULTS, Fault, OcppErrorCode, OcppStatus
 from agent.ocpp.chargepoint import iso, payload_error
 from agent.ocpp.connection import FAULT_TEXT, BootIdentity, StatusBoard, StatusReport
 from hw.pilot import PilotState

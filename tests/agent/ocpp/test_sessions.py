@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.connector import OcppStatus
+from agent.faults import OcppStatus
 from agent.ocpp.auth import CARD_NOT_AUTHORISED_LED, AuthMode, AuthorizationStatus, IdTagInfo
 from agent.ocpp.configkeys import ConfigurationStore, open_db
 from agent.ocpp.profilestore import ProfileStore

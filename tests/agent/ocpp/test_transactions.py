@@ -22,7 +22,7 @@ from jsonschema import Draft4Validator, FormatChecker
 from ocpp.charge_point import camel_to_snake_case, remove_nones, snake_to_camel_case
 from ocpp.v16 import call, enums
 
-from agent.connector import OcppStatus
+from agent.faults import OcppStatus
 from agent.ocpp.store import OcppStore
 from agent.ocpp.transactions import (
     ChargerSessions,
@@ -381,7 +381,7 @@ _AGENT = """
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from agent.connector import OcppStatus
+from agent.faults import OcppStatus
 from agent.ocpp.store import OcppStore
 from agent.ocpp.transactions import ChargerSessions, ConnectorSample, MeterSettings
 from hw.capabilities import MeterReading
