@@ -42,7 +42,7 @@ log = structlog.get_logger("agent.ocpp.configkeys")
 # pilot gives the offer). OCPP 1.6 section 7.31 names.
 MEASURANDS = ("Energy.Active.Import.Register", "Power.Active.Import", "Current.Import",
               "Current.Offered", "Voltage", "Frequency")
-# = agent.ocpp.transactions.DEFAULT_MEASURANDS
+# = agent.ocpp.metervalues.DEFAULT_MEASURANDS
 DEFAULT_MEASURANDS = ("Energy.Active.Import.Register,Current.Import,Current.Offered,"
                       "Power.Active.Import,Voltage")
 # Feature profiles in place (OCPP 1.6 section 3.1); Reservation and FirmwareManagement

@@ -32,12 +32,11 @@ Rules, in order:
     so it died; OCPP 1.6 stops, it does not resume). A new transaction starts in the same
     step if the EV is still plugged and authorised. For a planned restart the shell
     stops transactions itself first (reason Reboot, SoftReset or HardReset).
- 5. Meter values. Sampled: every MeterValueSampleInterval s counted from the
-    transaction's start, context Sample.Periodic, only while a transaction runs.
-    Clock-aligned: on the ClockAlignedDataInterval grid from 00:00:00 UTC, context
-    Sample.Clock, with the transactionId while one runs and connector-level (no
-    transactionId) otherwise. A late step sends one reading for the missed slots (the
-    values of the past are unknown). 0 switches either off.
+ 5. Meter values (agent.ocpp.metervalues: what a reading becomes, when one is due).
+    Sampled (MeterValueSampleInterval, from the transaction's start): context
+    Sample.Periodic, only while a transaction runs. Clock-aligned
+    (ClockAlignedDataInterval, from 00:00:00 UTC): context Sample.Clock, with the
+    transactionId while one runs and connector-level (no transactionId) otherwise.
  6. No fake values. A failed meter (reading None) gives no meter measurands: they are
     left out (Current.Offered, which is not measured, stays); a message left with no
     values is not sent. meterStop with a dead meter is the last good reading, and the
@@ -52,14 +51,21 @@ import enum
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from agent.faults import OcppStatus
 from agent.ocpp.auth import check_id_tag, iso_utc
+from agent.ocpp.metervalues import (
+    Measurand,
+    MeterSettings,
+    ReadingContext,
+    clock_aligned_due,
+    energy_wh,
+    periodic_due,
+    sampled_values,
+)
 from hw.capabilities import MeterReading
-
-DAY_S = 86_400  # ClockAlignedDataInterval divides the day from 00:00:00 (OCPP 1.6 9.1.7)
 
 
 class StopReason(enum.Enum):
@@ -78,76 +84,12 @@ class StopReason(enum.Enum):
     DE_AUTHORIZED = "DeAuthorized"
 
 
-class Measurand(enum.Enum):
-    """The OCPP 1.6 measurands this agent can report (its socket meter's registers)."""
-
-    ENERGY_ACTIVE_IMPORT_REGISTER = "Energy.Active.Import.Register"
-    CURRENT_IMPORT = "Current.Import"
-    CURRENT_OFFERED = "Current.Offered"
-    POWER_ACTIVE_IMPORT = "Power.Active.Import"
-    VOLTAGE = "Voltage"
-    FREQUENCY = "Frequency"
-
-
-DEFAULT_MEASURANDS = (Measurand.ENERGY_ACTIVE_IMPORT_REGISTER, Measurand.CURRENT_IMPORT,
-                      Measurand.CURRENT_OFFERED, Measurand.POWER_ACTIVE_IMPORT, Measurand.VOLTAGE)
-
-
-def parse_measurands(text: str) -> tuple[Measurand, ...]:
-    """Parse a MeterValuesSampledData / MeterValuesAlignedData value (comma-separated);
-    ValueError naming the first measurand this agent cannot report."""
-    out: list[Measurand] = []
-    for part in (p.strip() for p in text.split(",")):
-        if not part:
-            continue
-        try:
-            m = Measurand(part)
-        except ValueError:
-            supported = ", ".join(x.value for x in Measurand)
-            raise ValueError(f"measurand {part!r} is not supported ({supported})") from None
-        if m not in out:
-            out.append(m)
-    return tuple(out)
-
-
-class ReadingContext(enum.Enum):
-    SAMPLE_PERIODIC = "Sample.Periodic"
-    SAMPLE_CLOCK = "Sample.Clock"
-    TRANSACTION_BEGIN = "Transaction.Begin"
-    TRANSACTION_END = "Transaction.End"
-    TRIGGER = "Trigger"  # TriggerMessage MeterValues
-
-
 class OutboxAction(enum.Enum):
     """The transaction-related OCPP actions that go through the durable outbox."""
 
     START_TRANSACTION = "StartTransaction"
     METER_VALUES = "MeterValues"
     STOP_TRANSACTION = "StopTransaction"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MeterSettings:
-    """The OCPP 1.6 keys about meter values; the shell builds it from the configuration
-    keys (agent.ocpp.configkeys). Defaults: the intervals of configkeys, the issue's
-    measurand list."""
-
-    sample_interval_s: int = 60  # MeterValueSampleInterval, 0 = off
-    clock_aligned_interval_s: int = 0  # ClockAlignedDataInterval, 0 = off
-    sampled_measurands: tuple[Measurand, ...] = DEFAULT_MEASURANDS  # MeterValuesSampledData
-    aligned_measurands: tuple[Measurand, ...] = DEFAULT_MEASURANDS  # MeterValuesAlignedData
-    stop_on_ev_side_disconnect: bool = True  # StopTransactionOnEVSideDisconnect
-
-    def __post_init__(self) -> None:
-        for name, value in (("sample_interval_s", self.sample_interval_s),
-                            ("clock_aligned_interval_s", self.clock_aligned_interval_s)):
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= DAY_S:
-                raise ValueError(f"{name} must be a whole number of seconds 0-{DAY_S}, "
-                                 f"got {value!r}")
-        for name, ms in (("sampled_measurands", self.sampled_measurands),
-                         ("aligned_measurands", self.aligned_measurands)):
-            if any(not isinstance(m, Measurand) for m in ms) or len(set(ms)) != len(ms):
-                raise ValueError(f"{name} must be distinct Measurand values, got {ms!r}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -255,61 +197,6 @@ class _Conn:
     last_step_at: datetime | None = None
 
 
-def _energy_wh(reading: MeterReading) -> int:
-    return math.floor(reading.import_energy_wh)  # whole Wh, never ahead of the register
-
-
-def _num(value: float, decimals: int) -> str:
-    return f"{value + 0.0:.{decimals}f}"  # + 0.0: no "-0.0"
-
-
-def sampled_values(reading: MeterReading | None, offered_a: float,
-                   measurands: Iterable[Measurand], context: ReadingContext
-                   ) -> list[dict[str, str]]:
-    """The sampledValue objects for `measurands` (rule 6: none from a dead meter).
-    Per-phase currents use phase L1..L3, voltages L1-N..L3-N (connector-side lines)."""
-    out: list[dict[str, str]] = []
-
-    def add(m: Measurand, value: str, unit: str | None, phase: str | None = None) -> None:
-        sv = {"value": value, "context": context.value, "measurand": m.value,
-              "location": "Outlet"}
-        if unit is not None:
-            sv["unit"] = unit
-        if phase is not None:
-            sv["phase"] = phase
-        out.append(sv)
-
-    for m in measurands:
-        if m is Measurand.CURRENT_OFFERED:
-            add(m, _num(offered_a, 1), "A")
-        elif reading is None:
-            continue
-        elif m is Measurand.ENERGY_ACTIVE_IMPORT_REGISTER:
-            add(m, str(_energy_wh(reading)), "Wh")
-        elif m is Measurand.CURRENT_IMPORT:
-            for i, a in enumerate(reading.phase_currents_a, start=1):
-                add(m, _num(a, 1), "A", f"L{i}")
-        elif m is Measurand.POWER_ACTIVE_IMPORT:
-            add(m, _num(reading.total_power_w, 0), "W")
-        elif m is Measurand.VOLTAGE:
-            for i, v in enumerate(reading.phase_voltages_v, start=1):
-                add(m, _num(v, 1), "V", f"L{i}-N")
-        else:  # FREQUENCY: OCPP 1.6 has no unit for Hz; the value is in Hz
-            add(m, _num(reading.frequency_hz, 2), None)
-    return out
-
-
-def _slot(at: datetime, origin: datetime, interval_s: int) -> int:
-    return math.floor((at - origin).total_seconds() / interval_s)
-
-
-def _aligned_slot(at: datetime, interval_s: int) -> tuple[int, int]:
-    """(UTC day, slot of the day): the grid restarts at every midnight (9.1.7)."""
-    utc = at.astimezone(UTC)
-    midnight = utc.replace(hour=0, minute=0, second=0, microsecond=0)
-    return utc.toordinal(), _slot(utc, midnight, interval_s)
-
-
 class ChargerSessions:
     """The transactions of one charger's connectors (rules 1-7)."""
 
@@ -378,7 +265,7 @@ class ChargerSessions:
                               text=f"stop ({s.stop.reason.value}) without a transaction: "
                               "nothing to stop"))
         if tx is not None and s.meter is not None:
-            tx = replace(tx, last_energy_wh=max(tx.last_energy_wh, _energy_wh(s.meter)),
+            tx = replace(tx, last_energy_wh=max(tx.last_energy_wh, energy_wh(s.meter)),
                          last_energy_at=now)
         if tx is not None:
             reason, by = self._stop_reason(s, settings)
@@ -386,10 +273,8 @@ class ChargerSessions:
                 msgs.append(self._stop(tx, s, now, reason, by, notes))
                 tx = None
                 conn.consumed = s.id_tag is not None and s.plugged
-            elif settings.sample_interval_s and _slot(
-                    now, tx.started_at, settings.sample_interval_s) > _slot(
-                    tx.last_sample_at or tx.started_at, tx.started_at,
-                    settings.sample_interval_s):
+            elif periodic_due(now, tx.started_at, tx.last_sample_at,
+                              settings.sample_interval_s):
                 tx = replace(tx, last_sample_at=now)
                 self._meter_values(s, tx, now, settings.sampled_measurands,
                                    ReadingContext.SAMPLE_PERIODIC, msgs, notes)
@@ -405,9 +290,7 @@ class ChargerSessions:
                 tx = self._start(s, now, next_id, msgs)
                 next_id += 1
                 conn.waiting_for_meter = False
-        iv = settings.clock_aligned_interval_s
-        if iv and conn.last_step_at is not None and (
-                _aligned_slot(now, iv) != _aligned_slot(conn.last_step_at, iv)):
+        if clock_aligned_due(now, conn.last_step_at, settings.clock_aligned_interval_s):
             self._meter_values(s, tx, now, settings.aligned_measurands,
                                ReadingContext.SAMPLE_CLOCK, msgs, notes)
         conn.tx, conn.last_step_at = tx, now
@@ -429,7 +312,7 @@ class ChargerSessions:
     def _start(s: ConnectorSample, now: datetime, local_id: int,
                msgs: list[OutgoingMessage]) -> TransactionRecord:
         assert s.meter is not None and s.id_tag is not None
-        wh = _energy_wh(s.meter)
+        wh = energy_wh(s.meter)
         msgs.append(OutgoingMessage(
             action=OutboxAction.START_TRANSACTION, local_tx_id=local_id, energy_wh=wh,
             energy_at=now,
@@ -444,7 +327,7 @@ class ChargerSessions:
               by: str | None, notes: list[Note]) -> OutgoingMessage:
         """Rule 6: meterStop from this step's reading, else the last good one."""
         if s.meter is not None:
-            stop_wh, read_at = max(tx.last_energy_wh, _energy_wh(s.meter)), now
+            stop_wh, read_at = max(tx.last_energy_wh, energy_wh(s.meter)), now
         else:
             stop_wh, read_at = tx.last_energy_wh, tx.last_energy_at
             notes.append(Note(connector_id=tx.connector_id, local_tx_id=tx.local_tx_id,
@@ -487,12 +370,11 @@ class ChargerSessions:
         payload["meterValue"] = [{"timestamp": iso_utc(now), "sampledValue": values}]
         msgs.append(OutgoingMessage(
             action=OutboxAction.METER_VALUES, payload=payload, local_tx_id=local_id,
-            energy_wh=None if s.meter is None else _energy_wh(s.meter),
+            energy_wh=None if s.meter is None else energy_wh(s.meter),
             energy_at=None if s.meter is None else now))
 
 
 __all__ = [
-    "DEFAULT_MEASURANDS", "ChargerSessions", "ConnectorSample", "Measurand", "MeterSettings",
-    "Note", "OutboxAction", "OutgoingMessage", "ReadingContext", "SessionStep", "StopReason",
-    "StopRequest", "TransactionRecord", "parse_measurands", "sampled_values",
+    "ChargerSessions", "ConnectorSample", "Note", "OutboxAction", "OutgoingMessage",
+    "SessionStep", "StopReason", "StopRequest", "TransactionRecord",
 ]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.ocpp import profiles, store, transactions
+from agent.ocpp import metervalues, profiles, store
 from agent.ocpp.availability import Availability, AvailabilityChange
 from agent.ocpp.configkeys import (
     KEYS,
@@ -194,4 +194,4 @@ def test_read_only_limits_match_what_the_other_parts_were_built_with() -> None:
     assert defaults["LocalAuthListMaxLength"] == str(built["local_list_max_length"])
     assert defaults["SendLocalListMaxLength"] == str(built["send_local_list_max_length"])
     assert defaults["MeterValuesSampledData"] == ",".join(
-        m.value for m in transactions.DEFAULT_MEASURANDS)
+        m.value for m in metervalues.DEFAULT_MEASURANDS)

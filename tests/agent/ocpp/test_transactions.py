@@ -23,19 +23,16 @@ from ocpp.charge_point import camel_to_snake_case, remove_nones, snake_to_camel_
 from ocpp.v16 import call, enums
 
 from agent.faults import OcppStatus
+from agent.ocpp.metervalues import Measurand, MeterSettings, ReadingContext, parse_measurands
 from agent.ocpp.store import OcppStore
 from agent.ocpp.transactions import (
     ChargerSessions,
     ConnectorSample,
-    Measurand,
-    MeterSettings,
     OutboxAction,
     OutgoingMessage,
-    ReadingContext,
     StopReason,
     StopRequest,
     TransactionRecord,
-    parse_measurands,
 )
 from hw.capabilities import MeterReading
 
@@ -382,8 +379,9 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from agent.faults import OcppStatus
+from agent.ocpp.metervalues import MeterSettings
 from agent.ocpp.store import OcppStore
-from agent.ocpp.transactions import ChargerSessions, ConnectorSample, MeterSettings
+from agent.ocpp.transactions import ChargerSessions, ConnectorSample
 from hw.capabilities import MeterReading
 
 store = OcppStore(Path(sys.argv[1]))
