@@ -1,7 +1,7 @@
 """Authorisation of idTags (OCPP 1.6 section 3.5 and the manual's three modes), pure.
 
 The shell looks the presented idTag up in the local list and the authorisation cache
-(agent.ocpp.store), hands both entries to `authorise` with `now` and whether the CSMS is
+(agent.ocpp.authlists), hands both entries to `authorise` with `now` and whether the CSMS is
 reachable, and acts on the `AuthDecision`: ACCEPTED (start at once), ASK_CSMS (send
 Authorize.req, then `on_authorize_conf`), REJECTED (show the "card not authorised" LED,
 manual ch. 7). Every IdTagInfo the CSMS sends (Authorize, StartTransaction and

@@ -11,11 +11,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from agent.ocpp.auth import AuthMode, AuthSettings, iso_utc
+from agent.ocpp.authlists import AuthorizationData, UpdateStatus, UpdateType
 from agent.ocpp.configkeys import ConfigurationStore
 from agent.ocpp.metervalues import MeterSettings, ReadingContext, parse_measurands, sampled_values
 from agent.ocpp.profiles import ChargingProfile, InstallResult, ProfileSet, Purpose, RateUnit
 from agent.ocpp.profilestore import ProfileStore
-from agent.ocpp.store import AuthorizationData, OcppStore, UpdateStatus, UpdateType
+from agent.ocpp.store import OcppStore
 from agent.ocpp.transactions import ChargerSessions
 
 if TYPE_CHECKING:

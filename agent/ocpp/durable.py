@@ -8,6 +8,8 @@ the agent enqueued survives a power cut or kill -9 (issue 6: nothing lost).
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 DEFAULT_BUSY_TIMEOUT_S = 5.0  # another connection of ours holds the write lock briefly
@@ -24,3 +26,16 @@ def connect_durable(path: Path, *, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")  # fsync the WAL at every commit
     return db
+
+
+@contextmanager
+def write_transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One SQLite transaction on a connection opened with `autocommit`: committed (and the
+    WAL fsynced) when the block succeeds, rolled back when it raises."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")

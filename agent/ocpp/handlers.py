@@ -40,9 +40,10 @@ from ocpp.v16.enums import (
 
 from agent.errors import PeerError
 from agent.ocpp.auth import IdTagInfo
+from agent.ocpp.authlists import AuthorizationData, UpdateType
 from agent.ocpp.profiles import ProfileError, Purpose, RateUnit, parse_profile
 from agent.ocpp.schedule import format_time
-from agent.ocpp.store import AuthorizationData, OutboxError, UpdateType
+from agent.ocpp.store import OutboxError
 
 if TYPE_CHECKING:
     import structlog

@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 
 import structlog
 
-from agent.ocpp.durable import connect_durable
+from agent.ocpp.durable import connect_durable, write_transaction
 from agent.ocpp.schedule import ChargingProfile, ProfileError, parse_profile, to_dict
 
 log = structlog.get_logger("agent.ocpp.profilestore")
@@ -48,7 +47,7 @@ class ProfileStore:
         self.path = path
         try:
             self._db = connect_durable(path, busy_timeout_s=busy_timeout_s)
-            with self._write() as db:
+            with write_transaction(self._db) as db:
                 db.execute(_SCHEMA)
         except sqlite3.Error as exc:
             raise sqlite3.OperationalError(f"profile store {path}: {exc}") from exc
@@ -70,16 +69,6 @@ class ProfileStore:
             raise ValueError(f"unknown pragma {name!r}")
         return str(self._db.execute(f"PRAGMA {name}").fetchone()[0])
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
-
     def save_all(self, entries: Iterable[tuple[int, ChargingProfile]]) -> None:
         """Rule 1: store exactly `entries` (e.g. `ProfileSet.entries()`), in their order.
         ValueError (nothing changed) if a profile id appears twice."""
@@ -88,7 +77,7 @@ class ProfileStore:
         ids = [pid for _, pid, _ in rows]
         if len(set(ids)) != len(ids):
             raise ValueError(f"profile ids must be unique, got {ids}")
-        with self._write() as db:
+        with write_transaction(self._db) as db:
             db.execute("DELETE FROM charging_profiles")
             db.executemany("INSERT INTO charging_profiles (connector_id, profile_id, json) "
                            "VALUES (?, ?, ?)", rows)

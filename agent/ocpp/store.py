@@ -1,56 +1,43 @@
-"""The OCPP side's durable state: local list, authorisation cache, transactions, outbox.
+"""The OCPP side's durable state: transactions and their outbox here, the local list and
+the authorisation cache in the mixed-in agent.ocpp.authlists.AuthLists.
 
-One SQLite file shared with the other agent.ocpp stores (tables `local_list`,
-`local_list_meta`, `auth_cache`, `transactions`, `outbox`), stdlib sqlite3, one connection,
-WAL with synchronous=FULL: every method that writes has committed, and the WAL has been
-fsynced, before it returns. Several writes of one call share one SQLite transaction.
+One SQLite file shared with the other agent.ocpp stores (tables `transactions`, `outbox`
+and the auth lists' `local_list`, `local_list_meta`, `auth_cache`), stdlib sqlite3, one
+connection, WAL with synchronous=FULL: every method that writes has committed, and the
+WAL has been fsynced, before it returns. Several writes of one call share one SQLite
+transaction.
 
 Rules, in order:
- 1. Local list (OCPP 1.6 5.15 SendLocalList): Full replaces the list (every entry needs
-    its idTagInfo); Differential needs a version above the stored one (else
-    VersionMismatch) and adds/updates entries with an idTagInfo, removes those without.
-    A request with duplicate idTags, more than `send_local_list_max_length` entries or a
-    resulting list above `local_list_max_length` fails and changes nothing.
-    GetLocalListVersion is 0 while the list is empty (5.10), else the stored version.
- 2. Config tags (manual 6.5, the RFID whitelist) are installed by `seed_local_list` as a
-    Full list at version 0 (= "nothing from the CSMS") only while the CSMS has never set
-    the list: until then the config file owns it (edits apply at the next start); once
-    the CSMS sent a list, the CSMS owns it and config tags are ignored.
- 3. The cache keeps one IdTagInfo per idTag (case-insensitive), expiry included (judged
-    by `agent.ocpp.auth.effective_status`). Above `cache_max_entries` the oldest
-    non-Accepted entries go first, then the oldest (OCPP 1.6 3.5.1).
- 4. Outbox: a FIFO of transaction-related messages. Each gets a seq and an OCPP unique id
+ 1. Outbox: a FIFO of transaction-related messages. Each gets a seq and an OCPP unique id
     (a uuid) at enqueue, kept for every resend. `peek` hands out the oldest; `delivered`
     (only for that one) removes it and, for a StartTransaction, records local id ->
     CSMS transactionId from the answer, in the same SQLite transaction.
- 5. transactionId placeholder (agent.ocpp.transactions rule 1): a queued message with a
+ 2. transactionId placeholder (agent.ocpp.transactions rule 1): a queued message with a
     `local_tx_id` carries that local id in `transactionId`; `peek` replaces it with the
     CSMS's id. FIFO order makes the id known by then: the StartTransaction is older and
     was delivered first. StartTransaction and StopTransaction open and close the
     transaction's row in the same SQLite transaction as their enqueue, so a crash can
     never leave a started transaction without its StartTransaction queued.
- 6. Delivery is at least once. The one window: the CSMS processed a message, and the
+ 3. Delivery is at least once. The one window: the CSMS processed a message, and the
     agent died before `delivered` committed. After a restart the same message goes out
     again with the same unique id, so a CSMS that de-duplicates on it (or on connector,
     idTag, timestamp and meterStart) sees one; one that does not may record it twice.
     Nothing is ever lost or duplicated on the agent's side.
- 7. A message the CSMS keeps refusing (CALLERROR after TransactionMessageAttempts,
+ 4. A message the CSMS keeps refusing (CALLERROR after TransactionMessageAttempts,
     counted with `record_attempt`) is dropped with `drop`. Dropping a StartTransaction
     drops its transaction's queued messages too (no CSMS id will ever exist for them);
     later ones for it are purged by `peek`.
- 8. Bad input (unknown transaction, a second stop, a payload that is not JSON,
+ 5. Bad input (unknown transaction, a second stop, a payload that is not JSON,
     delivering a message that is not the oldest) raises OutboxError and changes nothing;
     a malformed CSMS answer raises PeerError and changes nothing.
 """
 
 from __future__ import annotations
 
-import enum
 import json
 import sqlite3
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -58,25 +45,12 @@ from types import TracebackType
 from typing import Any
 
 from agent.errors import AgentError, PeerError
-from agent.ocpp.auth import AuthorizationStatus, IdTagInfo, check_id_tag, parse_iso
-from agent.ocpp.durable import connect_durable
+from agent.ocpp.auth import check_id_tag, parse_iso
+from agent.ocpp.authlists import AUTH_SCHEMA, AuthLists
+from agent.ocpp.durable import connect_durable, write_transaction
 from agent.ocpp.transactions import OutboxAction, OutgoingMessage, TransactionRecord
 
 _SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS local_list (
-        id_tag        TEXT PRIMARY KEY COLLATE NOCASE,
-        status        TEXT NOT NULL,
-        expiry_date   TEXT,             -- ISO 8601 with zone, NULL = none
-        parent_id_tag TEXT)""",
-    """CREATE TABLE IF NOT EXISTS local_list_meta (
-        id      INTEGER PRIMARY KEY CHECK (id = 1),
-        version INTEGER NOT NULL,
-        source  TEXT NOT NULL CHECK (source IN ('config', 'csms')))""",
-    """CREATE TABLE IF NOT EXISTS auth_cache (
-        id_tag        TEXT PRIMARY KEY COLLATE NOCASE,
-        status        TEXT NOT NULL,
-        expiry_date   TEXT,
-        parent_id_tag TEXT)""",
     """CREATE TABLE IF NOT EXISTS transactions (
         local_tx_id    INTEGER PRIMARY KEY AUTOINCREMENT,
         connector_id   INTEGER NOT NULL,
@@ -103,42 +77,13 @@ _ACTIONS = {a.value: a for a in OutboxAction}
 
 
 class OutboxError(AgentError, ValueError):
-    """The caller broke the outbox's contract (rule 8); nothing was written."""
-
-
-class _ListTooLongError(Exception):
-    """Internal: a Differential update would overflow the list (rolled back)."""
-
-
-class UpdateType(enum.Enum):
-    FULL = "Full"
-    DIFFERENTIAL = "Differential"
-
-
-class UpdateStatus(enum.Enum):
-    """SendLocalList.conf status."""
-
-    ACCEPTED = "Accepted"
-    FAILED = "Failed"
-    NOT_SUPPORTED = "NotSupported"
-    VERSION_MISMATCH = "VersionMismatch"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AuthorizationData:
-    """One SendLocalList entry; `id_tag_info` None = remove (Differential only)."""
-
-    id_tag: str
-    id_tag_info: IdTagInfo | None = None
-
-    def __post_init__(self) -> None:
-        check_id_tag(self.id_tag)
+    """The caller broke the outbox's contract (rule 5); nothing was written."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class QueuedMessage:
     """An outbox entry as it goes on the wire: send `payload` as `action` with
-    `unique_id`. `transactionId` is already the CSMS's (rule 5)."""
+    `unique_id`. `transactionId` is already the CSMS's (rule 2)."""
 
     seq: int
     unique_id: str
@@ -148,18 +93,7 @@ class QueuedMessage:
     attempts: int
 
 
-def _info(status: str, expiry: str | None, parent: str | None) -> IdTagInfo:
-    return IdTagInfo(status=AuthorizationStatus(status),
-                     expiry_date=None if expiry is None else parse_iso(expiry),
-                     parent_id_tag=parent)
-
-
-def _info_row(info: IdTagInfo) -> tuple[str, str | None, str | None]:
-    expiry = None if info.expiry_date is None else info.expiry_date.isoformat()
-    return info.status.value, expiry, info.parent_id_tag
-
-
-class OcppStore:
+class OcppStore(AuthLists):
     """The store in the SQLite file at `path` (created if missing). One instance per
     process; not thread-safe. sqlite3.OperationalError naming the path if the file
     cannot be opened. `new_unique_id` makes the outbox's OCPP unique ids (tests inject)."""
@@ -177,8 +111,8 @@ class OcppStore:
         self._new_unique_id = new_unique_id
         try:
             self._db = connect_durable(path, busy_timeout_s=busy_timeout_s)
-            with self._write() as db:
-                for statement in _SCHEMA:
+            with write_transaction(self._db) as db:
+                for statement in (*AUTH_SCHEMA, *_SCHEMA):
                     db.execute(statement)
         except sqlite3.Error as exc:
             raise sqlite3.OperationalError(f"OCPP store {path}: {exc}") from exc
@@ -194,17 +128,6 @@ class OcppStore:
         """Close the file; the store cannot be used afterwards."""
         self._db.close()
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One SQLite transaction: committed (and fsynced) on success, rolled back on error."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
-
     def pragma(self, name: str) -> str:
         """A PRAGMA's value on this connection ('journal_mode' -> 'wal', 'synchronous'
         -> '2' for FULL)."""
@@ -212,108 +135,7 @@ class OcppStore:
             raise ValueError(f"unknown pragma {name!r}")
         return str(self._db.execute(f"PRAGMA {name}").fetchone()[0])
 
-    # -- local list (rules 1-2) ------------------------------------------------------
-
-    def _meta(self) -> tuple[int, str] | None:
-        row = self._db.execute("SELECT version, source FROM local_list_meta").fetchone()
-        return None if row is None else (int(row[0]), str(row[1]))
-
-    def local_list_version(self) -> int:
-        """GetLocalListVersion: 0 while the list is empty, else the stored version."""
-        meta = self._meta()
-        if meta is None or self._db.execute("SELECT 1 FROM local_list").fetchone() is None:
-            return 0
-        return meta[0]
-
-    def local_entry(self, id_tag: str) -> IdTagInfo | None:
-        """The list's entry for `id_tag` (any case), None if it is not on the list."""
-        row = self._db.execute("SELECT status, expiry_date, parent_id_tag FROM local_list "
-                               "WHERE id_tag = ?", (id_tag,)).fetchone()
-        return None if row is None else _info(*row)
-
-    def local_list(self) -> list[AuthorizationData]:
-        """The whole list, ordered by idTag."""
-        rows = self._db.execute("SELECT id_tag, status, expiry_date, parent_id_tag "
-                                "FROM local_list ORDER BY id_tag").fetchall()
-        return [AuthorizationData(id_tag=r[0], id_tag_info=_info(*r[1:])) for r in rows]
-
-    def send_local_list(self, version: int, update_type: UpdateType,
-                        entries: Sequence[AuthorizationData]) -> UpdateStatus:
-        """Rule 1: apply a SendLocalList.req; the status for its .conf."""
-        tags = [e.id_tag.casefold() for e in entries]
-        if (isinstance(version, bool) or not isinstance(version, int) or version < 0
-                or len(entries) > self._request_max or len(set(tags)) != len(tags)):
-            return UpdateStatus.FAILED
-        meta = self._meta()
-        if update_type is UpdateType.FULL:
-            if len(entries) > self._list_max or any(e.id_tag_info is None for e in entries):
-                return UpdateStatus.FAILED
-        elif version <= (0 if meta is None else meta[0]):
-            return UpdateStatus.VERSION_MISMATCH
-        try:
-            with self._write() as db:
-                if update_type is UpdateType.FULL:
-                    db.execute("DELETE FROM local_list")
-                for e in entries:
-                    if e.id_tag_info is None:
-                        db.execute("DELETE FROM local_list WHERE id_tag = ?", (e.id_tag,))
-                    else:
-                        db.execute("INSERT OR REPLACE INTO local_list VALUES (?, ?, ?, ?)",
-                                   (e.id_tag, *_info_row(e.id_tag_info)))
-                if db.execute("SELECT COUNT(*) FROM local_list").fetchone()[0] > self._list_max:
-                    raise _ListTooLongError
-                db.execute("INSERT OR REPLACE INTO local_list_meta VALUES (1, ?, 'csms')",
-                           (version,))
-        except _ListTooLongError:
-            return UpdateStatus.FAILED  # rolled back
-        return UpdateStatus.ACCEPTED
-
-    def seed_local_list(self, id_tags: Iterable[str]) -> bool:
-        """Rule 2: install the config file's tags (Accepted, no expiry) as a Full list at
-        version 0 unless the CSMS owns the list. True if installed; ValueError for a bad
-        tag or too many (nothing changes)."""
-        tags = {check_id_tag(t, what="config idTag").casefold(): t for t in id_tags}
-        if len(tags) > self._list_max:
-            raise ValueError(f"{len(tags)} config idTags, the list holds {self._list_max}")
-        meta = self._meta()
-        if meta is not None and meta[1] == "csms":
-            return False
-        with self._write() as db:
-            db.execute("DELETE FROM local_list")
-            db.executemany("INSERT INTO local_list VALUES (?, 'Accepted', NULL, NULL)",
-                           [(t,) for t in tags.values()])
-            db.execute("INSERT OR REPLACE INTO local_list_meta VALUES (1, 0, 'config')")
-        return True
-
-    # -- authorisation cache (rule 3) ------------------------------------------------
-
-    def cache_put(self, id_tag: str, info: IdTagInfo) -> None:
-        """Insert or replace the tag's entry (it becomes the newest), evicting if full."""
-        check_id_tag(id_tag)
-        with self._write() as db:
-            db.execute("DELETE FROM auth_cache WHERE id_tag = ?", (id_tag,))
-            db.execute("INSERT INTO auth_cache VALUES (?, ?, ?, ?)",
-                       (id_tag, *_info_row(info)))
-            excess = db.execute("SELECT COUNT(*) FROM auth_cache").fetchone()[0] - self._cache_max
-            if excess > 0:
-                db.execute("DELETE FROM auth_cache WHERE rowid IN (SELECT rowid FROM "
-                           "auth_cache ORDER BY status = 'Accepted', rowid LIMIT ?)", (excess,))
-
-    def cache_get(self, id_tag: str) -> IdTagInfo | None:
-        """The cached IdTagInfo (any case), None if the tag is not cached."""
-        row = self._db.execute("SELECT status, expiry_date, parent_id_tag FROM auth_cache "
-                               "WHERE id_tag = ?", (id_tag,)).fetchone()
-        return None if row is None else _info(*row)
-
-    def clear_cache(self) -> None:
-        """ClearCache.req."""
-        with self._write() as db:
-            db.execute("DELETE FROM auth_cache")
-
-    def cache_size(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM auth_cache").fetchone()[0])
-
-    # -- transactions and outbox (rules 4-8) -----------------------------------------
+    # -- transactions and outbox -----------------------------------------------------
 
     def next_local_tx_id(self) -> int:
         """The id for the next transaction (seed of agent.ocpp.transactions)."""
@@ -341,7 +163,7 @@ class OcppStore:
         batch = list(messages)
         if not batch:
             return ()  # most steps: no lock, no commit
-        with self._write() as db:
+        with write_transaction(self._db) as db:
             for m in batch:
                 seqs.append(self._enqueue_one(db, m))
         return tuple(seqs)
@@ -397,8 +219,8 @@ class OcppStore:
         return cur.lastrowid
 
     def peek(self) -> QueuedMessage | None:
-        """The oldest queued message with the CSMS's transactionId filled in (rule 5),
-        None if the outbox is empty. Purges messages of a dropped start (rule 7)."""
+        """The oldest queued message with the CSMS's transactionId filled in (rule 2),
+        None if the outbox is empty. Purges messages of a dropped start (rule 4)."""
         while True:
             row = self._db.execute("SELECT seq, unique_id, action, payload, local_tx_id, "
                                    "attempts FROM outbox ORDER BY seq LIMIT 1").fetchone()
@@ -414,7 +236,7 @@ class OcppStore:
                     raise OutboxError(f"message {seq}: transaction {tx_id} is not known")
                 csms_id, dropped = tx
                 if dropped:
-                    with self._write() as db:
+                    with write_transaction(self._db) as db:
                         db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
                     continue
                 if csms_id is None:  # FIFO makes this impossible unless the file was edited
@@ -442,7 +264,7 @@ class OcppStore:
                 isinstance(csms_id, bool) or not isinstance(csms_id, int)):
             raise PeerError(peer="CSMS", problem=f"StartTransaction.conf without an integer "
                             f"transactionId: {dict(response)!r}")
-        with self._write() as db:
+        with write_transaction(self._db) as db:
             if action == OutboxAction.START_TRANSACTION.value:
                 db.execute("UPDATE transactions SET csms_tx_id = ? WHERE local_tx_id = ?",
                            (csms_id, tx_id))
@@ -450,7 +272,7 @@ class OcppStore:
 
     def record_attempt(self, seq: int) -> int:
         """Count a failed send of message `seq` (CALLERROR or no answer); the count."""
-        with self._write() as db:
+        with write_transaction(self._db) as db:
             cur = db.execute("UPDATE outbox SET attempts = attempts + 1 WHERE seq = ?", (seq,))
             if cur.rowcount != 1:
                 raise OutboxError(f"message {seq} is not queued")
@@ -458,9 +280,9 @@ class OcppStore:
                                   (seq,)).fetchone()[0])
 
     def drop(self, seq: int) -> int:
-        """Rule 7: give up on the oldest message; how many messages were removed."""
+        """Rule 4: give up on the oldest message; how many messages were removed."""
         action, tx_id = self._head(seq)
-        with self._write() as db:
+        with write_transaction(self._db) as db:
             if action == OutboxAction.START_TRANSACTION.value:
                 db.execute("UPDATE transactions SET start_dropped = 1 WHERE local_tx_id = ?",
                            (tx_id,))

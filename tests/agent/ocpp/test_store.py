@@ -18,13 +18,8 @@ import pytest
 
 from agent.errors import PeerError
 from agent.ocpp.auth import AuthorizationStatus, IdTagInfo
-from agent.ocpp.store import (
-    AuthorizationData,
-    OcppStore,
-    OutboxError,
-    UpdateStatus,
-    UpdateType,
-)
+from agent.ocpp.authlists import AuthorizationData, UpdateStatus, UpdateType
+from agent.ocpp.store import OcppStore, OutboxError
 from agent.ocpp.transactions import OutboxAction
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
