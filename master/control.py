@@ -24,9 +24,19 @@ failures (a dropped stream, a CT read timeout) arrive as calls, never as excepti
     Chosen over reserving every member's hard max: simpler, and no agent draws more
     than the reservation. The first
     real allocation starts from those fail-safe grants, so increases ramp from there.
+    A Hello whose `last_seen_term` is at or above ours (`raise_term`: this master lost
+    its term file, or another master ran the group) moves the term above it and starts
+    this hold again: that term's grants may still be in force at agents that have not
+    heard from us yet, exactly as at a start. Agents already connected take the higher
+    term at once (agent rule 1); the hold sends them a decrease at most, and the engine
+    restarts from the hold's fail-safe grants, so increases ramp up as after a start.
  5. If the members do not fit the group (wiring outside its phases, Minimise without room
     after a config change), every connected connector is sent 0 A and `fault` says why,
     rather than the cycle raising.
+ 6. A member that does not obey this master's Limits (`master.obedience`: it says so, it
+    has seen a higher term, or it applies another term's Limits past a lease) counts as
+    offline for the engine, however fresh its states: it runs on its fail-safe current or
+    on grants we did not give. The status shows it offline with the reason.
 """
 
 from __future__ import annotations
@@ -62,6 +72,7 @@ from master.allocation.model import MAX_GROUP_LIMIT_A, MAX_PLAUSIBLE_CURRENT_A
 from master.ctwatch import CtFreezeWatch, FreezeSettings, site_draw_a
 from master.errors import PeerError, RequestError
 from master.membership import Member, Wiring
+from master.obedience import Obedience
 
 Line3 = tuple[float, float, float]
 
@@ -165,6 +176,9 @@ class MemberReport:
     sequence: int
     received_at_s: float
     connectors: tuple[ConnectorReport, ...]
+    term_applied: int = 0  # rule 6: the (term of the) Limits the agent obeys; 0 = none
+    highest_term_seen: int = 0
+    limits_refused_reason: str = ""  # the agent's own word that it refuses ours
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -219,6 +233,7 @@ class MemberView:
     address: str
     offline_reason: str
     connectors: tuple[ConnectorView, ...]
+    limits_refused_reason: str = ""  # rule 6: why it does not obey this master, or ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -283,6 +298,7 @@ class _MemberState:
     valid: MemberReport | None = None  # the last valid report
     refused: str = ""  # why the last report was refused; "" after a valid one
     by_connector: dict[int, ConnectorReport] = field(default_factory=dict)
+    obedience: Obedience = field(default_factory=Obedience)  # rule 6
 
     def offline_reason(self, now_s: float, lease_s: float) -> str:
         """Rule 1: "" when online, else why not."""
@@ -366,6 +382,7 @@ class GroupControl:
             st = self._members[member.charger_id] = _MemberState(member=member)
         st.member, st.connected, st.address = member, True, address
         st.connected_at_s, st.last_sequence, st.refused = now_s, 0, ""
+        st.obedience = Obedience()
 
     def member_disconnected(self, charger_id: str, now_s: float) -> None:
         """A member's stream closed: offline at once (rule 1). It stays a member."""
@@ -377,6 +394,22 @@ class GroupControl:
         """Drop members removed by "rebuild the group" (manual 6.4.2)."""
         for cid in charger_ids:
             self._members.pop(cid, None)
+
+    def raise_term(self, seen_term: int, now_s: float) -> int | None:
+        """A Hello said its agent has seen `seen_term`. When that is at or above this
+        master's term, the term becomes `seen_term + 1` and the start-of-term hold starts
+        again (rule 4); returns the new term for the shell to persist before any Limits
+        carry it. Returns None (nothing changes) when `seen_term` is below the term."""
+        if seen_term < self.term:
+            return None
+        self.term = seen_term + 1
+        self.hold_until_s = now_s + self._group.lease_s + self._group.settle_s
+        self._engine, self._hold_grants, self._hold_at_s = None, {}, now_s
+        return self.term
+
+    def _refusal(self, st: _MemberState, now_s: float) -> str:
+        """Rule 6: why this member does not obey this master's Limits, or ""."""
+        return st.obedience.refusal(term=self.term, now_s=now_s, lease_s=self._group.lease_s)
 
     # -- inputs -------------------------------------------------------------------------
 
@@ -391,6 +424,11 @@ class GroupControl:
         if report.sequence <= st.last_sequence:
             return f"sequence {report.sequence} is not after {st.last_sequence}: ignored"
         st.last_sequence = report.sequence
+        if math.isfinite(report.received_at_s):
+            st.obedience.observe(term=self.term, term_applied=report.term_applied,
+                                 highest_term_seen=report.highest_term_seen,
+                                 agent_reason=report.limits_refused_reason,
+                                 now_s=report.received_at_s)
         problem = self._judge(st.member, report)
         if math.isfinite(report.received_at_s):
             st.last_heard_s = report.received_at_s
@@ -497,7 +535,8 @@ class GroupControl:
         g, lease_s = self._group, self._group.lease_s
         holding = now_s < self.hold_until_s
         states = [self._members[cid] for cid in sorted(self._members)]
-        reachable = {s.member.charger_id: not s.offline_reason(now_s, lease_s) for s in states}
+        reachable = {s.member.charger_id: not s.offline_reason(now_s, lease_s)
+                     and not self._refusal(s, now_s) for s in states}
         online = {cid: ok and not holding for cid, ok in reachable.items()}
         fault, alloc = "", None
         try:
@@ -612,8 +651,11 @@ class GroupControl:
                 reason=Reason.OFFLINE if lim is None else lim.reason,
                 limiting_phase=None if lim is None else lim.limiting_phase,
                 session_energy_wh=r.session_energy_wh, wiring=mc.wiring))
-        reason = st.offline_reason(now_s, self._group.lease_s)
+        refusal = self._refusal(st, now_s) if st.connected else ""
+        reason = st.offline_reason(now_s, self._group.lease_s) or (
+            "it refuses this master's limits" if refusal else "")
         return MemberView(
             charger_id=cid, online=online, address=st.address, offline_reason=reason,
+            limits_refused_reason=refusal,
             last_seen_ago_s=None if st.last_heard_s is None else now_s - st.last_heard_s,
             connectors=tuple(views))

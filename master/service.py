@@ -12,7 +12,10 @@ The imperative shell around `master.control.GroupControl`:
    the control cycle, queue each connected agent its Limits (latest wins), publish the
    status to GetStatus / WatchStatus.
 3. The term is persisted next to the membership database and incremented at every start,
-   so agents can tell this master's Limits from a previous one's.
+   so agents can tell this master's Limits from a previous one's. A Hello whose
+   `last_seen_term` is at or above it moves it above that (stored first): an agent
+   ignores Limits from a term older than the newest it has seen, so a master that lost
+   its state folder would otherwise run term 1 and be ignored by every agent.
 4. SIGINT/SIGTERM: stop the cycle, stop the server with a grace period, close the bus
    and the database. Agents fall back to their fail-safe current when the lease expires.
 5. At debug level every cycle logs one "cycle" line: its number, when the CT sample was
@@ -45,7 +48,7 @@ from hw.modbus.transport import ModbusBus
 from master import reflection, wire
 from master.config import MasterConfig, load_master_config
 from master.control import CycleResult, GroupControl
-from master.daemon import check_port_free, hold_state_lock, next_term
+from master.daemon import check_port_free, hold_state_lock, next_term, store_term
 from master.errors import ConfigError, PeerError, RequestError
 from master.membership import MembershipStore
 from protos.io7.cluster.v1 import cluster_pb2 as pb
@@ -93,6 +96,7 @@ class Master(pb_grpc.AgentLinkServicer, pb_grpc.GroupAdminServicer):
         hello = first.hello
         try:
             member = wire.member_from_hello(hello)
+            seen_term = wire.seen_term(hello)
         except PeerError as err:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
         if member.group != self.config.group.name:
@@ -115,7 +119,8 @@ class Master(pb_grpc.AgentLinkServicer, pb_grpc.GroupAdminServicer):
         box: asyncio.Queue[pb.MasterMessage] = asyncio.Queue(maxsize=4)
         self.outbox[cid] = box
         self.control.member_connected(member, self.clock(), address=context.peer())
-        clog.info("agent joined", new=admitted.new)
+        self._raise_term(seen_term, cid)
+        clog.info("agent joined", new=admitted.new, term=self.term)
         await context.write(pb.MasterMessage(welcome=pb.Welcome(
             term=self.term, master_id=self.config.master_id,
             settings=pb.GroupSettings(
@@ -151,6 +156,17 @@ class Master(pb_grpc.AgentLinkServicer, pb_grpc.GroupAdminServicer):
                 clog.info("agent left")
         if reader.done() and not reader.cancelled() and reader.exception() is not None:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(reader.exception()))
+
+    def _raise_term(self, seen_term: int, cid: str) -> None:
+        """Rule 3: an admitted agent has seen `seen_term` >= ours (this master lost its
+        term file, or another master ran the group): move above it, stored before any
+        Limits carry it; the control core holds at fail-safe again (control rule 4)."""
+        if seen_term < self.term:
+            return
+        store_term(self.config.state_db, seen_term + 1)
+        self.term = self.control.raise_term(seen_term, self.clock()) or self.term
+        self.log = log.bind(group=self.config.group.name, term=self.term)
+        self.log.warning("term raised above an agent's", charger_id=cid, seen_term=seen_term)
 
     async def _read(self, cid: str, requests: AsyncIterator[pb.AgentMessage],
                     clog: structlog.stdlib.BoundLogger) -> None:

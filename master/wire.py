@@ -58,6 +58,8 @@ def phase_out(phase: Phase | None) -> Any:
     return pb.PHASE_UNSPECIFIED if phase is None else _PHASE_OUT[phase]
 
 
+MAX_REASON_CHARS = 200  # an agent's refusal text, as shown in the status: one line
+MAX_TERM = 2**53  # terms grow by one per master start; far below uint64 and exact in JSON
 MAX_CHARGER_ID_CHARS = 64  # the agent's config allows 1-64 (agent/config.py [charger] id)
 
 
@@ -77,6 +79,16 @@ def charger_id_problem(charger_id: str) -> str | None:
     if any(ch.isspace() for ch in charger_id):
         return f"charger id {charger_id!r} contains whitespace: use letters, digits, . _ -"
     return None
+
+
+def seen_term(hello: pb.Hello) -> int:
+    """The highest term the agent has seen; raises PeerError when no master could have
+    issued it (so one Hello cannot push the group's term to the end of its range)."""
+    if hello.last_seen_term > MAX_TERM:
+        raise PeerError(peer=f"charger {hello.charger_id}",
+                        problem=f"last_seen_term {hello.last_seen_term} is above any term a "
+                        f"master issues ({MAX_TERM}): clear the agent's state")
+    return hello.last_seen_term
 
 
 def member_from_hello(hello: pb.Hello) -> Member:
@@ -110,6 +122,9 @@ def report_from_state(state: pb.AgentState, received_at_s: float) -> MemberRepor
         charger_id=state.charger_id,
         sequence=state.sequence,
         received_at_s=received_at_s,
+        term_applied=state.term_applied,
+        highest_term_seen=state.highest_term_seen,
+        limits_refused_reason=state.limits_refused_reason[:MAX_REASON_CHARS],
         connectors=tuple(
             ConnectorReport(
                 connector_id=c.connector_id,
@@ -166,7 +181,8 @@ def group_status(view: GroupStatusView, *, master_id: str,
             ph.ct_a = p.ct_a
     for m in view.members:
         mem = msg.members.add(charger_id=m.charger_id, online=m.online, address=m.address,
-                              offline_reason=m.offline_reason)
+                              offline_reason=m.offline_reason,
+                              limits_refused_reason=m.limits_refused_reason)
         if m.last_seen_ago_s is not None and math.isfinite(m.last_seen_ago_s):
             mem.last_seen_ms_ago = int(max(0.0, m.last_seen_ago_s) * 1000)
         for c in m.connectors:

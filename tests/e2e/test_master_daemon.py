@@ -14,7 +14,15 @@ import pytest
 
 from protos.io7.cluster.v1 import cluster_pb2 as pb
 from protos.io7.cluster.v1 import cluster_pb2_grpc as pb_grpc
-from tests.e2e.harness import GENEROUS_S, MASTER_TOML, PY, cluster, free_port, wait_for
+from tests.e2e.harness import (
+    GENEROUS_S,
+    MASTER_TOML,
+    PY,
+    cluster,
+    free_port,
+    last_offers,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -99,3 +107,34 @@ def test_status_shows_the_limit_in_force_beside_the_configured_one(tmp_path: Pat
         text = subprocess.run([PY, "-m", "master.ctl", "--master", address, "status"],
                               capture_output=True, text=True, timeout=30, check=True).stdout
         assert "limit in force 30.0 A per phase, configured 60.0 A" in text
+
+
+def test_a_master_that_lost_its_state_is_obeyed_again(tmp_path: Path) -> None:
+    """The agent has obeyed term 5; the master comes back on the same address without
+    its state folder (term 1). The agent's Hello says 5, so the master moves to term 6,
+    which the agent takes."""
+    listen = f"127.0.0.1:{free_port()}"
+    (tmp_path / "members.sqlite3.term").write_text("4\n")  # this start is term 5
+    with cluster(tmp_path) as c:
+        master, address = c.master(limit_a=60, listen=listen)
+        agent = c.agent("io7-1", master=address)
+
+        def obeys(term: int) -> bool:
+            latest = last_offers(agent)
+            return len(latest) == 2 and all(
+                e["source"] == "master" and e["lease_ok"] and e["term"] == term
+                for e in latest.values())
+
+        wait_for(lambda: obeys(5), "agent obeys term 5")
+        master.stop()
+        for f in tmp_path.glob("members.sqlite3*"):
+            f.unlink()
+        master2, _ = c.master(limit_a=60, listen=listen, name="master2")
+        took = wait_for(lambda: obeys(6), "agent obeys the restarted master")
+        assert took < GENEROUS_S
+        status = c.status(address)
+        assert int(status["term"]) == 6
+        (member,) = status["members"]
+        assert member["online"] and member["limits_refused_reason"] == ""
+        assert (tmp_path / "members.sqlite3.term").read_text().strip() == "6"
+        assert master2.events("term raised above an agent's")

@@ -58,6 +58,8 @@ class FakeAgent:
     limits: list[pb.Limits] = field(default_factory=list)
     welcomes: list[pb.Welcome] = field(default_factory=list)
     seq: int = 0
+    refused: str = ""  # AgentState.limits_refused_reason
+    highest_term_seen: int = 0
 
     def hello(self) -> pb.Hello:
         wiring = pb.ConnectorWiring(l1=pb.PHASE_L1, l2=pb.PHASE_L2, l3=pb.PHASE_L3)
@@ -69,7 +71,9 @@ class FakeAgent:
     def state(self) -> pb.AgentState:
         self.seq += 1
         c = self.current_a
-        return pb.AgentState(charger_id=self.charger_id, sequence=self.seq, connectors=[
+        return pb.AgentState(
+            charger_id=self.charger_id, sequence=self.seq, limits_refused_reason=self.refused,
+            highest_term_seen=self.highest_term_seen, connectors=[
             pb.ConnectorState(connector_id=1, pilot_state=pb.PILOT_STATE_C,
                               status=pb.CONNECTOR_STATUS_CHARGING,
                               current_a=pb.LineValues(l1=c, l2=c, l3=c),
@@ -273,3 +277,32 @@ async def test_a_member_offline_for_a_bad_report_says_why(tmp_path: Path) -> Non
             assert m.offline_reason == "last state refused: connector 1 current_a[L1]=nan " \
                                        "is outside [0, 80]"
             assert f"offline: {m.offline_reason}" in render(status)
+
+
+async def test_a_member_that_refuses_the_limits_shows_it_and_counts_offline(
+        tmp_path: Path) -> None:
+    async with running_master(tmp_path) as address:
+        a, b = FakeAgent("io7-a"), FakeAgent("io7-b")
+        async with joined(address, a), joined(address, b), \
+                grpc.aio.insecure_channel(address) as ch:
+            admin = pb_grpc.GroupAdminStub(ch)
+            await eventually(lambda: a.last_a() == 30.0 and b.last_a() == 30.0)
+            b.refused = "fail-safe 40 A is above this charger's 16 A"
+            status = pb.GroupStatus()
+            deadline = asyncio.get_running_loop().time() + 10
+            while not any(m.limits_refused_reason for m in status.members):
+                assert asyncio.get_running_loop().time() < deadline
+                await asyncio.sleep(0.05)
+                status = await admin.GetStatus(pb.GetStatusRequest())
+            mb = {m.charger_id: m for m in status.members}["io7-b"]
+            assert mb.limits_refused_reason == b.refused and not mb.online
+            assert mb.offline_reason == "it refuses this master's limits"
+            assert f"refuses this master's limits: {b.refused}" in render(status)
+            # Counted offline: its last grant stays reserved until its lease and settle
+            # time have passed, then a (Maximise) gets the whole limit up to 32 A.
+            await eventually(lambda: a.last_a() == 32.0)
+            b.refused, b.highest_term_seen = "", 99  # it has seen a newer master
+            await asyncio.sleep(0.5)
+            status = await admin.GetStatus(pb.GetStatusRequest())
+            mb = {m.charger_id: m for m in status.members}["io7-b"]
+            assert "it has seen term 99" in mb.limits_refused_reason
