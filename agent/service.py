@@ -57,8 +57,9 @@ from agent.ocpp.configkeys import (
     ConfigurationStore,
     open_db,
 )
-from agent.ocpp.connection import BootIdentity, LinkState, OcppClient, StatusReport
+from agent.ocpp.connection import LinkState, OcppClient
 from agent.ocpp.keyvalues import phase_rotation
+from agent.ocpp.reports import BootIdentity, StatusReport
 from agent.ocpp.sessions import Observed, OcppSessions, Prepared
 from agent.ocpp.transactions import StopReason
 from agent.simdriver import EvDriver

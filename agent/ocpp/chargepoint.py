@@ -67,12 +67,12 @@ from agent.ocpp.configkeys import (
     ChangeStatus,
     ConfigurationStore,
 )
-from agent.ocpp.corehandlers import VENDOR, ChargerPort, CoreHandlers, SessionEnd
+from agent.ocpp.corehandlers import ChargerPort, CoreHandlers, SessionEnd
 from agent.ocpp.frames import Refusal, screen, unknown_action_error
 from agent.ocpp.handlers import TransactionHandlers
+from agent.ocpp.reports import VENDOR, BootIdentity, StatusBoard, StatusReport
 
-if TYPE_CHECKING:  # connection.py imports this module; these outlive a connection
-    from agent.ocpp.connection import BootIdentity, StatusBoard, StatusReport
+if TYPE_CHECKING:
     from agent.ocpp.sessions import OcppSessions
 
 BOOT_RETRY_S = 60.0  # team choice: when a Pending/Rejected answer gives interval 0

@@ -29,6 +29,7 @@ from ocpp.v16.enums import (
 
 from agent.ocpp.availability import AvailabilityChange
 from agent.ocpp.configkeys import ChangeStatus, ConfigurationStore, Effect
+from agent.ocpp.reports import VENDOR
 from agent.ocpp.transactions import StopReason
 
 if TYPE_CHECKING:
@@ -36,8 +37,6 @@ if TYPE_CHECKING:
 
     from agent.ocpp.sessions import OcppSessions
 
-VENDOR = "Ratio"  # BootNotification chargePointVendor, DataTransfer vendorId
-MODEL = "io7"
 # Team choice: a stop needs one agent step (0.25 s) and one CSMS answer (seconds over
 # 4G); what is not answered by then goes out after the restart (the outbox is durable).
 RESET_FLUSH_S = 10.0

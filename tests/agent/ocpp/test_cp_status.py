@@ -1,4 +1,4 @@
-"""What the charge point reports (agent.ocpp.connection's StatusReport and StatusBoard), and
+"""What the charge point reports (agent.ocpp.reports' StatusReport and StatusBoard), and
 the OCPP-J 1.6 CallError a malformed payload gets (chargepoint.payload_error): pure."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 from agent.connector import Connector, ConnectorInputs
 from agent.faults import FAULTS, Fault, OcppErrorCode, OcppStatus
 from agent.ocpp.chargepoint import iso, payload_error
-from agent.ocpp.connection import FAULT_TEXT, BootIdentity, StatusBoard, StatusReport
+from agent.ocpp.reports import FAULT_TEXT, BootIdentity, StatusBoard, StatusReport
 from hw.pilot import PilotState
 
 T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
