@@ -60,8 +60,8 @@ from agent.ocpp.configkeys import (
 from agent.ocpp.connection import LinkState, OcppClient
 from agent.ocpp.keyvalues import phase_rotation
 from agent.ocpp.reports import BootIdentity, StatusReport
-from agent.ocpp.sessions import Observed, OcppSessions, Prepared
-from agent.ocpp.transactions import StopReason
+from agent.ocpp.sessions import OcppSessions, Prepared
+from agent.ocpp.transactions import Observed, StopReason
 from agent.simdriver import EvDriver
 from agent.transitions import DEMAND_STATES, State
 from hw.capabilities import RCD_AC_TRIP_MA, RCD_DC_TRIP_MA, MeterReading

@@ -17,12 +17,10 @@ from agent.ocpp.metervalues import MeterSettings, ReadingContext, parse_measuran
 from agent.ocpp.profiles import ChargingProfile, InstallResult, ProfileSet, Purpose, RateUnit
 from agent.ocpp.profilestore import ProfileStore
 from agent.ocpp.store import OcppStore
-from agent.ocpp.transactions import ChargerSessions
+from agent.ocpp.transactions import ChargerSessions, Observed
 
 if TYPE_CHECKING:
     import structlog
-
-    from agent.ocpp.sessions import Observed
 
 
 class SessionCommands:

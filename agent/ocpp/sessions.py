@@ -46,7 +46,6 @@ from typing import Any
 import structlog
 
 from agent.errors import PeerError
-from agent.faults import OcppStatus
 from agent.ocpp.auth import (
     CARD_NOT_AUTHORISED_LED,
     AuthDecision,
@@ -73,13 +72,14 @@ from agent.ocpp.store import (
 from agent.ocpp.transactions import (
     ChargerSessions,
     ConnectorSample,
+    Observed,
     OutboxAction,
     StopReason,
     StopRequest,
     TransactionRecord,
 )
 from agent.ocpp.ukdefault import Postponement, UkDefault
-from hw.capabilities import LedPattern, MeterReading
+from hw.capabilities import LedPattern
 
 REJECTED_LED_S = 5.0  # team choice: long enough to see at the reader
 log = structlog.get_logger("agent.ocpp.sessions")
@@ -115,17 +115,6 @@ class Prepared:
     local_limit_a: float | None  # for the limit applier (0 while postponed)
     max_current_a: float  # min(hard max, composite limit): the master's view
     led: LedPattern | None  # shown instead of the machine's LED
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Observed:
-    """A connector after its machine's step, for the transaction core."""
-
-    connector_id: int
-    status: OcppStatus
-    plugged: bool
-    meter: MeterReading | None
-    offered_a: float
 
 
 class OcppSessions(SessionCommands):

@@ -107,6 +107,18 @@ class StopRequest:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Observed:
+    """A connector after its machine's step, as the agent hands it to the OCPP side
+    (agent.ocpp.sessions adds the authorisation and any stop: a `ConnectorSample`)."""
+
+    connector_id: int
+    status: OcppStatus
+    plugged: bool
+    meter: MeterReading | None
+    offered_a: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ConnectorSample:
     """One cycle's view of a connector. `id_tag`: the authorisation that holds now (None:
     none); `meter`: None when the meter did not answer; `offered_a`: the offer (A)."""
@@ -375,6 +387,6 @@ class ChargerSessions:
 
 
 __all__ = [
-    "ChargerSessions", "ConnectorSample", "Note", "OutboxAction", "OutgoingMessage",
+    "ChargerSessions", "ConnectorSample", "Note", "Observed", "OutboxAction", "OutgoingMessage",
     "SessionStep", "StopReason", "StopRequest", "TransactionRecord",
 ]

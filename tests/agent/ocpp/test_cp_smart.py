@@ -19,8 +19,9 @@ from agent.limits import LimitApplier, MasterLimits, OfferSource
 from agent.ocpp.auth import AuthMode
 from agent.ocpp.configkeys import ConfigurationStore, open_db
 from agent.ocpp.profilestore import ProfileStore
-from agent.ocpp.sessions import Observed, OcppSessions
+from agent.ocpp.sessions import OcppSessions
 from agent.ocpp.store import OcppStore
+from agent.ocpp.transactions import Observed
 from agent.ocpp.ukdefault import NoChargingPeriod, Reason, UkDefault, UkDefaultSettings
 from agent.transitions import State
 from hw.capabilities import LedPatterns

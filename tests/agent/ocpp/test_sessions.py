@@ -15,8 +15,9 @@ from agent.faults import OcppStatus
 from agent.ocpp.auth import CARD_NOT_AUTHORISED_LED, AuthMode, AuthorizationStatus, IdTagInfo
 from agent.ocpp.configkeys import ConfigurationStore, open_db
 from agent.ocpp.profilestore import ProfileStore
-from agent.ocpp.sessions import Observed, OcppSessions
+from agent.ocpp.sessions import OcppSessions
 from agent.ocpp.store import OcppStore
+from agent.ocpp.transactions import Observed
 from agent.ocpp.ukdefault import UkDefault, UkDefaultSettings
 from hw.capabilities import MeterReading
 
