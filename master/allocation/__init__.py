@@ -9,12 +9,10 @@ from master.allocation.model import (
     CHARGER_LIMIT_RANGE_A,
     MIN_CURRENT_A,
     PAUSED_REASONS,
-    Allocation,
     AllocationError,
     ChargerInput,
     ConnectorInput,
     ConnectorKey,
-    ConnectorResult,
     CtPlacement,
     CtReading,
     CtStatus,
@@ -24,11 +22,11 @@ from master.allocation.model import (
     Mode,
     OfflineStrategy,
     Phase,
-    PhaseResult,
     Reason,
     Snapshot,
     check_minimise,
 )
+from master.allocation.result import Allocation, ConnectorResult, PhaseResult
 from master.allocation.state import EngineState
 
 __all__ = [

@@ -41,16 +41,15 @@ from master.allocation import admission, waterfill
 from master.allocation.demand import DemandCaps, update_demand_caps
 from master.allocation.model import (
     MIN_CURRENT_A,
-    Allocation,
     CtPlacement,
     CtStatus,
     Mode,
     OfflineStrategy,
     Phase,
-    PhaseResult,
     Reason,
     Snapshot,
 )
+from master.allocation.result import Allocation, PhaseResult
 from master.allocation.state import EngineState
 from master.allocation.table import ConnectorTable
 

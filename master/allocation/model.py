@@ -1,4 +1,4 @@
-"""Inputs and outputs of the allocation engine, validated at construction.
+"""Inputs of the allocation engine, validated at construction (outputs: result.py).
 
 Everything the engine needs arrives in one `Snapshot`: the group's settings, every member
 charger with its connectors (online or not), the CT reading and `now_s` (monotonic). An
@@ -12,14 +12,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum
-from functools import cached_property
-from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-
-if TYPE_CHECKING:
-    from master.allocation.state import EngineState
 
 # IEC 61851-1: below 6 A a pilot cannot offer charging (8 % duty cycle = 6 A).
 MIN_CURRENT_A = 6.0
@@ -388,70 +383,3 @@ def check_minimise(group: GroupConfig, chargers: tuple[ChargerInput, ...]) -> No
                 f"(6 A for each of the members' connectors) but the static limit is "
                 f"{limit:.1f} A; raise the limit, remove chargers, or choose Zero or Maximise"
             )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ConnectorResult:
-    """What one connector may draw, per phase it loads, and why."""
-
-    charger_id: str
-    connector_id: int
-    current_a: float
-    reason: Reason
-    limiting_phase: Phase | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PhaseResult:
-    """One site phase of the group: the accounting behind the allocation."""
-
-    phase: Phase
-    limit_a: float  # the limit in force (fallback limit when the CT is lost)
-    ct_a: float | None  # as read, signed
-    other_load_a: float  # counted against the limit (never negative)
-    reserved_a: float  # what offline members may still draw
-    available_a: float  # limit - other load - margin - reserved, never negative
-    allocated_a: float  # sum of online connectors' allocations on this phase
-
-
-@dataclass(frozen=True, kw_only=True)
-class Allocation:
-    """The engine's answer, and the memory it needs next cycle (`state`).
-
-    Per-connector results are columns (`keys`, `currents_a`, ...) in snapshot order;
-    `connectors` materialises them as `ConnectorResult`s on first use.
-    """
-
-    now_s: float
-    keys: tuple[ConnectorKey, ...]
-    currents_a: tuple[float, ...]
-    reasons: tuple[Reason, ...]
-    limiting_phases: tuple[Phase | None, ...]
-    phases: tuple[PhaseResult, ...]
-    ct_status: CtStatus
-    failsafe_current_a: float
-    state: EngineState = field(repr=False)
-
-    @cached_property
-    def connectors(self) -> tuple[ConnectorResult, ...]:
-        return tuple(
-            ConnectorResult(charger_id=k[0], connector_id=k[1], current_a=cur, reason=why,
-                            limiting_phase=ph)
-            for k, cur, why, ph in zip(self.keys, self.currents_a, self.reasons,
-                                       self.limiting_phases, strict=True)
-        )
-
-    @cached_property
-    def _index(self) -> dict[ConnectorKey, int]:
-        return {k: i for i, k in enumerate(self.keys)}
-
-    def result(self, charger_id: str, connector_id: int) -> ConnectorResult:
-        """One connector's result; KeyError when it is not a member."""
-        return self.connectors[self._index[(charger_id, connector_id)]]
-
-    def current_a(self, charger_id: str, connector_id: int) -> float:
-        """One connector's allocation; KeyError when it is not a member."""
-        return self.currents_a[self._index[(charger_id, connector_id)]]
-
-    def by_key(self) -> dict[ConnectorKey, ConnectorResult]:
-        return dict(zip(self.keys, self.connectors, strict=True))
