@@ -1,14 +1,18 @@
 """The agent as agent.ocpp sees it: the `ChargerPort` of the charge point, and the
-`OcppSessions` built from the agent's config (its stores in `<state_dir>/ocpp.db`)."""
+`OcppSessions` built from the agent's config (its stores in `<state_dir>/ocpp.db`).
+
+The port belongs to the OCPP side: `ChargerAgent` says what it needs from the agent, and
+agent.service.Agent provides it without importing anything back (it passes itself to
+`OcppPort`, where mypy checks that it fits)."""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import Protocol
 
 from agent.config import AgentConfig, OcppSettings
-from agent.ocpp.availability import AvailabilityChange
+from agent.ocpp.availability import Availability, AvailabilityChange
 from agent.ocpp.configkeys import DB_FILE, ConfigurationStore
 from agent.ocpp.corehandlers import UnlockResult
 from agent.ocpp.profilestore import ProfileStore
@@ -16,9 +20,6 @@ from agent.ocpp.sessions import OcppSessions
 from agent.ocpp.store import OcppStore
 from agent.ocpp.transactions import StopReason
 from agent.ocpp.ukdefault import UkDefault
-
-if TYPE_CHECKING:
-    from agent.service import Agent
 
 
 def build_sessions(config: AgentConfig, ocpp: OcppSettings, keys: ConfigurationStore, *,
@@ -34,10 +35,31 @@ def build_sessions(config: AgentConfig, ocpp: OcppSettings, keys: ConfigurationS
         online=online, charger_id=config.charger_id)
 
 
+class ChargerAgent(Protocol):
+    """What `OcppPort` needs from the agent (agent.service.Agent)."""
+
+    hard_reset_requested: bool  # the step resets the charger's latched faults
+
+    @property
+    def sockets(self) -> Mapping[int, object]:
+        """The charger's sockets by connector id."""
+
+    @property
+    def availability(self) -> Availability | None:
+        """The connectors' persisted availability (None without [ocpp])."""
+
+    @property
+    def sessions(self) -> OcppSessions | None:
+        """Authorisation and transactions (None without [ocpp])."""
+
+    def busy(self) -> set[int]:
+        """The connectors with a session (ChangeAvailability waits for them)."""
+
+
 class OcppPort:
     """The agent as the OCPP charge point sees it (agent.ocpp.corehandlers.ChargerPort)."""
 
-    def __init__(self, agent: Agent) -> None:
+    def __init__(self, agent: ChargerAgent) -> None:
         self.agent = agent
 
     @property
