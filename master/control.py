@@ -71,7 +71,7 @@ from master.allocation import (
 from master.allocation.model import MAX_GROUP_LIMIT_A, MAX_PLAUSIBLE_CURRENT_A
 from master.ctwatch import CtFreezeWatch, FreezeSettings, site_draw_a
 from master.errors import PeerError, RequestError
-from master.membership import Member, Wiring
+from master.membership import Member, RebuildPlan, Wiring, plan_rebuild
 from master.obedience import Obedience
 
 Line3 = tuple[float, float, float]
@@ -390,10 +390,17 @@ class GroupControl:
         if st is not None:
             st.connected, st.address = False, ""
 
-    def forget(self, charger_ids: Iterable[str]) -> None:
-        """Drop members removed by "rebuild the group" (manual 6.4.2)."""
-        for cid in charger_ids:
-            self._members.pop(cid, None)
+    def rebuild(self, removed_ids: Iterable[str]) -> RebuildPlan:
+        """Rebuild the group (manual 6.4.2): drop the members the installer names as
+        physically removed, unless connected now; their reservations are released at
+        the next cycle. Every other member, offline or not, keeps its reservation (a cut
+        link looks like a removal). Raises RequestError naming any id that is not a
+        member; nothing changes then."""
+        plan = plan_rebuild(group=self._group.name, members=self._members,
+                            connected=self.connected_ids(), named=removed_ids)
+        for cid in plan.removed:
+            del self._members[cid]
+        return plan
 
     def raise_term(self, seen_term: int, now_s: float) -> int | None:
         """A Hello said its agent has seen `seen_term`. When that is at or above this

@@ -3,7 +3,7 @@
     io7ctl status                 # next to `make run`: finds its masters by itself
     io7ctl --master 10.0.0.10:50051 status [--json]
     io7ctl --master ... watch [--json] [--count N]
-    io7ctl --master ... rebuild [--json]
+    io7ctl --master ... rebuild [--removed ID ...] [--json]
     io7ctl --master ... set-limit 80 [--json]
 
 `status` answers "is everyone online, is the connection safe, why is my car slow?": per
@@ -192,6 +192,37 @@ def render(status: pb.GroupStatus) -> str:
     return "\n".join(out)
 
 
+REBUILD_HELP = """Rebuild the group (manual 6.4.2): forget chargers physically removed.
+
+  io7ctl rebuild                 forgets nothing: lists the offline members, each of
+                                 which keeps its fail-safe reservation
+  io7ctl rebuild --removed ID    forgets charger ID (repeat for more), which you confirm
+                                 was physically removed or switched off for good: its
+                                 reservation is released and the others may use it
+
+The master cannot tell a removed charger from one whose link is cut: a cut-off charger
+still draws its last limit until its lease runs out, then its fail-safe current, so only
+the chargers you name are forgotten. Naming a charger that is connected is refused (it
+stays; exit code 1); naming one that is not a member is an error and removes nothing."""
+OFFLINE_HINT = ("an offline charger keeps its fail-safe reservation until you confirm it "
+                "was physically removed: io7ctl rebuild --removed ID")
+
+
+def render_rebuild(named: list[str], resp: pb.RebuildGroupResponse) -> tuple[str, list[str]]:
+    """A RebuildGroupResponse as lines for a person, and one refusal line per named
+    charger the master kept because it is connected."""
+    out = [f"removed: {', '.join(map(safe, resp.removed_charger_ids)) or '-'}",
+           f"kept: {', '.join(map(safe, resp.kept_charger_ids)) or '-'}"]
+    offline = [safe(cid) for cid in resp.offline_kept_charger_ids]
+    out.append(f"offline, still reserved: {', '.join(offline)}" if offline
+               else "offline, still reserved: - (no offline member)")
+    if offline:
+        out.append(OFFLINE_HINT)
+    refused = [f"{safe(cid)} is connected, so it was not removed: disconnect it first if it is "
+               "being removed" for cid in dict.fromkeys(named) if cid in resp.kept_charger_ids]
+    return "\n".join(out), refused
+
+
 def _dump(msg: Any) -> str:
     return json.dumps(MessageToDict(msg, preserving_proto_field_name=True,
                                     always_print_fields_with_no_presence=True))
@@ -216,10 +247,13 @@ async def _run(args: argparse.Namespace, target: Target) -> int:
                 if args.count and n >= args.count:
                     break
         elif args.command == "rebuild":
-            resp = await admin.RebuildGroup(pb.RebuildGroupRequest(), timeout=DEADLINE_S)
-            print(_dump(resp) if args.json else
-                  f"removed: {', '.join(resp.removed_charger_ids) or '-'}\n"
-                  f"kept: {', '.join(resp.kept_charger_ids) or '-'}")
+            resp = await admin.RebuildGroup(
+                pb.RebuildGroupRequest(removed_charger_ids=args.removed), timeout=DEADLINE_S)
+            text, refused = render_rebuild(args.removed, resp)
+            print(_dump(resp) if args.json else text, flush=True)
+            for line in refused:
+                print(f"io7ctl: {line}", file=sys.stderr)
+            return REFUSED if refused else OK
         elif args.command == "set-limit":
             resp = await admin.SetGroupLimit(pb.SetGroupLimitRequest(limit_a=args.limit_a),
                                              timeout=DEADLINE_S)
@@ -239,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="which of make run's masters (scenario C runs one per phase)")
     sub = ap.add_subparsers(dest="command", required=True)
     for name, text in (("status", "the group now"), ("watch", "the group, live"),
-                       ("rebuild", "forget members not connected now (manual 6.4.2)"),
+                       ("rebuild", "forget chargers you name as physically removed "
+                                   "(manual 6.4.2); with no --removed: list offline ones"),
                        ("set-limit", "set the group limit, A per phase")):
         p = sub.add_parser(name, help=text)
         p.add_argument("--json", action="store_true", help="print JSON")
@@ -248,6 +283,12 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--interval-ms", type=int, default=1000)
         if name == "set-limit":
             p.add_argument("limit_a", type=float)
+        if name == "rebuild":
+            p.description = REBUILD_HELP
+            p.formatter_class = argparse.RawDescriptionHelpFormatter
+            p.add_argument("--removed", metavar="ID", action="append", default=[],
+                           help="a charger you confirm was physically removed (repeat "
+                           "for more): forgotten, its reservation released")
     args = ap.parse_args(argv)
     worst = OK
     try:
@@ -255,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
             if n and not args.json:
                 print()
             try:
-                asyncio.run(_run(args, target))
+                worst = max(worst, asyncio.run(_run(args, target)))
             except grpc.aio.AioRpcError as err:  # status of several masters: say, go on
                 problem = explain(err, target, args.command)
                 print(f"io7ctl: {problem}", file=sys.stderr)

@@ -6,8 +6,11 @@ Theory of operation (manual 6.4.2):
     records (or refreshes) the member with its Hello fields.
  2. A member that stops talking is offline, not gone: the master keeps reserving what it
     may draw (the group cannot tell an offline charger from a removed one).
- 3. After chargers were removed, the installer presses "rebuild the group": `rebuild`
-    forgets every member that is not connected at that moment.
+ 3. "Rebuild the group" forgets only the chargers the installer names as physically
+    removed, and only while they are not connected (`plan_rebuild`). An offline member
+    not named keeps its reservation: a cut link looks exactly like a removed charger,
+    and a cut-off agent still draws its lease, then its fail-safe current (issue 10:
+    forgetting one on a 60 A Minimise group let 72 A per phase be drawn).
  4. Members survive a restart of the master: one SQLite table (WAL mode), one row per
     charger, the Hello fields as JSON, first/last seen as wall-clock ISO 8601 (UTC).
 
@@ -28,7 +31,7 @@ from types import TracebackType
 from typing import Any
 
 from master.allocation import ChargerInput, ConnectorInput, InvalidInputError, Phase
-from master.errors import PeerError
+from master.errors import PeerError, RequestError
 
 Wiring = tuple[Phase | None, Phase | None, Phase | None]
 
@@ -114,6 +117,42 @@ class AdmitResult:
     accepted: bool
     reason: str = ""  # why it was refused; "" when accepted
     new: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RebuildPlan:
+    """What "rebuild the group" does (rule 3); every list sorted by charger id.
+
+    `removed`: named and not connected, forgotten (reservation released). `kept`: every
+    other member. `offline_kept`: kept members not connected and not named, which keep
+    their reservation. `refused_connected`: named but connected now, so kept.
+    """
+
+    removed: tuple[str, ...]
+    kept: tuple[str, ...]
+    offline_kept: tuple[str, ...]
+    refused_connected: tuple[str, ...]
+
+
+def plan_rebuild(*, group: str, members: Iterable[str], connected: Iterable[str],
+                 named: Iterable[str]) -> RebuildPlan:
+    """Rule 3: decide which of `members` the installer's `named` chargers remove.
+
+    Pure. Raises RequestError naming every id that is not a member (then nothing may be
+    removed: a typo must not forget a different charger later).
+    """
+    ids, online, asked = set(members), set(connected), set(named)
+    unknown = sorted(asked - ids)
+    if unknown:
+        raise RequestError(
+            peer="RebuildGroup",
+            problem=f"{', '.join(repr(u) for u in unknown)} not a member of group "
+            f"{group!r}; nothing was removed: check the ids with io7ctl status")
+    removed = sorted(asked - online)
+    kept = sorted(ids - set(removed))
+    return RebuildPlan(removed=tuple(removed), kept=tuple(kept),
+                       offline_kept=tuple(i for i in kept if i not in online and i not in asked),
+                       refused_connected=tuple(sorted(asked & online)))
 
 
 def _hello_json(m: Member) -> str:
@@ -254,15 +293,8 @@ class MembershipStore:
                 [(stamp, cid, self.group) for cid in charger_ids],
             )
 
-    def rebuild(self, connected_ids: set[str]) -> tuple[list[str], list[str]]:
-        """Rule 3: forget the members that are not connected now.
-
-        Returns (removed, kept) charger ids, each sorted.
-        """
-        ids = [m.charger_id for m in self.known()]
-        removed = sorted(i for i in ids if i not in connected_ids)
-        kept = sorted(i for i in ids if i in connected_ids)
+    def forget(self, charger_ids: Iterable[str]) -> None:
+        """Delete these members (rule 3: the `removed` of a `plan_rebuild`)."""
         with self._db:
             self._db.executemany("DELETE FROM members WHERE charger_id = ? AND grp = ?",
-                                 [(cid, self.group) for cid in removed])
-        return removed, kept
+                                 [(cid, self.group) for cid in charger_ids])

@@ -203,10 +203,19 @@ class Master(pb_grpc.AgentLinkServicer, pb_grpc.GroupAdminServicer):
     async def RebuildGroup(self, request: pb.RebuildGroupRequest,
                            context: grpc.aio.ServicerContext
                            ) -> pb.RebuildGroupResponse:
-        removed, kept = self.store.rebuild(self.control.connected_ids())
-        self.control.forget(removed)
-        self.log.info("group rebuilt", removed=removed, kept=kept)
-        return pb.RebuildGroupResponse(removed_charger_ids=removed, kept_charger_ids=kept)
+        # Only the named, unconnected members go (membership rule 3): a cut-off charger
+        # still draws its lease, then its fail-safe current, so it keeps its reservation.
+        try:
+            plan = self.control.rebuild(request.removed_charger_ids)
+        except RequestError as err:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
+        self.store.forget(plan.removed)
+        self.log.info("group rebuilt", removed=plan.removed, kept=plan.kept,
+                      offline_kept=plan.offline_kept,
+                      refused_connected=plan.refused_connected)
+        return pb.RebuildGroupResponse(removed_charger_ids=plan.removed,
+                                       kept_charger_ids=plan.kept,
+                                       offline_kept_charger_ids=plan.offline_kept)
 
     async def SetGroupLimit(self, request: pb.SetGroupLimitRequest,
                             context: grpc.aio.ServicerContext

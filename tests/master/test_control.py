@@ -386,10 +386,46 @@ def test_members_that_do_not_fit_hold_everyone_at_zero_until_forgotten() -> None
     assert "outside group garage's phases ['L2']" in result.status.fault
     assert [(lim.current_a, lim.reason) for lim in result.limits["G"]] == [
         (0.0, Reason.OFFLINE_STRATEGY)]
-    rig.control.forget(["OLD"])
+    assert rig.control.rebuild(["OLD"]).removed == ("OLD",)
     result = rig.step(reports={"G": good})
     assert result.status.fault == ""
     assert amps(result) == {("G", 1): 32.0}
+
+
+def test_a_rebuild_keeps_the_reservation_of_a_cut_off_charger() -> None:
+    # Issue 10, as measured: Minimise, 60 A, three chargers at 10 A per connector. C's
+    # link is cut: its agent keeps its lease (2 x 10 A) until t = 8 s, then draws its
+    # fail-safe (2 x 6 A). A rebuild naming nobody keeps that reservation, and A and B
+    # stay at the minimum (6 A). Forgetting C let them share 60 A (15 A per connector):
+    # 72 A per phase with C's 12 A.
+    c = member("C")
+    rig = Rig.start(group(limit_a=60.0, offline_strategy=OfflineStrategy.MINIMISE), [A, B, c])
+    assert every_connector(amps(run_to(rig, 5, reports={**AB, "C": c})), 10.0)
+    rig.control.member_disconnected("C", rig.now)
+    plan = rig.control.rebuild([])
+    for _ in range(6):
+        result = rig.step(reports=AB)
+        c_may_draw = 2 * (10.0 if rig.now < 8 else 6.0)  # lease from t = 5 s, then fail-safe
+        assert sum(amps(result).values()) + c_may_draw <= 60.0, rig.now  # all three-phase
+    assert (plan.removed, plan.kept, plan.offline_kept) == ((), ("A", "B", "C"), ("C",))
+    assert every_connector(amps(result), 6.0)
+    assert [p.reserved_offline_a for p in result.status.phases] == [12.0, 12.0, 12.0]
+    # The installer confirms C was physically removed: its reservation is released.
+    plan = rig.control.rebuild(["C"])
+    assert (plan.removed, plan.kept, plan.offline_kept) == (("C",), ("A", "B"), ())
+    assert every_connector(amps(rig.step(reports=AB)), 15.0)
+
+
+def test_a_rebuild_refuses_a_connected_member_and_a_stranger() -> None:
+    rig = Rig.start(group(limit_a=48.0), [A, B])
+    run_to(rig, 4, reports=AB)
+    plan = rig.control.rebuild(["A"])
+    assert (plan.removed, plan.kept, plan.refused_connected) == ((), ("A", "B"), ("A",))
+    rig.control.member_disconnected("B", rig.now)
+    with pytest.raises(RequestError, match="'io7-9' not a member of group 'garage'"):
+        rig.control.rebuild(["B", "io7-9"])
+    assert [m.charger_id for m in rig.control.members] == ["A", "B"]  # nothing changed
+    assert "A" in rig.step(reports={"A": A}).limits
 
 
 def test_static_group_status() -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from master.allocation import Phase
-from master.errors import PeerError
-from master.membership import Member, MemberConnector, MembershipStore
+from master.errors import PeerError, RequestError
+from master.membership import Member, MemberConnector, MembershipStore, plan_rebuild
 from tests.master.support import member
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
@@ -64,11 +64,41 @@ def test_closed_group_refuses_unknown_chargers_only(tmp_path: Path) -> None:
         assert [m.charger_id for m in closed.known()] == ["io7-001"]
 
 
-def test_rebuild_forgets_members_not_connected(store: MembershipStore) -> None:
+# Rule 3 (issue 10): only chargers named as physically removed are forgotten, and only
+# while not connected. Members a, b, c; b is connected.
+REBUILDS = [
+    ("nobody named: nothing forgotten, offline a and c keep their reservation",
+     [], (), ("a", "b", "c"), ("a", "c"), ()),
+    ("offline a named: forgotten, c still reserved", ["a"], ("a",), ("b", "c"), ("c",), ()),
+    ("connected b named: refused, kept", ["b"], (), ("a", "b", "c"), ("a", "c"), ("b",)),
+    ("both offline named, twice", ["c", "a", "c"], ("a", "c"), ("b",), (), ()),
+    ("offline and connected named", ["a", "b"], ("a",), ("b", "c"), ("c",), ("b",)),
+]
+
+
+@pytest.mark.parametrize(("row", "named", "removed", "kept", "offline_kept", "refused"),
+                         REBUILDS, ids=[r[0] for r in REBUILDS])
+def test_rebuild_plan(row: str, named: list[str], removed: tuple[str, ...],
+                      kept: tuple[str, ...], offline_kept: tuple[str, ...],
+                      refused: tuple[str, ...]) -> None:
+    plan = plan_rebuild(group="garage", members=["a", "b", "c"], connected={"b"},
+                        named=named)
+    assert (plan.removed, plan.kept, plan.offline_kept, plan.refused_connected) == (
+        removed, kept, offline_kept, refused), row
+
+
+def test_rebuild_naming_a_stranger_is_refused_whole() -> None:
+    with pytest.raises(RequestError) as info:
+        plan_rebuild(group="garage", members=["a", "b"], connected=set(),
+                     named=["a", "io7-9", "x"])
+    assert str(info.value) == ("RebuildGroup: 'io7-9', 'x' not a member of group 'garage'; "
+                               "nothing was removed: check the ids with io7ctl status")
+
+
+def test_forget_deletes_only_the_given_members(store: MembershipStore) -> None:
     for cid in ("a", "b", "c"):
         store.admit(member(cid), now_wall=T0)
-    removed, kept = store.rebuild({"b", "not-a-member"})
-    assert (removed, kept) == (["a", "c"], ["b"])
+    store.forget(["a", "c", "not-a-member"])
     assert [m.charger_id for m in store.known()] == ["b"]
 
 
