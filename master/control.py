@@ -44,7 +44,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
 
 import numpy as np
 
@@ -53,14 +52,12 @@ from master.allocation import (
     Allocation,
     ChargerInput,
     ConnectorInput,
-    CtPlacement,
     CtReading,
     CtStatus,
     EngineState,
     GroupConfig,
     InfeasibleGroupError,
     InvalidInputError,
-    Mode,
     OfflineStrategy,
     Phase,
     Reason,
@@ -71,188 +68,15 @@ from master.allocation import (
 from master.allocation.model import MAX_GROUP_LIMIT_A, MAX_PLAUSIBLE_CURRENT_A
 from master.ctwatch import CtFreezeWatch, FreezeSettings, site_draw_a
 from master.errors import PeerError, RequestError
-from master.membership import Member, RebuildPlan, Wiring, plan_rebuild
+from master.membership import Member, RebuildPlan, plan_rebuild
 from master.obedience import Obedience
-
-Line3 = tuple[float, float, float]
-
-MAX_LINE_CURRENT_A = 80.0  # the engine's bound on a connector max; an io7 line carries 32 A
-MAX_VOLTAGE_V = 500.0  # 230/400 V supply (manual ch. 2): no line-to-neutral reading nears 500 V
-MAX_SESSION_ENERGY_WH = 1e9  # the engine's bound (ConnectorInput.session_energy_wh)
-MAX_ENERGY_REGISTER_WH = 1e12  # far above any meter's register (999 999.99 kWh)
-
-
-class PilotState(StrEnum):
-    """IEC 61851-1 control pilot state (proto PilotState)."""
-
-    A = "A"  # no EV
-    B = "B"  # EV connected, not ready
-    C = "C"  # charging
-    D = "D"  # charging with ventilation
-    E = "E"  # no power / short
-    F = "F"  # EVSE fault
-    UNKNOWN = "unknown"
-
-
-class ConnectorStatus(StrEnum):
-    """OCPP 1.6 ChargePointStatus (proto ConnectorStatus)."""
-
-    AVAILABLE = "Available"
-    PREPARING = "Preparing"
-    CHARGING = "Charging"
-    SUSPENDED_EVSE = "SuspendedEVSE"
-    SUSPENDED_EV = "SuspendedEV"
-    FINISHING = "Finishing"
-    RESERVED = "Reserved"
-    UNAVAILABLE = "Unavailable"
-    FAULTED = "Faulted"
-    UNKNOWN = "Unknown"
-
-
-def _bad(value: float | None, lo: float, hi: float) -> bool:
-    return value is None or not (math.isfinite(value) and lo <= value <= hi)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ConnectorReport:
-    """One connector's live state from an AgentState (proto ConnectorState).
-
-    Per-line values are in the connector's own line order; None = not measured. Values
-    are as the peer sent them: `problem()` judges them (rule 1), so a bad report reaches
-    the control loop and takes its member offline instead of failing in the shell.
-    """
-
-    connector_id: int
-    pilot_state: PilotState = PilotState.UNKNOWN
-    status: ConnectorStatus = ConnectorStatus.UNKNOWN
-    current_a: Line3 | None = None
-    voltage_v: Line3 | None = None
-    energy_import_wh: float | None = None
-    session_energy_wh: float = 0.0
-    phases_in_use: int = 0  # bit k: the EV loads connector line L(k+1); 0 = unknown
-    offered_a: float = 0.0
-    max_current_a: float = 0.0
-    wants_power: bool = False
-    meter_ok: bool = True  # False: the measured fields must not be trusted (nor judged)
-
-    def problem(self) -> str | None:
-        """Why this report cannot be used, or None."""
-        c = f"connector {self.connector_id}"
-        checks: list[tuple[str, float | None, float, float]] = [
-            ("session_energy_wh", self.session_energy_wh, 0.0, MAX_SESSION_ENERGY_WH),
-            ("offered_a", self.offered_a, 0.0, MAX_LINE_CURRENT_A),
-            ("max_current_a", self.max_current_a, 0.0, MAX_LINE_CURRENT_A),
-        ]
-        if self.meter_ok:
-            for name, values, hi in (("current_a", self.current_a, MAX_LINE_CURRENT_A),
-                                     ("voltage_v", self.voltage_v, MAX_VOLTAGE_V)):
-                for k, v in enumerate(values or ()):
-                    checks.append((f"{name}[L{k + 1}]", v, 0.0, hi))
-            if self.energy_import_wh is not None:
-                checks.append(("energy_import_wh", self.energy_import_wh, 0.0,
-                               MAX_ENERGY_REGISTER_WH))
-        for name, value, lo, hi in checks:
-            if _bad(value, lo, hi):
-                return f"{c} {name}={value!r} is outside [{lo:g}, {hi:g}]"
-        for name, values in (("current_a", self.current_a), ("voltage_v", self.voltage_v)):
-            if values is not None and len(values) != 3:
-                return f"{c} {name} needs 3 values (L1, L2, L3), got {len(values)}"
-        if not 0 <= self.phases_in_use <= 0b111:
-            return f"{c} phases_in_use={self.phases_in_use} is not a mask of L1-L3 (0-7)"
-        return None
-
-    def ev_lines(self) -> tuple[bool, bool, bool] | None:
-        """The lines the EV loads, or None when unknown (every wired line counts)."""
-        m = self.phases_in_use
-        return None if m == 0 else (bool(m & 1), bool(m & 2), bool(m & 4))
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MemberReport:
-    """One AgentState: `sequence` from the agent's stream, `received_at_s` the master's
-    monotonic clock at receipt."""
-
-    charger_id: str
-    sequence: int
-    received_at_s: float
-    connectors: tuple[ConnectorReport, ...]
-    term_applied: int = 0  # rule 6: the (term of the) Limits the agent obeys; 0 = none
-    highest_term_seen: int = 0
-    limits_refused_reason: str = ""  # the agent's own word that it refuses ours
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ConnectorLimit:
-    """What to send one connector this cycle (proto ConnectorLimit)."""
-
-    connector_id: int
-    current_a: float
-    reason: Reason
-    limiting_phase: Phase | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PhaseView:
-    """One site phase after a cycle (proto PhaseStatus). `limit_a` is the limit in force
-    (the fallback limit while the CT kit is lost); `configured_limit_a` the configured or
-    SetGroupLimit one."""
-
-    phase: Phase
-    limit_a: float
-    configured_limit_a: float
-    ct_a: float | None
-    other_load_a: float
-    reserved_offline_a: float
-    available_a: float
-    allocated_a: float
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ConnectorView:
-    """One connector as the master sees it (proto ConnectorStatusView)."""
-
-    connector_id: int
-    status: ConnectorStatus
-    pilot_state: PilotState
-    offered_a: float
-    allocated_a: float
-    measured_a: Line3 | None
-    reason: Reason
-    limiting_phase: Phase | None
-    session_energy_wh: float
-    wiring: Wiring
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MemberView:
-    """One member (proto MemberStatus); `offline_reason` says why it is not online."""
-
-    charger_id: str
-    online: bool
-    last_seen_ago_s: float | None
-    address: str
-    offline_reason: str
-    connectors: tuple[ConnectorView, ...]
-    limits_refused_reason: str = ""  # rule 6: why it does not obey this master, or ""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class GroupStatusView:
-    """The group after a cycle (proto GroupStatus, less what only the shell knows:
-    cycle duration and master id)."""
-
-    group: str
-    term: int
-    cycle: int
-    mode: Mode
-    ct_placement: CtPlacement
-    offline_strategy: OfflineStrategy
-    ct_status: CtStatus
-    ct_fault: str
-    phases: tuple[PhaseView, ...]
-    members: tuple[MemberView, ...]
-    holding: bool  # rule 4: start-of-term hold, fail-safe only
-    fault: str  # rule 5: why everything is at 0 A; "" when fine
+from master.reports import ConnectorReport, MemberReport, judge, out_of_range
+from master.statusview import (
+    ConnectorLimit,
+    GroupStatusView,
+    member_view,
+    phase_views,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -436,7 +260,7 @@ class GroupControl:
                                  highest_term_seen=report.highest_term_seen,
                                  agent_reason=report.limits_refused_reason,
                                  now_s=report.received_at_s)
-        problem = self._judge(st.member, report)
+        problem = judge(st.member, report)
         if math.isfinite(report.received_at_s):
             st.last_heard_s = report.received_at_s
         if problem is not None:
@@ -446,29 +270,12 @@ class GroupControl:
         st.by_connector = {c.connector_id: c for c in report.connectors}
         return None
 
-    @staticmethod
-    def _judge(member: Member, report: MemberReport) -> str | None:
-        if _bad(report.received_at_s, -1e12, 1e12):
-            return f"received_at_s={report.received_at_s!r} is not a time"
-        ids = [c.connector_id for c in report.connectors]
-        expected = sorted(c.connector_id for c in member.connectors)
-        unknown = sorted(set(ids) - set(expected))
-        if unknown:
-            return f"unknown connector ids {unknown}; the Hello named {expected}"
-        if sorted(ids) != expected:
-            return f"connectors {ids} reported; expected each of {expected} once"
-        for c in report.connectors:
-            problem = c.problem()
-            if problem is not None:
-                return problem
-        return None
-
     def ct_sample(self, currents_by_site_phase: Mapping[Phase, float], now_s: float) -> str | None:
         """A good CT kit read: currents in A per site phase, signed (negative = export).
         Returns None, or why the sample was refused (then handled as `ct_failed`)."""
         values: list[float | None] = [None, None, None]
         for phase, amps in currents_by_site_phase.items():
-            if _bad(amps, -MAX_PLAUSIBLE_CURRENT_A, MAX_PLAUSIBLE_CURRENT_A):
+            if out_of_range(amps, -MAX_PLAUSIBLE_CURRENT_A, MAX_PLAUSIBLE_CURRENT_A):
                 problem = f"CT {phase.name} reads {amps!r} A, not a plausible current"
                 self.ct_failed(problem, now_s)
                 return problem
@@ -607,62 +414,20 @@ class GroupControl:
                 alloc: Allocation | None, limits: Mapping[str, tuple[ConnectorLimit, ...]],
                 holding: bool, fault: str) -> GroupStatusView:
         g = self._group
-        sent = {(cid, lim.connector_id): lim for cid, lims in limits.items() for lim in lims}
-        sent_per_phase = [0.0, 0.0, 0.0]
+        phases, ct_status = phase_views(g, alloc, limits, [s.member for s in states], holding)
+        members = []
         for s in states:
-            for mc in s.member.connectors:
-                lim = sent.get((s.member.charger_id, mc.connector_id))
-                for p in mc.wiring:
-                    if lim is not None and p is not None:
-                        sent_per_phase[p] += lim.current_a
-        if alloc is not None:
-            phases = tuple(
-                PhaseView(phase=r.phase, limit_a=r.limit_a, configured_limit_a=g.limit_a,
-                          ct_a=r.ct_a,
-                          other_load_a=r.other_load_a, reserved_offline_a=r.reserved_a,
-                          available_a=r.available_a,
-                          allocated_a=sent_per_phase[r.phase] if holding else r.allocated_a)
-                for r in alloc.phases)
-            ct_status = alloc.ct_status
-        else:
-            phases = tuple(PhaseView(phase=p, limit_a=g.limit_a, configured_limit_a=g.limit_a,
-                                     ct_a=None, other_load_a=0.0,
-                                     reserved_offline_a=0.0, available_a=0.0, allocated_a=0.0)
-                           for p in g.phases)
-            ct_status = CtStatus.NOT_USED if g.mode is Mode.STATIC else CtStatus.LOST
-        members = tuple(self._member_view(now_s, s, online[s.member.charger_id], alloc, sent)
-                        for s in states)
+            cid = s.member.charger_id
+            refusal = self._refusal(s, now_s) if s.connected else ""
+            members.append(member_view(
+                member=s.member, reports=s.by_connector, online=online[cid],
+                address=s.address, alloc=alloc, sent=limits.get(cid),
+                offline_reason=s.offline_reason(now_s, g.lease_s) or (
+                    "it refuses this master's limits" if refusal else ""),
+                limits_refused_reason=refusal,
+                last_seen_ago_s=None if s.last_heard_s is None else now_s - s.last_heard_s))
         return GroupStatusView(
             group=g.name, term=self.term, cycle=self.cycle_number, mode=g.mode,
             ct_placement=g.ct_placement, offline_strategy=g.offline_strategy,
             ct_status=ct_status, ct_fault=self._ct_fault_text(now_s, ct_status),
-            phases=phases, members=members, holding=holding, fault=fault)
-
-    def _member_view(self, now_s: float, st: _MemberState, online: bool,
-                     alloc: Allocation | None,
-                     sent: Mapping[tuple[str, int], ConnectorLimit]) -> MemberView:
-        cid = st.member.charger_id
-        views = []
-        for mc in st.member.connectors:
-            r = st.by_connector.get(mc.connector_id) or ConnectorReport(
-                connector_id=mc.connector_id)
-            lim = sent.get((cid, mc.connector_id))
-            if lim is None and alloc is not None:
-                res = alloc.result(cid, mc.connector_id)
-                lim = ConnectorLimit(connector_id=mc.connector_id, current_a=res.current_a,
-                                     reason=res.reason, limiting_phase=res.limiting_phase)
-            views.append(ConnectorView(
-                connector_id=mc.connector_id, status=r.status, pilot_state=r.pilot_state,
-                offered_a=r.offered_a, allocated_a=0.0 if lim is None else lim.current_a,
-                measured_a=r.current_a if r.meter_ok else None,
-                reason=Reason.OFFLINE if lim is None else lim.reason,
-                limiting_phase=None if lim is None else lim.limiting_phase,
-                session_energy_wh=r.session_energy_wh, wiring=mc.wiring))
-        refusal = self._refusal(st, now_s) if st.connected else ""
-        reason = st.offline_reason(now_s, self._group.lease_s) or (
-            "it refuses this master's limits" if refusal else "")
-        return MemberView(
-            charger_id=cid, online=online, address=st.address, offline_reason=reason,
-            limits_refused_reason=refusal,
-            last_seen_ago_s=None if st.last_heard_s is None else now_s - st.last_heard_s,
-            connectors=tuple(views))
+            phases=phases, members=tuple(members), holding=holding, fault=fault)

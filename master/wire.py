@@ -10,17 +10,11 @@ import math
 from typing import Any
 
 from master.allocation import CtPlacement, CtStatus, Mode, OfflineStrategy, Phase, Reason
-from master.control import (
-    ConnectorLimit,
-    ConnectorReport,
-    ConnectorStatus,
-    CycleResult,
-    GroupStatusView,
-    MemberReport,
-    PilotState,
-)
+from master.control import CycleResult
 from master.errors import PeerError
 from master.membership import Member, MemberConnector
+from master.reports import ConnectorReport, ConnectorStatus, MemberReport, PilotState
+from master.statusview import ConnectorLimit, GroupStatusView
 from protos.io7.cluster.v1 import cluster_pb2 as pb
 
 _PHASE_IN = {pb.PHASE_L1: Phase.L1, pb.PHASE_L2: Phase.L2, pb.PHASE_L3: Phase.L3}

@@ -15,7 +15,7 @@ from agent.connector import ActionKind, Connector, ConnectorInputs, OcppStatus, 
 from agent.limits import LimitApplier, MasterLimits
 from hw.pilot import PilotState as HwPilot
 from hw.sim.ev import EvModel
-from master.control import ConnectorReport, ConnectorStatus, MemberReport, PilotState
+from master.reports import ConnectorReport, ConnectorStatus, MemberReport, PilotState
 from master.sim.scenario import Arrival, ChargerSpec
 
 NOMINAL_V = 230.0

@@ -34,8 +34,9 @@ from master.allocation import (
     Snapshot,
     allocate,
 )
-from master.control import GroupControl, MemberReport, PilotState
+from master.control import GroupControl
 from master.membership import Member, MemberConnector
+from master.reports import MemberReport, PilotState
 from master.sim.scenario import ChargerSpec
 
 POLICIES = ("project", "equal-split", "first-come")

@@ -7,14 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from master.allocation import GroupConfig, Phase
-from master.control import (
-    ConnectorLimit,
-    ConnectorReport,
-    CycleResult,
-    GroupControl,
-    MemberReport,
-)
+from master.control import CycleResult, GroupControl
 from master.membership import Member, MemberConnector, Wiring
+from master.reports import ConnectorReport, MemberReport
+from master.statusview import ConnectorLimit
 
 L1, L2, L3 = Phase.L1, Phase.L2, Phase.L3
 THREE: Wiring = (L1, L2, L3)

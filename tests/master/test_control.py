@@ -12,8 +12,9 @@ import sys
 import pytest
 
 from master.allocation import CtPlacement, CtStatus, Mode, OfflineStrategy, Phase, Reason
-from master.control import CycleResult, GroupControl, MemberReport
+from master.control import CycleResult, GroupControl
 from master.errors import PeerError, RequestError
+from master.reports import MemberReport
 from tests.master.support import L1, L2, L3, Rig, amps, conn_report, group, limit_of, member
 
 A, B = member("A"), member("B")

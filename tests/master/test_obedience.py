@@ -9,8 +9,8 @@ from dataclasses import replace
 import pytest
 
 from master.allocation import OfflineStrategy, Reason
-from master.control import MemberReport
 from master.obedience import Obedience
+from master.reports import MemberReport
 from tests.master.support import Rig, amps, conn_report, group, limit_of, member
 
 A, B = member("A", connectors=1), member("B", connectors=1)

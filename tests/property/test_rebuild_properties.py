@@ -26,9 +26,10 @@ from hypothesis import strategies as st
 
 from agent.limits import LimitApplier, MasterLimits
 from master.allocation import OfflineStrategy, Phase
-from master.control import ConnectorReport, GroupControl, MemberReport
+from master.control import GroupControl
 from master.errors import PeerError, RequestError
 from master.membership import Member, MemberConnector, Wiring
+from master.reports import ConnectorReport, MemberReport
 from tests.master.support import conn_report, group
 
 TOL = 1e-6
