@@ -26,6 +26,18 @@ from hw.sim.csms import Csms
 
 CP = "io7-test-01"
 WAIT_S = 10.0  # generous: the machine is shared
+# A charger with OCPP off in its file (tests point it at a back office with --csms-url).
+PLAIN_AGENT = f"""
+[charger]
+id = "{CP}"
+current_limit_a = 32
+[connectors.1]
+wiring = ["L1", "L2", "L3"]
+[sim]
+evs = "none"
+[state]
+dir = "state"
+"""
 
 AGENT_TOML = """
 [charger]

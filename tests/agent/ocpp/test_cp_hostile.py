@@ -19,7 +19,14 @@ from structlog.testing import capture_logs
 
 from agent.ocpp.frames import MAX_DEPTH, MAX_FRAME_BYTES
 from hw.sim.csms import Csms
-from tests.agent.ocpp.test_chargepoint import CP, WAIT_S, agent_config, booted, running
+from tests.agent.ocpp.test_chargepoint import (
+    CP,
+    PLAIN_AGENT,
+    WAIT_S,
+    agent_config,
+    booted,
+    running,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -117,19 +124,6 @@ async def test_an_unexpected_error_in_the_link_is_logged_and_the_link_restarts(
     failed = [e for e in logs if e["event"] == "ocpp link failed, restarting"]
     assert failed and failed[0]["charger_id"] == CP
     assert "RuntimeError: the charger's reset failed" in failed[0]["error"]
-
-
-PLAIN_AGENT = f"""
-[charger]
-id = "{CP}"
-current_limit_a = 32
-[connectors.1]
-wiring = ["L1", "L2", "L3"]
-[sim]
-evs = "none"
-[state]
-dir = "state"
-"""
 
 
 async def test_the_agent_process_survives_them_all_and_exits_0(tmp_path: Path) -> None:

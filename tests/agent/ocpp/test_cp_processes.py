@@ -15,23 +15,17 @@ import pytest
 
 from agent.ocpp.connection import LinkState
 from hw.sim.csms import Csms
-from tests.agent.ocpp.test_chargepoint import CP, WAIT_S, agent_config, link_state, running
+from tests.agent.ocpp.test_chargepoint import (
+    CP,
+    PLAIN_AGENT,
+    WAIT_S,
+    agent_config,
+    link_state,
+    running,
+)
 
 pytestmark = pytest.mark.e2e
 PY = sys.executable
-
-PLAIN_AGENT = f"""
-[charger]
-id = "{CP}"
-current_limit_a = 32
-[connectors.1]
-wiring = ["L1", "L2", "L3"]
-[sim]
-evs = "none"
-[state]
-dir = "state"
-"""
-
 
 async def test_csms_url_on_the_command_line_points_the_agent_there(tmp_path: Path) -> None:
     (tmp_path / "agent.toml").write_text(PLAIN_AGENT)  # no [ocpp] table at all
