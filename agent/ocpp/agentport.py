@@ -11,12 +11,13 @@ import random
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
-from agent.config import AgentConfig, OcppSettings
+from agent.config import AgentConfig
 from agent.ocpp.availability import Availability, AvailabilityChange
 from agent.ocpp.configkeys import DB_FILE, ConfigurationStore
 from agent.ocpp.corehandlers import UnlockResult
 from agent.ocpp.profilestore import ProfileStore
 from agent.ocpp.sessions import OcppSessions
+from agent.ocpp.settings import OcppSettings
 from agent.ocpp.store import OcppStore
 from agent.ocpp.transactions import StopReason
 from agent.ocpp.ukdefault import UkDefault

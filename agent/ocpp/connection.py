@@ -41,13 +41,13 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 from websockets.typing import Subprotocol
 
-from agent.config import OcppSettings
 from agent.ocpp.chargepoint import ChargePoint
 from agent.ocpp.configkeys import ConfigurationStore
 from agent.ocpp.corehandlers import ChargerPort, SessionEnd
 from agent.ocpp.frames import MAX_FRAME_BYTES
 from agent.ocpp.reports import BootIdentity, StatusBoard, StatusReport
 from agent.ocpp.sessions import OcppSessions
+from agent.ocpp.settings import OcppSettings
 
 SUBPROTOCOL = Subprotocol("ocpp1.6")
 OPEN_TIMEOUT_S = 10.0  # team choice: a websocket handshake over 4G takes seconds

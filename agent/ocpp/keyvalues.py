@@ -1,7 +1,7 @@
 """Values of configuration keys that need more than a type check: the phase rotation
 (ConnectorPhaseRotation, OCPP 1.6 section 9.1) and the Basic auth password
 (AuthorizationKey, OCPP 1.6 security whitepaper). Pure; agent.ocpp.configkeys checks a
-ChangeConfiguration with them and agent.config the [ocpp] table.
+ChangeConfiguration with them and agent.ocpp.settings the [ocpp] table.
 
 Rules:
  1. ConnectorPhaseRotation is a list of `<connector>.<rotation>`, each connector (0 =

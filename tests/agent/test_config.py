@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from agent.bounds import LinkBounds
-from agent.config import AgentConfig, MeterKind, load_agent_config
+from agent.config import AgentConfig, load_agent_config
 from agent.errors import ConfigError
+from agent.hwsettings import MeterKind
 from hw.modbus.transport import SerialSettings, TcpSettings
 from master.allocation import Mode, Phase
 

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import OcppSettings, load_agent_config, with_csms_url
+from agent.config import load_agent_config, with_csms_url
 from agent.errors import ConfigError
 from agent.ocpp.auth import AuthMode
+from agent.ocpp.settings import OcppSettings
 from agent.ocpp.ukdefault import NoChargingPeriod, UkDefaultSettings
 
 BASE = """

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from ocpp.v16 import call
 
-from agent.config import OcppSettings
 from agent.faults import OcppStatus
 from agent.ocpp.configkeys import ConfigurationStore, open_db
 from agent.ocpp.connection import Backoff, LinkState, basic_auth, endpoint_uri
+from agent.ocpp.settings import OcppSettings
 from agent.service import Agent
 from hw.sim.csms import Csms
 from tests.agent.ocpp.test_chargepoint import (
