@@ -6,7 +6,10 @@
    lease and term rules live in agent/limits.py).
 3. Any failure (master dead, refused, network) closes the stream; reconnect after a
    backoff from 0.2 s doubling to 2 s, with jitter so a car park does not reconnect in
-   lockstep. Keepalive (protos/link.py) notices a dead master in about 2 s.
+   lockstep. Each attempt is a fresh channel whose connection may take gRPC's connect
+   timeout (protos/link.py rule 4): a slow link needs round trips, not a fast give-up.
+   Keepalive (rule 5) notices a silently dead master; the lease, not the keepalive, is
+   what puts the agent on its fail-safe in time.
 4. A refusal with FAILED_PRECONDITION or PERMISSION_DENIED (wrong group, closed group) is
    logged with the master's reason each time; the agent keeps charging on its fail-safe
    and keeps trying, since an installer may fix the master's side.

@@ -1,11 +1,13 @@
 """Channel and server options of the AgentLink stream: part of the wire contract.
 
 Both ends must agree, or the server kills the stream for pinging too often ("too_many_pings")
-or a dead peer goes unnoticed for a minute. Numbers (architecture: "dead peer detected by
-gRPC keepalive within ~2 s"):
+or a dead peer goes unnoticed for a minute. Safety never waits for the keepalive: an agent
+falls back to its fail-safe when its lease runs out, and the master counts a member whose
+last state is older than the lease as offline (master/control.py), stream open or not.
 
 1. The agent pings every 1 s even with no call data in flight, and gives up on a ping
-   unanswered for 1 s: a dead master is noticed in about 2 s.
+   unanswered for `PING_TIMEOUT_MS` (5 s): a silently dead master is noticed in about 6 s
+   (a restarted one at once: its host resets the agent's next write).
 2. The master accepts pings every 0.5 s without data and never counts strikes against
    them; it pings agents the same way so it notices a dead agent as quickly.
 3. Messages are small (a Limits for two connectors is < 100 bytes); anything over 64 KiB
@@ -13,17 +15,37 @@ gRPC keepalive within ~2 s"):
    be larger: a group status for io7ctl (GetStatus/WatchStatus) is ~200 bytes per charger,
    ~97 KB at 500 chargers (make bench found it), so the master may send up to 4 MiB,
    gRPC's default receive limit of io7ctl's channel.
+4. A connection attempt may take `CONNECT_TIMEOUT_MS` (10 s). gRPC core has no separate
+   connect timeout: `grpc.min_reconnect_backoff_ms` is it (subchannel.cc: deadline =
+   max(next backoff, now + min_reconnect_backoff)). At 200 ms, as it was, an attempt had
+   200 ms for the TCP handshake plus the HTTP/2 settings exchange, two round trips: an
+   agent never rejoined through a link of 100 ms each way or 300 ms one way, though an
+   open stream works on it (issue 10; tests/e2e/test_slow_link.py). 10 s covers two
+   round trips of a 300 ms link with up to three lost SYNs (Linux retries after 1, 3 and
+   7 s); a SYN retried while a master reboots still gets through within ~4 s of its return.
+   A refused connection (master down) still fails at once and is retried after the
+   backoff, 0.2 s doubling to 2 s.
+5. Why 5 s and not 1 s (issue 10): a ping waits behind anything TCP is retransmitting,
+   and each retransmission of the same segment doubles its timeout (round trip + 200 ms,
+   then twice that, ...). 1 s held on a clean 300 ms link but killed the stream, and the
+   handshakes, every few seconds at 30 % loss. Through tests/netrelay.py (300 ms round
+   trip or one way, 30 % loss, 3 s lease; one minute per sample, so noisy) the share of
+   time without a lease was 100 % with the old options, 75-95 % with only the connect
+   timeout fixed, 38-67 % (four samples) with these options. Longer ping timeouts gave
+   19-64 %: no clear gain, and the stalls left are longer than the lease anyway.
 """
 
 from __future__ import annotations
 
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_STATUS_BYTES = 4 * 1024 * 1024  # gRPC's default receive limit on io7ctl's side
+CONNECT_TIMEOUT_MS = 10_000  # rule 4
+PING_TIMEOUT_MS = 5000  # rules 1 and 5
 
 _KEEPALIVE = [
     ("grpc.keepalive_time_ms", 1000),
-    ("grpc.keepalive_timeout_ms", 1000),
-    ("grpc.http2.ping_timeout_ms", 1000),
+    ("grpc.keepalive_timeout_ms", PING_TIMEOUT_MS),
+    ("grpc.http2.ping_timeout_ms", PING_TIMEOUT_MS),
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.max_pings_without_data", 0),
 ]
@@ -32,10 +54,11 @@ AGENT_CHANNEL_OPTIONS: list[tuple[str, int]] = [
     *_KEEPALIVE,
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-    # Reconnect quickly after a master restart (backoff is also ours, in the agent).
+    # Reconnect quickly after a master restart (backoff is also ours, in the agent)...
     ("grpc.initial_reconnect_backoff_ms", 200),
-    ("grpc.min_reconnect_backoff_ms", 200),
     ("grpc.max_reconnect_backoff_ms", 2000),
+    # ... but give each attempt time to finish: see rule 4.
+    ("grpc.min_reconnect_backoff_ms", CONNECT_TIMEOUT_MS),
 ]
 
 MASTER_SERVER_OPTIONS: list[tuple[str, int]] = [
