@@ -436,9 +436,51 @@ class SetGroupLimitRequest(_message.Message):
     def __init__(self, limit_a: _Optional[float] = ...) -> None: ...
 
 class SetGroupLimitResponse(_message.Message):
-    __slots__ = ("limit_a", "previous_limit_a")
+    __slots__ = ("limit_a", "previous_limit_a", "installed_limit_a")
     LIMIT_A_FIELD_NUMBER: _ClassVar[int]
     PREVIOUS_LIMIT_A_FIELD_NUMBER: _ClassVar[int]
+    INSTALLED_LIMIT_A_FIELD_NUMBER: _ClassVar[int]
     limit_a: float
     previous_limit_a: float
-    def __init__(self, limit_a: _Optional[float] = ..., previous_limit_a: _Optional[float] = ...) -> None: ...
+    installed_limit_a: float
+    def __init__(self, limit_a: _Optional[float] = ..., previous_limit_a: _Optional[float] = ..., installed_limit_a: _Optional[float] = ...) -> None: ...
+
+class AdmitMemberRequest(_message.Message):
+    __slots__ = ("charger_id",)
+    CHARGER_ID_FIELD_NUMBER: _ClassVar[int]
+    charger_id: str
+    def __init__(self, charger_id: _Optional[str] = ...) -> None: ...
+
+class AdmitMemberResponse(_message.Message):
+    __slots__ = ("charger_id", "admitted")
+    CHARGER_ID_FIELD_NUMBER: _ClassVar[int]
+    ADMITTED_FIELD_NUMBER: _ClassVar[int]
+    charger_id: str
+    admitted: bool
+    def __init__(self, charger_id: _Optional[str] = ..., admitted: _Optional[bool] = ...) -> None: ...
+
+class GetSecurityLogRequest(_message.Message):
+    __slots__ = ("max_entries",)
+    MAX_ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    max_entries: int
+    def __init__(self, max_entries: _Optional[int] = ...) -> None: ...
+
+class SecurityEvent(_message.Message):
+    __slots__ = ("time_utc", "kind", "who", "peer", "detail")
+    TIME_UTC_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    WHO_FIELD_NUMBER: _ClassVar[int]
+    PEER_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    time_utc: str
+    kind: str
+    who: str
+    peer: str
+    detail: str
+    def __init__(self, time_utc: _Optional[str] = ..., kind: _Optional[str] = ..., who: _Optional[str] = ..., peer: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
+
+class GetSecurityLogResponse(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[SecurityEvent]
+    def __init__(self, events: _Optional[_Iterable[_Union[SecurityEvent, _Mapping]]] = ...) -> None: ...

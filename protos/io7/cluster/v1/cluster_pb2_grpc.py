@@ -132,6 +132,16 @@ class GroupAdminStub:
                 request_serializer=protos_dot_io7_dot_cluster_dot_v1_dot_cluster__pb2.SetGroupLimitRequest.SerializeToString,
                 response_deserializer=protos_dot_io7_dot_cluster_dot_v1_dot_cluster__pb2.SetGroupLimitResponse.FromString,
                 _registered_method=True)
+        self.AdmitMember = channel.unary_unary(
+                '/io7.cluster.v1.GroupAdmin/AdmitMember',
+                request_serializer=protos_dot_io7_dot_cluster_dot_v1_dot_cluster__pb2.AdmitMemberRequest.SerializeToString,
+                response_deserializer=protos_dot_io7_dot_cluster_dot_v1_dot_cluster__pb2.AdmitMemberResponse.FromString,
+                _registered_method=True)
+        self.GetSecurityLog = channel.unary_unary(
+                '/io7.cluster.v1.GroupAdmin/GetSecurityLog',
+                request_serializer=protos_dot_io7_dot_cluster_dot_v1_dot_cluster__pb2.GetSecurityLogRequest.SerializeToString,
+                response_deserializer=protos_dot_io7_dot_cluster_dot_v1_dot_cluster__pb2.GetSecurityLogResponse.FromString,
+                _registered_method=True)
 
 
 class GroupAdminServicer:
@@ -163,6 +173,20 @@ class GroupAdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AdmitMember(self, request, context):
+        """Installer only: admit a charger to the closed group.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSecurityLog(self, request, context):
+        """The master's security log (viewer and installer).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GroupAdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -185,6 +209,16 @@ def add_GroupAdminServicer_to_server(servicer, server):
                     servicer.SetGroupLimit,
                     request_deserializer=protos_dot_io7_dot_cluster_dot_v1_dot_cluster__pb2.SetGroupLimitRequest.FromString,
                     response_serializer=protos_dot_io7_dot_cluster_dot_v1_dot_cluster__pb2.SetGroupLimitResponse.SerializeToString,
+            ),
+            'AdmitMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.AdmitMember,
+                    request_deserializer=protos_dot_io7_dot_cluster_dot_v1_dot_cluster__pb2.AdmitMemberRequest.FromString,
+                    response_serializer=protos_dot_io7_dot_cluster_dot_v1_dot_cluster__pb2.AdmitMemberResponse.SerializeToString,
+            ),
+            'GetSecurityLog': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSecurityLog,
+                    request_deserializer=protos_dot_io7_dot_cluster_dot_v1_dot_cluster__pb2.GetSecurityLogRequest.FromString,
+                    response_serializer=protos_dot_io7_dot_cluster_dot_v1_dot_cluster__pb2.GetSecurityLogResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -296,6 +330,60 @@ class GroupAdmin:
             '/io7.cluster.v1.GroupAdmin/SetGroupLimit',
             protos_dot_io7_dot_cluster_dot_v1_dot_cluster__pb2.SetGroupLimitRequest.SerializeToString,
             protos_dot_io7_dot_cluster_dot_v1_dot_cluster__pb2.SetGroupLimitResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AdmitMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/io7.cluster.v1.GroupAdmin/AdmitMember',
+            protos_dot_io7_dot_cluster_dot_v1_dot_cluster__pb2.AdmitMemberRequest.SerializeToString,
+            protos_dot_io7_dot_cluster_dot_v1_dot_cluster__pb2.AdmitMemberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSecurityLog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/io7.cluster.v1.GroupAdmin/GetSecurityLog',
+            protos_dot_io7_dot_cluster_dot_v1_dot_cluster__pb2.GetSecurityLogRequest.SerializeToString,
+            protos_dot_io7_dot_cluster_dot_v1_dot_cluster__pb2.GetSecurityLogResponse.FromString,
             options,
             channel_credentials,
             insecure,
