@@ -6,14 +6,16 @@ The imperative shell around the agent's pure cores:
    current from the board; ask the limit applier (agent/limits.py) what to offer; step
    the connector state machine (agent/connector.py); carry out its actions (PWM,
    contactor) and show its LED; publish the charger's state to the master.
-2. With a master: Welcome and Limits from AgentLink go to the applier, which obeys only
+2. With a master: Welcome and Limits from AgentLink (translated by agent/wire.py, which
+   also builds the Hello and each step's AgentState) go to the applier, which obeys only
    the highest term, holds the lease and falls back to the fail-safe current by itself. It
    refuses a fail-safe current or lease outside this agent's own bounds ([master]
    max_failsafe_a, min/max_lease_s); each new refusal is a warning with the master's id,
    the value and the bound, and AgentState carries the reason while it lasts.
 3. Agent-only mode (scenario A, manual 6.4.1): no master; each second the agent runs
    `master.allocation` in-process for its own connectors against its Site Limit (and
-   its own CT clamps when configured) and feeds the result to the same applier.
+   its own CT clamps when configured) and feeds the result to the same applier
+   (agent/agentonly.py).
 4. A dead meter is a fault (meter read timeout), never 0 A. SIGINT/SIGTERM: stop the PWM,
    open the contactors, then exit.
 5. With [ocpp] (or --csms-url): an OCPP 1.6J charge point (agent/ocpp/connection.py) runs
@@ -44,19 +46,18 @@ from pathlib import Path
 
 import structlog
 
+from agent import wire
+from agent.agentonly import AGENT_ONLY_CYCLE_S, LocalBalancer
 from agent.bounds import Refusal
 from agent.config import AgentConfig, load_agent_config, with_csms_url
 from agent.connector import ActionKind, Connector, ConnectorInputs, ConnectorOutput
 from agent.errors import ConfigError
 from agent.faults import Fault, OcppStatus
-from agent.limits import LimitApplier, MasterLimits
+from agent.limits import LimitApplier
 from agent.link import MasterLink
 from agent.ocpp.agentport import OcppPort, build_sessions
 from agent.ocpp.availability import Availability
-from agent.ocpp.configkeys import (
-    ConfigurationStore,
-    open_db,
-)
+from agent.ocpp.configkeys import ConfigurationStore, open_db
 from agent.ocpp.connection import LinkState, OcppClient
 from agent.ocpp.keyvalues import phase_rotation
 from agent.ocpp.reports import BootIdentity, StatusReport
@@ -67,41 +68,13 @@ from agent.transitions import DEMAND_STATES, State
 from hw.capabilities import RCD_AC_TRIP_MA, RCD_DC_TRIP_MA, MeterReading
 from hw.errors import DeviceError
 from hw.logconfig import configure_logging
-from hw.modbus.ctkit import ModbusCtKit
-from hw.modbus.transport import ModbusBus
 from hw.pilot import PilotReading, PilotState
 from hw.sim.board import SimChargerBoard, SimConnector
-from master.allocation import (
-    ChargerInput,
-    ConnectorInput,
-    CtReading,
-    EngineState,
-    GroupConfig,
-    Phase,
-    Snapshot,
-    allocate,
-)
 from protos.io7.cluster.v1 import cluster_pb2 as pb
 
 STEP_S = 0.25
 SHUTDOWN_FLUSH_S = 3.0  # team choice: SIGTERM waits this long for the CSMS to hear the stops
-AGENT_ONLY_CYCLE_S = 1.0
-AGENT_ONLY_LEASE_S = 3.0
 log = structlog.get_logger("agent")
-
-_PILOT_OUT = {s: pb.PilotState.Value(f"PILOT_STATE_{s.name}") for s in PilotState}
-_STATUS_OUT = {
-    OcppStatus.AVAILABLE: pb.CONNECTOR_STATUS_AVAILABLE,
-    OcppStatus.PREPARING: pb.CONNECTOR_STATUS_PREPARING,
-    OcppStatus.CHARGING: pb.CONNECTOR_STATUS_CHARGING,
-    OcppStatus.SUSPENDED_EVSE: pb.CONNECTOR_STATUS_SUSPENDED_EVSE,
-    OcppStatus.SUSPENDED_EV: pb.CONNECTOR_STATUS_SUSPENDED_EV,
-    OcppStatus.FINISHING: pb.CONNECTOR_STATUS_FINISHING,
-    OcppStatus.UNAVAILABLE: pb.CONNECTOR_STATUS_UNAVAILABLE,
-    OcppStatus.FAULTED: pb.CONNECTOR_STATUS_FAULTED,
-}
-_PHASE_OUT = {None: pb.PHASE_UNSPECIFIED, Phase.L1: pb.PHASE_L1, Phase.L2: pb.PHASE_L2,
-              Phase.L3: pb.PHASE_L3}
 
 
 class Agent:
@@ -133,11 +106,7 @@ class Agent:
         self.evs = EvDriver(self.sockets, mode=config.sim_evs, seed=config.sim_seed or 0,
                             clock=clock)
         self.seq = 0
-        self.engine: EngineState | None = None
-        self.local_cycle = 0
-        self.ct_reading: CtReading | None = None
-        ct = config.agent_only.ct if config.agent_only is not None else None
-        self.own_ct = None if ct is None else ModbusCtKit(ModbusBus(ct.bus), ct.kit_config())
+        self.local = LocalBalancer(config, self.log)  # used only without a master
         self.ocpp: OcppClient | None = None
         self.sessions: OcppSessions | None = None
         self.max_current_a: dict[int, float] = {}  # min(hard max, OCPP composite limit)
@@ -170,17 +139,7 @@ class Agent:
 
     # --- link callbacks ------------------------------------------------------------
     def hello(self) -> pb.Hello:
-        connectors = []
-        for c in self.config.connectors:
-            w = [*c.wiring, None, None][:3]
-            connectors.append(pb.ConnectorInfo(
-                connector_id=c.connector_id, hard_max_current_a=c.hard_max_a,
-                wiring=pb.ConnectorWiring(l1=_PHASE_OUT[w[0]], l2=_PHASE_OUT[w[1]],
-                                          l3=_PHASE_OUT[w[2]])))
-        return pb.Hello(charger_id=self.config.charger_id, group=self.config.group,
-                        software_version="io7-cluster 0.1.0",
-                        charger_current_limit_a=self.config.charger_limit_a,
-                        connectors=connectors, last_seen_term=self.applier.last_seen_term)
+        return wire.hello(self.config, self.applier.last_seen_term)
 
     def on_welcome(self, welcome: pb.Welcome) -> None:
         self.master_id = welcome.master_id
@@ -193,12 +152,7 @@ class Agent:
 
     def on_limits(self, limits: pb.Limits) -> None:
         try:
-            msg = MasterLimits(term=limits.term, cycle=limits.cycle,
-                               valid_for_s=limits.valid_for_ms / 1000.0,
-                               failsafe_current_a=limits.failsafe_current_a,
-                               currents_a={c.connector_id: c.current_a
-                                           for c in limits.connectors})
-            obeyed = self.applier.on_limits(msg, self.clock())
+            obeyed = self.applier.on_limits(wire.master_limits(limits), self.clock())
         except ValueError as err:  # InvalidLimitsError too: the message changed nothing
             self.applier.refuse(Refusal(field="limits", value=float(limits.cycle),
                                         reason=f"limits not valid: {err}"))
@@ -332,80 +286,12 @@ class Agent:
 
     def state(self, now: float) -> pb.AgentState:
         self.seq += 1
-        msg = pb.AgentState(charger_id=self.config.charger_id, sequence=self.seq,
-                            monotonic_ms=int(now * 1000), term_applied=self.applier.term_applied,
-                            cycle_applied=self.applier.cycle_applied,
-                            lease_ok=self.applier.lease_ok(now),
-                            highest_term_seen=self.applier.last_seen_term,
-                            limits_refused_reason=self.applier.refused_reason)
-        for c in self.config.connectors:
-            cid = c.connector_id
-            out, meter = self.outputs[cid], self.meters[cid]
-            cs = msg.connectors.add(
-                connector_id=cid, pilot_state=_PILOT_OUT[self.pilots[cid]],
-                status=_STATUS_OUT.get(out.status, pb.CONNECTOR_STATUS_UNSPECIFIED),
-                error_code=out.error_code.value, vendor_error_code=out.vendor_error_code,
-                offered_current_a=out.pwm_a,
-                max_current_a=self.max_current_a.get(cid, c.hard_max_a),
-                wants_power=out.wants_power, meter_ok=meter is not None)
-            if meter is not None:
-                amps = [*meter.phase_currents_a, 0.0, 0.0][:3]
-                volts = [*meter.phase_voltages_v, 0.0, 0.0][:3]
-                cs.current_a.CopyFrom(pb.LineValues(l1=max(0.0, amps[0]), l2=max(0.0, amps[1]),
-                                                    l3=max(0.0, amps[2])))
-                cs.voltage_v.CopyFrom(pb.LineValues(l1=volts[0], l2=volts[1], l3=volts[2]))
-                cs.active_power_w = meter.total_power_w
-                cs.energy_import_wh = meter.import_energy_wh
-                cs.session_energy_wh = max(0.0, meter.import_energy_wh
-                                           - self.session_start_wh.get(cid, 0.0))
-                loaded = [a > 1.0 for a in meter.phase_currents_a]
-                cs.phases_in_use = sum(1 << k for k, on in enumerate(loaded) if on)
-        return msg
+        return wire.agent_state(self.config, sequence=self.seq, now=now, applier=self.applier,
+                                outputs=self.outputs, meters=self.meters, pilots=self.pilots,
+                                max_current_a=self.max_current_a,
+                                session_start_wh=self.session_start_wh)
 
-    # --- agent-only mode (scenario A) ---------------------------------------------------
-    async def read_own_clamps(self, now: float) -> None:
-        """Agent-only mode: the External CT Clamps on connector #1 (type Site, manual
-        6.3); clamp n measures site phase Ln. A failed read keeps the last sample, which
-        ages into stale/lost in the engine (never read as 0 A)."""
-        if self.own_ct is None:
-            return
-        try:
-            readings = await self.own_ct.read_clamps()
-        except DeviceError as err:
-            self.log.warning("CT clamps read failed", why=str(err))
-            return
-        values: list[float | None] = [None, None, None]
-        for r in readings:
-            values[r.clamp - 1] = r.current_a
-        self.ct_reading = CtReading(currents_a=(values[0], values[1], values[2]),
-                                    taken_at_s=now)
-
-    def agent_only_limits(self, now: float) -> MasterLimits:
-        """Run the allocation in-process for this charger's own connectors."""
-        settings = self.config.agent_only
-        group = settings.group if settings is not None else GroupConfig(
-            name=self.config.group, limit_a=self.config.charger_limit_a)
-        conns = []
-        for c in self.config.connectors:
-            out, meter = self.outputs.get(c.connector_id), self.meters.get(c.connector_id)
-            amps = [*(meter.phase_currents_a if meter else ()), 0.0, 0.0, 0.0][:3]
-            conns.append(ConnectorInput(
-                connector_id=c.connector_id, wiring=tuple([*c.wiring, None, None][:3]),  # type: ignore[arg-type]
-                max_current_a=self.max_current_a.get(c.connector_id, c.hard_max_a),
-                wants_power=bool(out and out.wants_power),
-                measured_a=(max(0.0, amps[0]), max(0.0, amps[1]), max(0.0, amps[2]))))
-        charger = ChargerInput(charger_id=self.config.charger_id,
-                               current_limit_a=self.config.charger_limit_a,
-                               connectors=tuple(conns))
-        alloc = allocate(Snapshot(now_s=now, group=group, chargers=(charger,),
-                                  ct=self.ct_reading), self.engine)
-        self.engine = alloc.state
-        self.local_cycle += 1
-        return MasterLimits(term=0, cycle=self.local_cycle, valid_for_s=AGENT_ONLY_LEASE_S,
-                            failsafe_current_a=group.failsafe_current_a,
-                            currents_a={k[1]: a for k, a in zip(alloc.keys, alloc.currents_a,
-                                                                strict=True)})
-
+    # --- the daemon's life -------------------------------------------------------------
     async def stop_transactions(self) -> None:
         """Graceful shutdown: stop running transactions with reason Reboot, queue the
         messages, and give the link up to SHUTDOWN_FLUSH_S to deliver them (whatever is
@@ -435,8 +321,10 @@ class Agent:
         try:
             while not stop.is_set():
                 if self.link is None and self.clock() >= next_local:
-                    await self.read_own_clamps(self.clock())
-                    self.applier.on_limits(self.agent_only_limits(self.clock()), self.clock())
+                    await self.local.read_clamps(self.clock())
+                    self.applier.on_limits(self.local.limits(
+                        self.clock(), self.outputs, self.meters, self.max_current_a),
+                        self.clock())
                     next_local += AGENT_ONLY_CYCLE_S
                 await self.step()
                 with contextlib.suppress(TimeoutError):
@@ -446,8 +334,7 @@ class Agent:
             await self.stop_transactions()
             self.ocpp_stop.set()
             await self.safe_state()
-            if self.own_ct is not None:
-                self.own_ct.bus.close()
+            self.local.close()
             for t in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait_for(t, 5)
