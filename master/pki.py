@@ -6,7 +6,7 @@ charger (deploy/PKI.md):
     PKI/ca/ca.pem  ca/ca.key        the site CA (the key signs everything: keep it offline)
     PKI/crl.pem                     revoked serials, signed by the CA: copy it to the master
     PKI/chargers/ID/                ca.pem cert.pem key.pem: copy the folder to charger ID
-    PKI/operators/NAME/             ca.pem cert.pem key.pem: for io7ctl --tls-dir
+    PKI/operators/NAME/             ca.pem cert.pem key.pem: for that person's io7ctl
 
 1. Keys are written 0600 (folders 0700), atomically (temp file, then rename), and never
    printed; certificates 0644. What goes in a certificate: master/pkicerts.py.

@@ -19,6 +19,9 @@ certificate of *this* CA, and this module says who the certificate names.
    `A-Za-z0-9._-`), minus names made only of dots: they become folder names in the PKI
    folder, and "." or ".." would escape it.
 4. Another site's identity is refused by `expect_site` even if its CA were trusted too.
+5. What an identity may do: only charger ID may say Hello as ID (`authorise_hello`);
+   an operator's role decides the GroupAdmin calls (`authorise_admin`), and a charger's
+   certificate is no operator's.
 """
 
 from __future__ import annotations
@@ -171,3 +174,20 @@ def expect_site(identity: Identity, site: str) -> Identity:
     if identity.site != site:
         raise IdentityError(f"{identity} belongs to site {identity.site!r}, not {site!r}")
     return identity
+
+
+def authorise_hello(identity: Identity, charger_id: str) -> None:
+    """Nothing if `identity` may say Hello as `charger_id` (rule 5), else IdentityError
+    with the reason for PERMISSION_DENIED and the security log."""
+    if identity.kind is not Kind.CHARGER:
+        raise IdentityError(f"{identity} is not a charger: it cannot say Hello")
+    if identity.name != charger_id:
+        raise IdentityError(f"{identity} cannot say Hello as charger {charger_id!r}")
+
+
+def authorise_admin(identity: Identity, needed: Role, call: str) -> None:
+    """Nothing if `identity` may make GroupAdmin `call`, which needs `needed` (rule 5),
+    else IdentityError saying which certificate it takes."""
+    if identity.role is None or not identity.role.permits(needed):
+        raise IdentityError(f"{identity} may not {call}: it takes an operator certificate "
+                            f"with role {needed} (io7-pki issue operator NAME --role {needed})")

@@ -11,6 +11,8 @@ from protos.identity import (
     IdentityError,
     Kind,
     Role,
+    authorise_admin,
+    authorise_hello,
     charger,
     expect_site,
     operator,
@@ -91,3 +93,31 @@ def test_a_plaintext_peer_has_no_certificate() -> None:
         peer_certificate({})
     with pytest.raises(IdentityError, match="cannot be read"):
         peer_certificate({"x509_pem_cert": [b"-----BEGIN CERTIFICATE-----\nxx\n"]})
+
+
+def test_only_charger_id_may_say_hello_as_id() -> None:
+    authorise_hello(charger("garage", "io7-01"), "io7-01")
+    with pytest.raises(IdentityError, match="io7-01 cannot say Hello as charger 'io7-02'"):
+        authorise_hello(charger("garage", "io7-01"), "io7-02")
+    with pytest.raises(IdentityError, match="is not a charger"):
+        authorise_hello(operator("garage", "io7-01", Role.INSTALLER), "io7-01")
+
+
+ADMIN = {
+    "viewer reads": (operator("g", "bob", Role.VIEWER), Role.VIEWER, None),
+    "installer reads": (operator("g", "al", Role.INSTALLER), Role.VIEWER, None),
+    "installer sets the limit": (operator("g", "al", Role.INSTALLER), Role.INSTALLER, None),
+    "viewer cannot set the limit": (operator("g", "bob", Role.VIEWER), Role.INSTALLER,
+                                    "may not SetGroupLimit: .* role installer"),
+    "a charger is no operator": (charger("g", "io7-01"), Role.VIEWER,
+                                 "may not SetGroupLimit: .* role viewer"),
+}
+
+
+@pytest.mark.parametrize(("who", "needed", "refusal"), ADMIN.values(), ids=ADMIN.keys())
+def test_admin_calls_by_role(who: Identity, needed: Role, refusal: str | None) -> None:
+    if refusal is None:
+        authorise_admin(who, needed, "SetGroupLimit")
+    else:
+        with pytest.raises(IdentityError, match=refusal):
+            authorise_admin(who, needed, "SetGroupLimit")
