@@ -238,6 +238,16 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def _days(text: str) -> int:
+    try:
+        days = int(text)
+    except ValueError:
+        days = 0
+    if not 1 <= days <= 40 * 366:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of days in [1, 14640]")
+    return days
+
+
 def _parser() -> argparse.ArgumentParser:
     # --dir is taken before or after the command; the commands' copy has no default, so
     # it does not overwrite one given first (argparse copies subparser defaults over).
@@ -255,7 +265,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     init = sub.add_parser("init", parents=[common], help="create the site CA and its CRL")
     init.add_argument("--site", required=True, help="one DNS label, e.g. garage-west")
-    init.add_argument("--days", type=int, default=pkicerts.CA_DAYS)
+    init.add_argument("--days", type=_days, default=pkicerts.CA_DAYS)
     init.add_argument("--force", action="store_true", help="replace an existing CA")
     issue = sub.add_parser("issue", parents=[common], help="issue a charger or operator")
     kinds = issue.add_subparsers(dest="kind", required=True)
@@ -269,7 +279,7 @@ def _parser() -> argparse.ArgumentParser:
     op.add_argument("name", metavar="NAME")
     op.add_argument("--role", required=True, choices=[r.value for r in Role])
     for k in (ch, op):
-        k.add_argument("--days", type=int, default=None,
+        k.add_argument("--days", type=_days, default=None,
                        help=f"lifetime (default {pkicerts.CHARGER_DAYS} for a charger, "
                             f"{pkicerts.OPERATOR_DAYS} for an operator)")
         k.add_argument("--force", action="store_true",

@@ -81,6 +81,9 @@ def test_cli_exit_codes_and_one_line_errors(tmp_path: Path) -> None:
     assert r.returncode == EXIT_REFUSED and "io7-pki show lists them" in r.stderr
     assert pki_cli(d, "issue", "operator", "x", "--role", "admin").returncode == EXIT_USAGE
     assert pki_cli(d, "issue", "operator", "x").returncode == EXIT_USAGE  # --role required
+    assert pki_cli(d, "issue", "charger", "x", "--days", "0").returncode == EXIT_USAGE
+    r = pki_cli(d, "issue", "charger", "x", "--san-ip", "192.168.7")
+    assert r.returncode == EXIT_REFUSED and "192.168.7" in r.stderr
     r = pki_cli(tmp_path / "other", "init", "--site", "Not-A-Label")
     assert r.returncode == EXIT_REFUSED and "not one DNS label" in r.stderr
     assert not (tmp_path / "other" / "ca").exists()
