@@ -64,6 +64,7 @@ from agent.ocpp.reports import BootIdentity, StatusReport
 from agent.ocpp.sessions import OcppSessions, Prepared
 from agent.ocpp.transactions import Observed, StopReason
 from agent.simdriver import EvDriver
+from agent.termstore import TermKeeper
 from agent.transitions import DEMAND_STATES, State
 from hw.capabilities import RCD_AC_TRIP_MA, RCD_DC_TRIP_MA, MeterReading
 from hw.errors import DeviceError
@@ -94,10 +95,14 @@ class Agent:
         self.pilots: dict[int, PilotState] = {}
         self.last_offer: dict[int, tuple[float, object, bool]] = {}
         self.session_start_wh: dict[int, float] = {}
+        # Agent-only mode has no master and so no term to keep.
+        self.terms = TermKeeper(None if (master_address or config.master_address) is None
+                                else config.state_dir, self.log)
         self.applier = LimitApplier(list(self.sockets), config.charger_limit_a,
                                     config.hard_max_a,
                                     initial_failsafe_a=config.initial_failsafe_a,
-                                    bounds=config.link_bounds)
+                                    bounds=config.link_bounds,
+                                    last_seen_term=self.terms.load())
         self.master_id = ""  # from the last Welcome, for the logs
         self.logged_refusal = ""  # the reason last warned about
         address = master_address or config.master_address
@@ -149,6 +154,8 @@ class Agent:
                                        lease_s=settings.lease_ms / 1000.0):
             self.logged_refusal = ""  # every refused Welcome is logged
             self.report_refusal("welcome", welcome.term)
+            return
+        self.terms.keep(self.applier.last_seen_term)
 
     def on_limits(self, limits: pb.Limits) -> None:
         try:
@@ -159,6 +166,7 @@ class Agent:
             obeyed = False
         if obeyed:
             self.logged_refusal = ""
+            self.terms.keep(self.applier.last_seen_term)
         else:
             self.report_refusal("limits", limits.term)
 
