@@ -151,6 +151,7 @@ class GroupControl:
             raise ValueError(f"term {term} must be >= 1 (0 means 'none' on the wire)")
         self._group = group
         self._configured_fallback_a = group.fallback_limit_a
+        self.installed_limit_a = group.limit_a  # the ceiling of set_limit (issue 11)
         self.term = term
         self.cycle_number = 0
         self._members = {m.charger_id: _MemberState(member=m) for m in members}
@@ -298,7 +299,18 @@ class GroupControl:
     def set_limit(self, limit_a: float) -> float:
         """SetGroupLimit: the new per-phase limit; returns the previous one. The fallback
         limit is capped at the new limit. Raises RequestError when out of range or when
-        Minimise would no longer fit the members."""
+        Minimise would no longer fit the members, or when above the installed limit
+        (the configured one: the main fuse is a physical fact, so a request may only
+        lower the limit for a while, never raise it past the fuse)."""
+        if isinstance(limit_a, int | float) and not isinstance(limit_a, bool) \
+                and math.isfinite(limit_a) \
+                and not MIN_CURRENT_A <= limit_a <= self.installed_limit_a:
+            raise RequestError(
+                peer="SetGroupLimit",
+                problem=f"limit_a={limit_a:g} A is outside the allowed range "
+                f"[{MIN_CURRENT_A:.1f}, {self.installed_limit_a:.1f}] A: the installed limit "
+                "(group.limit_a in the master's config, the main fuse) is the ceiling; a "
+                "request may only lower it for a while")
         new = with_limit(self._group, limit_a, self._configured_fallback_a)
         try:
             check_minimise(new, tuple(s.member.charger_input() for s in self._members.values()))

@@ -4,7 +4,9 @@
     io7ctl --master 10.0.0.10:50051 status [--json]
     io7ctl --master ... watch [--json] [--count N]
     io7ctl --master ... rebuild [--removed ID ...] [--json]
-    io7ctl --master ... set-limit 80 [--json]
+    io7ctl --master ... set-limit 80 [--json]    # at most the installed limit
+    io7ctl --master ... admit ID [--json]        # let charger ID join a closed group
+    io7ctl --master ... security-log [-n N] [--json]
 
 `status` answers "is everyone online, is the connection safe, why is my car slow?": per
 phase the limit, CT reading, other load, reservations for offline members, what is
@@ -223,6 +225,17 @@ def render_rebuild(named: list[str], resp: pb.RebuildGroupResponse) -> tuple[str
     return "\n".join(out), refused
 
 
+def render_security_log(resp: pb.GetSecurityLogResponse) -> str:
+    """The security log's entries, oldest first, one line each; every field from the wire
+    goes through `safe`."""
+    if not resp.events:
+        return "the security log is empty"
+    return "\n".join(
+        f"{safe(e.time_utc)}  {safe(e.kind):18} {safe(e.who) or '-'}  "
+        f"{safe(e.detail)}{f'  (peer {safe(e.peer)})' if e.peer and e.peer != e.who else ''}"
+        for e in resp.events)
+
+
 def _dump(msg: Any) -> str:
     return json.dumps(MessageToDict(msg, preserving_proto_field_name=True,
                                     always_print_fields_with_no_presence=True))
@@ -258,8 +271,31 @@ async def _run(args: argparse.Namespace, target: Target) -> int:
             resp = await admin.SetGroupLimit(pb.SetGroupLimitRequest(limit_a=args.limit_a),
                                              timeout=DEADLINE_S)
             print(_dump(resp) if args.json else
-                  f"group limit {resp.limit_a:g} A per phase (was {resp.previous_limit_a:g} A)")
+                  f"group limit {resp.limit_a:g} A per phase (was {resp.previous_limit_a:g} A; "
+                  f"installed {resp.installed_limit_a:g} A)")
+        elif args.command == "admit":
+            admitted = await admin.AdmitMember(pb.AdmitMemberRequest(charger_id=args.id),
+                                               timeout=DEADLINE_S)
+            cid = safe(admitted.charger_id)
+            print(_dump(admitted) if args.json else
+                  f"{cid} admitted: it joins at its next Hello" if admitted.admitted else
+                  f"{cid} was a member or admitted already: nothing changed")
+        elif args.command == "security-log":
+            events = await admin.GetSecurityLog(
+                pb.GetSecurityLogRequest(max_entries=args.n), timeout=DEADLINE_S)
+            print(_dump(events) if args.json else render_security_log(events), flush=True)
     return 0
+
+
+def _entries(text: str) -> int:
+    """-n of security-log: 1 to 10000 (the master serves at most that many)."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= 10_000:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of entries 1-10000")
+    return n
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -275,7 +311,11 @@ def main(argv: list[str] | None = None) -> int:
     for name, text in (("status", "the group now"), ("watch", "the group, live"),
                        ("rebuild", "forget chargers you name as physically removed "
                                    "(manual 6.4.2); with no --removed: list offline ones"),
-                       ("set-limit", "set the group limit, A per phase")):
+                       ("set-limit", "lower the group limit for a while, A per phase "
+                                     "(never above the installed limit)"),
+                       ("admit", "admit charger ID to the group (a closed group refuses "
+                                 "chargers nobody admitted)"),
+                       ("security-log", "the master's security log, newest last")):
         p = sub.add_parser(name, help=text)
         p.add_argument("--json", action="store_true", help="print JSON")
         if name == "watch":
@@ -283,6 +323,12 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--interval-ms", type=int, default=1000)
         if name == "set-limit":
             p.add_argument("limit_a", type=float)
+        if name == "admit":
+            p.add_argument("id", metavar="ID", help="the charger id ([charger] id in its "
+                           "config; a refused one is in io7ctl security-log)")
+        if name == "security-log":
+            p.add_argument("-n", type=_entries, default=50, metavar="N",
+                           help="the newest N entries (default 50)")
         if name == "rebuild":
             p.description = REBUILD_HELP
             p.formatter_class = argparse.RawDescriptionHelpFormatter

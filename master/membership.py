@@ -3,7 +3,9 @@
 Theory of operation (manual 6.4.2):
  1. A charger joins by saying Hello on its AgentLink stream. `admit` refuses a Hello for
     another group, and an unknown charger while the group is closed; otherwise it
-    records (or refreshes) the member with its Hello fields.
+    records (or refreshes) the member with its Hello fields. The installer admits a
+    charger ahead of its first Hello (`admit_id`, `io7ctl admit ID`, issue 11): a closed
+    group then accepts it. A refused unknown charger is told to ask for exactly that.
  2. A member that stops talking is offline, not gone: the master keeps reserving what it
     may draw (the group cannot tell an offline charger from a removed one).
  3. "Rebuild the group" forgets only the chargers the installer names as physically
@@ -12,7 +14,8 @@ Theory of operation (manual 6.4.2):
     and a cut-off agent still draws its lease, then its fail-safe current (issue 10:
     forgetting one on a 60 A Minimise group let 72 A per phase be drawn).
  4. Members survive a restart of the master: one SQLite table (WAL mode), one row per
-    charger, the Hello fields as JSON, first/last seen as wall-clock ISO 8601 (UTC).
+    charger, the Hello fields as JSON, first/last seen as wall-clock ISO 8601 (UTC);
+    a second table holds the admitted ids that have not said Hello yet.
 
 `Member` is the static description a Hello gives (wiring, ratings). It validates itself
 by building the allocation engine's `ChargerInput`, so a member the engine would refuse
@@ -35,7 +38,7 @@ from master.errors import PeerError, RequestError
 
 Wiring = tuple[Phase | None, Phase | None, Phase | None]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the admitted table (a version 1 file gains it on open)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS members (
     charger_id TEXT PRIMARY KEY,
@@ -43,6 +46,12 @@ CREATE TABLE IF NOT EXISTS members (
     hello      TEXT NOT NULL,  -- JSON: limit, versions, connectors with wiring and hard max
     first_seen TEXT NOT NULL,  -- wall clock, ISO 8601 UTC
     last_seen  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS admitted (
+    charger_id  TEXT NOT NULL,
+    grp         TEXT NOT NULL,
+    admitted_at TEXT NOT NULL,  -- wall clock, ISO 8601 UTC
+    PRIMARY KEY (charger_id, grp)
 )
 """
 
@@ -207,7 +216,7 @@ class MembershipStore:
             self._db = sqlite3.connect(path)
             self._db.execute("PRAGMA journal_mode=WAL")
             with self._db:
-                self._db.execute(_SCHEMA)
+                self._db.executescript(_SCHEMA)
                 self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.Error as exc:
             raise sqlite3.OperationalError(f"membership store {path}: {exc}") from exc
@@ -264,12 +273,12 @@ class MembershipStore:
                 "in the charger's settings",
             )
         known = self._is_member(member.charger_id)
-        if not known and self.closed:
+        if not known and self.closed and not self._is_admitted(member.charger_id):
             return AdmitResult(
                 accepted=False,
                 reason=f"group {self.group!r} is closed to new chargers and "
-                f"{member.charger_id} is not a member: open the group (group.closed = "
-                "false) to let it join",
+                f"{member.charger_id} is not a member: the installer admits it with "
+                f"io7ctl admit {member.charger_id}",
             )
         stamp = _iso(now_wall)
         with self._db:
@@ -283,6 +292,22 @@ class MembershipStore:
             )
         return AdmitResult(accepted=True, new=not known)
 
+    def _is_admitted(self, charger_id: str) -> bool:
+        row = self._db.execute("SELECT 1 FROM admitted WHERE charger_id = ? AND grp = ?",
+                               (charger_id, self.group)).fetchone()
+        return row is not None
+
+    def admit_id(self, charger_id: str, *, now_wall: datetime) -> bool:
+        """Admit `charger_id` ahead of its first Hello (rule 1; the caller has checked
+        it is a valid charger id). Returns False, changing nothing, when it is a member
+        or admitted already."""
+        if self._is_member(charger_id) or self._is_admitted(charger_id):
+            return False
+        with self._db:
+            self._db.execute("INSERT INTO admitted (charger_id, grp, admitted_at) "
+                             "VALUES (?, ?, ?)", (charger_id, self.group, _iso(now_wall)))
+        return True
+
     def seen(self, charger_ids: Iterable[str], *, now_wall: datetime) -> None:
         """Refresh last_seen of these members (the shell calls it now and then, not
         every cycle: it is a disk write)."""
@@ -294,7 +319,9 @@ class MembershipStore:
             )
 
     def forget(self, charger_ids: Iterable[str]) -> None:
-        """Delete these members (rule 3: the `removed` of a `plan_rebuild`)."""
+        """Delete these members and their admission (rule 3: the `removed` of a
+        `plan_rebuild`): a closed group refuses them again until admitted again."""
+        rows = [(cid, self.group) for cid in charger_ids]
         with self._db:
-            self._db.executemany("DELETE FROM members WHERE charger_id = ? AND grp = ?",
-                                 [(cid, self.group) for cid in charger_ids])
+            self._db.executemany("DELETE FROM members WHERE charger_id = ? AND grp = ?", rows)
+            self._db.executemany("DELETE FROM admitted WHERE charger_id = ? AND grp = ?", rows)

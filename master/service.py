@@ -8,6 +8,10 @@ The imperative shell around `master.control.GroupControl`:
    (wrong group, no room: FAILED_PRECONDITION; unknown charger in a closed group:
    PERMISSION_DENIED), then Welcome; AgentStates go to the control core, which judges
    them. A bad stream is closed alone; every other agent carries on.
+   Every refused Hello, raised term, rebuild, limit change or refusal, admission, and
+   the master's start and stop go to the security log (master/audit.py), served by
+   GetSecurityLog. SetGroupLimit may only lower the limit below the installed one
+   (`group.limit_a`); AdmitMember lets a charger join a closed group.
 2. Every cycle (monotonic schedule): poll the CT kit (bounded by the Modbus timeout), run
    the control cycle, queue each connected agent its Limits (latest wins), publish the
    status to GetStatus / WatchStatus.
@@ -36,6 +40,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NoReturn
 
 import grpc
 import structlog
@@ -45,7 +50,8 @@ from hw.errors import DeviceError
 from hw.logconfig import configure_logging
 from hw.modbus.ctkit import ModbusCtKit
 from hw.modbus.transport import ModbusBus
-from master import reflection, wire
+from hw.securitylog import SecurityLog
+from master import audit, reflection, wire
 from master.config import MasterConfig, load_master_config
 from master.control import CycleResult, GroupControl
 from master.daemon import check_port_free, hold_state_lock, next_term, store_term
@@ -82,6 +88,14 @@ class Master(pb_grpc.AgentLinkServicer, pb_grpc.GroupAdminServicer):
         if config.ct is not None:
             self.ct = ModbusCtKit(ModbusBus(config.ct.bus), config.ct.kit_config())
         self.log = log.bind(group=config.group.name, term=self.term)
+        self.security = SecurityLog(audit.security_log_path(config.state_db))
+
+    async def _refuse(self, context: grpc.aio.ServicerContext, code: grpc.StatusCode,
+                      kind: audit.Kind, message: str) -> NoReturn:
+        """End this stream or request with `code`, after a security log entry."""
+        audit.record(self.security, kind, context, f"{code.name}: {message}")
+        await context.abort(code, message)
+        raise AssertionError("grpc.aio's abort raises")  # for the type checker
 
     # --- AgentLink ---------------------------------------------------------------
     async def Connect(self, request_iterator: AsyncIterator[pb.AgentMessage],
@@ -91,27 +105,35 @@ class Master(pb_grpc.AgentLinkServicer, pb_grpc.GroupAdminServicer):
         except StopAsyncIteration:
             return
         if first.WhichOneof("kind") != "hello":
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                "the first message on AgentLink.Connect must be Hello")
+            await self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT,
+                               audit.Kind.HELLO_INVALID,
+                               "the first message on AgentLink.Connect must be Hello")
         hello = first.hello
         try:
             member = wire.member_from_hello(hello)
             seen_term = wire.seen_term(hello)
         except PeerError as err:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
+            await self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT,
+                               audit.Kind.HELLO_INVALID, str(err))
         if member.group != self.config.group.name:
-            await context.abort(
-                grpc.StatusCode.FAILED_PRECONDITION,
+            await self._refuse(
+                context, grpc.StatusCode.FAILED_PRECONDITION, audit.Kind.HELLO_WRONG_GROUP,
                 f"charger {member.charger_id} belongs to group {member.group!r}; this master "
                 f"runs group {self.config.group.name!r}: point it at its own master",
             )
         problem = self.control.check_join(member)
         if problem:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, problem)
+            await self._refuse(context, grpc.StatusCode.FAILED_PRECONDITION,
+                               audit.Kind.HELLO_NO_ROOM, problem)
         admitted = self.store.admit(member, now_wall=datetime.now(UTC))
         if not admitted.accepted:
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, admitted.reason)
+            await self._refuse(context, grpc.StatusCode.PERMISSION_DENIED,
+                               audit.Kind.HELLO_NOT_MEMBER, admitted.reason)
         cid = member.charger_id
+        if admitted.new:
+            audit.record(self.security, audit.Kind.MEMBER_JOINED, context,
+                         f"charger {cid} joined group {self.config.group.name!r} as a new "
+                         f"member ({'admitted' if self.config.closed else 'open group'})")
         clog = self.log.bind(charger_id=cid, peer=context.peer())
         old = self.outbox.pop(cid, None)
         if old is not None:  # a reconnect before the old stream died: the new one wins
@@ -119,7 +141,7 @@ class Master(pb_grpc.AgentLinkServicer, pb_grpc.GroupAdminServicer):
         box: asyncio.Queue[pb.MasterMessage] = asyncio.Queue(maxsize=4)
         self.outbox[cid] = box
         self.control.member_connected(member, self.clock(), address=context.peer())
-        self._raise_term(seen_term, cid)
+        self._raise_term(seen_term, cid, context)
         clog.info("agent joined", new=admitted.new, term=self.term)
         await context.write(pb.MasterMessage(welcome=pb.Welcome(
             term=self.term, master_id=self.config.master_id,
@@ -157,14 +179,18 @@ class Master(pb_grpc.AgentLinkServicer, pb_grpc.GroupAdminServicer):
         if reader.done() and not reader.cancelled() and reader.exception() is not None:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(reader.exception()))
 
-    def _raise_term(self, seen_term: int, cid: str) -> None:
+    def _raise_term(self, seen_term: int, cid: str,
+                    context: grpc.aio.ServicerContext | None = None) -> None:
         """Rule 3: an admitted agent has seen `seen_term` >= ours (this master lost its
         term file, or another master ran the group): move above it, stored before any
         Limits carry it; the control core holds at fail-safe again (control rule 4)."""
         if seen_term < self.term:
             return
         store_term(self.config.state_db, seen_term + 1)
-        self.term = self.control.raise_term(seen_term, self.clock()) or self.term
+        old, self.term = self.term, self.control.raise_term(seen_term, self.clock()) or self.term
+        audit.record(self.security, audit.Kind.TERM_RAISED, context,
+                     f"term {old} -> {self.term}: charger {cid}'s Hello said last_seen_term "
+                     f"{seen_term}")
         self.log = log.bind(group=self.config.group.name, term=self.term)
         self.log.warning("term raised above an agent's", charger_id=cid, seen_term=seen_term)
 
@@ -208,8 +234,13 @@ class Master(pb_grpc.AgentLinkServicer, pb_grpc.GroupAdminServicer):
         try:
             plan = self.control.rebuild(request.removed_charger_ids)
         except RequestError as err:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
+            await self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT,
+                               audit.Kind.REBUILD_REFUSED, str(err))
         self.store.forget(plan.removed)
+        audit.record(self.security, audit.Kind.GROUP_REBUILT, context, "removed "
+                     f"{list(plan.removed)}, kept {list(plan.kept)}, offline kept "
+                     f"{list(plan.offline_kept)}, named but connected "
+                     f"{list(plan.refused_connected)}")
         self.log.info("group rebuilt", removed=plan.removed, kept=plan.kept,
                       offline_kept=plan.offline_kept,
                       refused_connected=plan.refused_connected)
@@ -220,12 +251,40 @@ class Master(pb_grpc.AgentLinkServicer, pb_grpc.GroupAdminServicer):
     async def SetGroupLimit(self, request: pb.SetGroupLimitRequest,
                             context: grpc.aio.ServicerContext
                             ) -> pb.SetGroupLimitResponse:
+        # Above the installed limit: INVALID_ARGUMENT, like any value out of range. It
+        # is not FAILED_PRECONDITION: no state of the system makes it valid (the
+        # installed limit changes only with the config file and a restart).
+        installed = self.control.installed_limit_a
         try:
             previous = self.control.set_limit(request.limit_a)
         except RequestError as err:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
+            await self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT,
+                               audit.Kind.LIMIT_REFUSED, str(err))
         self.log.info("group limit set", limit_a=request.limit_a, previous_limit_a=previous)
-        return pb.SetGroupLimitResponse(limit_a=request.limit_a, previous_limit_a=previous)
+        audit.record(self.security, audit.Kind.LIMIT_SET, context,
+                     f"group limit {previous:g} A -> {request.limit_a:g} A per phase "
+                     f"(installed {installed:g} A)")
+        return pb.SetGroupLimitResponse(limit_a=request.limit_a, previous_limit_a=previous,
+                                        installed_limit_a=installed)
+
+    async def AdmitMember(self, request: pb.AdmitMemberRequest,
+                          context: grpc.aio.ServicerContext) -> pb.AdmitMemberResponse:
+        cid = request.charger_id
+        problem = wire.charger_id_problem(cid)  # the check a Hello's charger id passes
+        if problem:
+            await self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT,
+                               audit.Kind.ADMIT_REFUSED, problem)
+        admitted = self.store.admit_id(cid, now_wall=datetime.now(UTC))
+        audit.record(self.security, audit.Kind.MEMBER_ADMITTED, context,
+                     f"charger {cid} admitted to group {self.config.group.name!r}"
+                     if admitted else f"charger {cid} was admitted already: nothing changed")
+        self.log.info("charger admitted", charger_id=cid, changed=admitted)
+        return pb.AdmitMemberResponse(charger_id=cid, admitted=admitted)
+
+    async def GetSecurityLog(self, request: pb.GetSecurityLogRequest,
+                             context: grpc.aio.ServicerContext
+                             ) -> pb.GetSecurityLogResponse:
+        return audit.newest(self.security, request.max_entries)
 
     # --- the cycle -----------------------------------------------------------------
     async def poll_ct(self) -> float | None:
@@ -295,6 +354,7 @@ class Master(pb_grpc.AgentLinkServicer, pb_grpc.GroupAdminServicer):
         if self.ct is not None:
             self.ct.bus.close()
         self.store.close()
+        self.security.close()
 
 
 async def serve(config: MasterConfig, *, stop: asyncio.Event, listen: str | None = None,
@@ -329,6 +389,11 @@ async def _serve(master: Master, server: grpc.aio.Server, bound: str, stop: asyn
     for name in ["", *names]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     master.log.info("master listening", address=bound, members=len(master.store.known()))
+    config = master.config
+    audit.record(master.security, audit.Kind.MASTER_STARTED, None,
+                 f"term {master.term}, group {config.group.name!r}, listening on {bound}, "
+                 f"membership {'closed' if config.closed else 'open'}, installed limit "
+                 f"{master.control.installed_limit_a:g} A per phase")
     if ready is not None:
         ready(bound)
     try:
@@ -337,6 +402,8 @@ async def _serve(master: Master, server: grpc.aio.Server, bound: str, stop: asyn
         await health_servicer.enter_graceful_shutdown()
         await server.stop(SHUTDOWN_GRACE_S)
         master.log.info("master stopped")
+        audit.record(master.security, audit.Kind.MASTER_STOPPED, None,
+                     f"term {master.term}")
 
 
 def state_folder_ready(config: MasterConfig) -> None:

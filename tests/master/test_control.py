@@ -198,6 +198,22 @@ def test_set_limit_caps_the_fallback_and_restores_it() -> None:
     assert control.group.fallback_limit_a == 40.0
 
 
+def test_set_limit_never_raises_above_the_installed_limit() -> None:
+    """Issue 11: the main fuse is a physical fact; SetGroupLimit only sheds load."""
+    control = GroupControl(group=group(limit_a=60.0), term=1, members=[A, B], now_s=0.0)
+    for above in (60.1, 100.0, 50_000.0):
+        with pytest.raises(RequestError, match=r"allowed range \[6\.0, 60\.0\] A"):
+            control.set_limit(above)
+        assert control.group.limit_a == 60.0
+    assert control.installed_limit_a == 60.0
+    assert control.set_limit(30.0) == 60.0  # load shedding
+    with pytest.raises(RequestError, match=r"\[6\.0, 60\.0\] A"):
+        control.set_limit(61.0)  # still the installed limit, not the one in force
+    assert control.set_limit(60.0) == 30.0  # back to the installed limit
+    with pytest.raises(RequestError, match=r"\[6\.0, 60\.0\] A"):
+        control.set_limit(5.0)
+
+
 def test_set_limit_refuses_a_minimise_group_without_room() -> None:
     # 4 connectors x 6 A = 24 A: 24 A fits, 20 A does not.
     control = GroupControl(group=group(limit_a=24.0, offline_strategy=OfflineStrategy.MINIMISE),

@@ -88,7 +88,7 @@ def test_a_change_to_one_of_several_masters_needs_group(
     assert "--group" in line and "garage-L1" in line and "garage-L2" in line
     done = ctl("--group", "garage-L2", "set-limit", "30", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "30 A per phase (was 40 A)" in done.stdout
+    assert "30 A per phase (was 40 A; installed 40 A)" in done.stdout
     unknown = ctl("--group", "garage-L9", "status", cwd=tmp_path)
     assert unknown.returncode == 2 and "garage-L9" in one_line(unknown.stderr)
 

@@ -64,6 +64,29 @@ def test_closed_group_refuses_unknown_chargers_only(tmp_path: Path) -> None:
         assert [m.charger_id for m in closed.known()] == ["io7-001"]
 
 
+def test_an_admitted_charger_joins_a_closed_group(tmp_path: Path) -> None:
+    """Issue 11: the installer admits a charger (io7ctl admit ID) before its first Hello;
+    admitting is idempotent, survives a restart, and a rebuild that forgets the charger
+    withdraws the admission too."""
+    path = tmp_path / "members.sqlite3"
+    with MembershipStore(path, group="garage", closed=True) as closed:
+        refused = closed.admit(member("io7-002"), now_wall=T0)
+        assert "io7ctl admit io7-002" in refused.reason  # the refusal says what to do
+        assert closed.admit_id("io7-002", now_wall=T0) is True
+        assert closed.admit_id("io7-002", now_wall=T0) is False  # already admitted
+        assert closed.known() == []  # no Hello yet: nothing to reserve for
+    with MembershipStore(path, group="garage", closed=True) as closed:
+        joined = closed.admit(member("io7-002"), now_wall=T0)
+        assert (joined.accepted, joined.new) == (True, True)
+        assert closed.admit_id("io7-002", now_wall=T0) is False  # a member now
+        closed.forget(["io7-002"])
+        assert not closed.admit(member("io7-002"), now_wall=T0).accepted
+    with MembershipStore(path, group="office", closed=True) as office:
+        office.admit_id("io7-003", now_wall=T0)
+    with MembershipStore(path, group="garage", closed=True) as closed:
+        assert not closed.admit(member("io7-003"), now_wall=T0).accepted  # other group's
+
+
 # Rule 3 (issue 10): only chargers named as physically removed are forgotten, and only
 # while not connected. Members a, b, c; b is connected.
 REBUILDS = [
