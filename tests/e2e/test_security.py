@@ -62,7 +62,8 @@ def test_set_limit_can_lower_but_never_raise_past_the_installed_limit(tmp_path: 
         lowered = c.ctl(address, "set-limit", "30")
         assert (lowered["limit_a"], lowered["previous_limit_a"],
                 lowered["installed_limit_a"]) == (30.0, 60.0, 60.0)
-        assert [p["limit_a"] for p in c.status(address)["phases"]] == [30.0] * 3
+        wait_for(lambda: [p["limit_a"] for p in c.status(address)["phases"]] == [30.0] * 3,
+                 "the next cycle's status shows the lowered limit")
         again = ctl(address, "set-limit", "60.5")  # the ceiling is the installed limit
         assert again.returncode == 1 and "[6.0, 60.0] A" in again.stderr
         restored = ctl(address, "set-limit", "60")
@@ -110,7 +111,8 @@ def test_a_closed_group_takes_the_charger_the_installer_admits(tmp_path: Path) -
         found = kinds(address)
         assert {"admit_refused", "member_admitted", "member_joined"} <= set(found)
         text = ctl(address, "security-log", "-n", "3").stdout.splitlines()
-        assert len(text) == 3 and "member_joined" in text[-1]
+        # The agent may join before or after the second admit: either order is right.
+        assert len(text) == 3 and any("member_joined" in line for line in text)
 
 
 async def _hello(address: str, hello: pb.Hello) -> grpc.StatusCode:
