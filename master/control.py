@@ -153,6 +153,7 @@ class GroupControl:
         self._configured_fallback_a = group.fallback_limit_a
         self.installed_limit_a = group.limit_a  # the ceiling of set_limit (issue 11)
         self.term = term
+        self._term_issued = False  # rule 4: has a Welcome carried this term yet?
         self.cycle_number = 0
         self._members = {m.charger_id: _MemberState(member=m) for m in members}
         self.hold_until_s = now_s + group.lease_s + group.settle_s
@@ -227,14 +228,24 @@ class GroupControl:
             del self._members[cid]
         return plan
 
+    def needs_raise(self, seen_term: int) -> bool:
+        """Rule 4: does a Hello's `seen_term` make this master move its term? Above ours:
+        yes. Equal: only while no Welcome has carried our term yet (this master lost its
+        term file and counts from the same number as the last one); once we issued it, an
+        agent that saw it saw us (it reconnected), and moving would only restart the hold."""
+        return seen_term > self.term or (seen_term == self.term and not self._term_issued)
+
     def raise_term(self, seen_term: int, now_s: float) -> int | None:
-        """A Hello said its agent has seen `seen_term`. When that is at or above this
-        master's term, the term becomes `seen_term + 1` and the start-of-term hold starts
-        again (rule 4); returns the new term for the shell to persist before any Limits
-        carry it. Returns None (nothing changes) when `seen_term` is below the term."""
-        if seen_term < self.term:
+        """A Hello said its agent has seen `seen_term`; the shell calls this just before
+        the Welcome, which then carries the term (it counts as issued). When `needs_raise`,
+        the term becomes `seen_term + 1` and the start-of-term hold starts again (rule 4);
+        returns the new term, which the shell has persisted first. Else returns None and
+        nothing changes."""
+        if not self.needs_raise(seen_term):
+            self._term_issued = True
             return None
         self.term = seen_term + 1
+        self._term_issued = True
         self.hold_until_s = now_s + self._group.lease_s + self._group.settle_s
         self._engine, self._hold_grants, self._hold_at_s = None, {}, now_s
         return self.term

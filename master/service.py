@@ -181,13 +181,17 @@ class Master(pb_grpc.AgentLinkServicer, pb_grpc.GroupAdminServicer):
 
     def _raise_term(self, seen_term: int, cid: str,
                     context: grpc.aio.ServicerContext | None = None) -> None:
-        """Rule 3: an admitted agent has seen `seen_term` >= ours (this master lost its
-        term file, or another master ran the group): move above it, stored before any
-        Limits carry it; the control core holds at fail-safe again (control rule 4)."""
-        if seen_term < self.term:
+        """Rule 3: an admitted agent has seen a term above ours, or ours before we issued
+        it (this master lost its term file, or another master ran the group): move above
+        it, stored before any Limits carry it; the control core holds at fail-safe again
+        (control rule 4, `needs_raise`)."""
+        if self.control.needs_raise(seen_term):
+            store_term(self.config.state_db, seen_term + 1)
+        old = self.term
+        new = self.control.raise_term(seen_term, self.clock())  # the Welcome follows
+        if new is None:
             return
-        store_term(self.config.state_db, seen_term + 1)
-        old, self.term = self.term, self.control.raise_term(seen_term, self.clock()) or self.term
+        self.term = new
         audit.record(self.security, audit.Kind.TERM_RAISED, context,
                      f"term {old} -> {self.term}: charger {cid}'s Hello said last_seen_term "
                      f"{seen_term}")

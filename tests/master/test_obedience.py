@@ -106,4 +106,16 @@ def test_a_hello_at_or_above_the_term_raises_it_and_restarts_the_hold() -> None:
         run(rig, rig.now + 1)
     result = rig.control.cycle(rig.now)
     assert not result.holding and result.term == 6
-    assert rig.control.raise_term(6, rig.now) == 7  # equal to the term: raised too
+    # Equal to a term this master has issued: the agent saw us (a reconnect), no raise.
+    assert rig.control.raise_term(6, rig.now) is None
+    assert rig.control.term == 6 and not rig.control.cycle(rig.now).holding
+
+
+def test_a_hello_equal_to_a_term_not_yet_issued_raises_it() -> None:
+    """A master that lost its term file starts from the number the last one used: an
+    agent's Hello equal to it (before any Welcome carried it) is another master's term."""
+    rig = Rig.start(group(lease_s=LEASE_S), [A, B], term=1)
+    assert rig.control.needs_raise(1)
+    assert rig.control.raise_term(1, rig.now) == 2
+    assert not rig.control.needs_raise(2)  # issued by the Welcome that followed
+    assert rig.control.raise_term(2, rig.now) is None
