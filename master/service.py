@@ -10,8 +10,8 @@ The imperative shell around `master.control.GroupControl`:
    them. A bad stream is closed alone; every other agent carries on.
    Every refused Hello, raised term, rebuild, limit change or refusal, admission, and
    the master's start and stop go to the security log (master/audit.py), served by
-   GetSecurityLog. SetGroupLimit may only lower the limit below the installed one
-   (`group.limit_a`); AdmitMember lets a charger join a closed group.
+   GetSecurityLog. GroupAdmin's methods (status, rebuild, limit, admission, security
+   log) are in master/admin.py, a mixin sharing this state.
 2. Every cycle (monotonic schedule): poll the CT kit (bounded by the Modbus timeout), run
    the control cycle, queue each connected agent its Limits (latest wins), publish the
    status to GetStatus / WatchStatus.
@@ -40,7 +40,6 @@ import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NoReturn
 
 import grpc
 import structlog
@@ -52,10 +51,11 @@ from hw.modbus.ctkit import ModbusCtKit
 from hw.modbus.transport import ModbusBus
 from hw.securitylog import SecurityLog
 from master import audit, reflection, wire
+from master.admin import GroupAdminMixin
 from master.config import MasterConfig, load_master_config
 from master.control import CycleResult, GroupControl
 from master.daemon import check_port_free, hold_state_lock, next_term, store_term
-from master.errors import ConfigError, PeerError, RequestError
+from master.errors import ConfigError, PeerError
 from master.membership import MembershipStore
 from protos.io7.cluster.v1 import cluster_pb2 as pb
 from protos.io7.cluster.v1 import cluster_pb2_grpc as pb_grpc
@@ -65,7 +65,7 @@ SHUTDOWN_GRACE_S = 2.0
 log = structlog.get_logger("master")
 
 
-class Master(pb_grpc.AgentLinkServicer, pb_grpc.GroupAdminServicer):
+class Master(pb_grpc.AgentLinkServicer, GroupAdminMixin):
     """The group's state in one process: control core, membership, streams, status."""
 
     def __init__(self, config: MasterConfig, *, clock: Callable[[], float] = time.monotonic
@@ -89,13 +89,6 @@ class Master(pb_grpc.AgentLinkServicer, pb_grpc.GroupAdminServicer):
             self.ct = ModbusCtKit(ModbusBus(config.ct.bus), config.ct.kit_config())
         self.log = log.bind(group=config.group.name, term=self.term)
         self.security = SecurityLog(audit.security_log_path(config.state_db))
-
-    async def _refuse(self, context: grpc.aio.ServicerContext, code: grpc.StatusCode,
-                      kind: audit.Kind, message: str) -> NoReturn:
-        """End this stream or request with `code`, after a security log entry."""
-        audit.record(self.security, kind, context, f"{code.name}: {message}")
-        await context.abort(code, message)
-        raise AssertionError("grpc.aio's abort raises")  # for the type checker
 
     # --- AgentLink ---------------------------------------------------------------
     async def Connect(self, request_iterator: AsyncIterator[pb.AgentMessage],
@@ -209,86 +202,6 @@ class Master(pb_grpc.AgentLinkServicer, pb_grpc.GroupAdminServicer):
             problem = self.control.report(wire.report_from_state(msg.state, self.clock()))
             if problem:
                 clog.warning("report refused: member offline until a valid one", why=problem)
-
-    # --- GroupAdmin --------------------------------------------------------------
-    async def GetStatus(self, request: pb.GetStatusRequest,
-                        context: grpc.aio.ServicerContext) -> pb.GroupStatus:
-        return self.status
-
-    async def WatchStatus(self, request: pb.WatchStatusRequest,
-                          context: grpc.aio.ServicerContext
-                          ) -> AsyncIterator[pb.GroupStatus]:
-        min_interval = request.min_interval_ms / 1000.0
-        seen = -1
-        while True:
-            async with self.status_changed:
-                await self.status_changed.wait_for(
-                    lambda last=seen: self.status.cycle != last)  # type: ignore[misc]
-                status = self.status
-            seen = status.cycle
-            yield status
-            if min_interval > 0:
-                await asyncio.sleep(min_interval)
-
-    async def RebuildGroup(self, request: pb.RebuildGroupRequest,
-                           context: grpc.aio.ServicerContext
-                           ) -> pb.RebuildGroupResponse:
-        # Only the named, unconnected members go (membership rule 3): a cut-off charger
-        # still draws its lease, then its fail-safe current, so it keeps its reservation.
-        try:
-            plan = self.control.rebuild(request.removed_charger_ids)
-        except RequestError as err:
-            await self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT,
-                               audit.Kind.REBUILD_REFUSED, str(err))
-        self.store.forget(plan.removed)
-        audit.record(self.security, audit.Kind.GROUP_REBUILT, context, "removed "
-                     f"{list(plan.removed)}, kept {list(plan.kept)}, offline kept "
-                     f"{list(plan.offline_kept)}, named but connected "
-                     f"{list(plan.refused_connected)}")
-        self.log.info("group rebuilt", removed=plan.removed, kept=plan.kept,
-                      offline_kept=plan.offline_kept,
-                      refused_connected=plan.refused_connected)
-        return pb.RebuildGroupResponse(removed_charger_ids=plan.removed,
-                                       kept_charger_ids=plan.kept,
-                                       offline_kept_charger_ids=plan.offline_kept)
-
-    async def SetGroupLimit(self, request: pb.SetGroupLimitRequest,
-                            context: grpc.aio.ServicerContext
-                            ) -> pb.SetGroupLimitResponse:
-        # Above the installed limit: INVALID_ARGUMENT, like any value out of range. It
-        # is not FAILED_PRECONDITION: no state of the system makes it valid (the
-        # installed limit changes only with the config file and a restart).
-        installed = self.control.installed_limit_a
-        try:
-            previous = self.control.set_limit(request.limit_a)
-        except RequestError as err:
-            await self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT,
-                               audit.Kind.LIMIT_REFUSED, str(err))
-        self.log.info("group limit set", limit_a=request.limit_a, previous_limit_a=previous)
-        audit.record(self.security, audit.Kind.LIMIT_SET, context,
-                     f"group limit {previous:g} A -> {request.limit_a:g} A per phase "
-                     f"(installed {installed:g} A)")
-        return pb.SetGroupLimitResponse(limit_a=request.limit_a, previous_limit_a=previous,
-                                        installed_limit_a=installed)
-
-    async def AdmitMember(self, request: pb.AdmitMemberRequest,
-                          context: grpc.aio.ServicerContext) -> pb.AdmitMemberResponse:
-        cid = request.charger_id
-        problem = wire.charger_id_problem(cid)  # the check a Hello's charger id passes
-        if problem:
-            await self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT,
-                               audit.Kind.ADMIT_REFUSED, problem)
-        admitted = self.store.admit_id(cid, now_wall=datetime.now(UTC))
-        audit.record(self.security, audit.Kind.MEMBER_ADMITTED, context,
-                     f"charger {cid} admitted to group {self.config.group.name!r}"
-                     if admitted else f"charger {cid} was admitted already: nothing changed")
-        self.log.info("charger admitted", charger_id=cid, changed=admitted)
-        return pb.AdmitMemberResponse(charger_id=cid, admitted=admitted)
-
-    async def GetSecurityLog(self, request: pb.GetSecurityLogRequest,
-                             context: grpc.aio.ServicerContext
-                             ) -> pb.GetSecurityLogResponse:
-        return audit.newest(self.security, request.max_entries)
 
     # --- the cycle -----------------------------------------------------------------
     async def poll_ct(self) -> float | None:

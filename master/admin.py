@@ -1,0 +1,130 @@
+"""GroupAdmin: what io7ctl (and later the web UI) may ask of a running master.
+
+A mixin of `master.service.Master`, sharing its state (control core, membership store,
+status, security log); split out of service.py along the seam between the agents'
+stream (AgentLink) and the operators' calls.
+
+1. GetStatus and WatchStatus serve the status of the last cycle; WatchStatus sends each
+   new cycle's, at most every `min_interval_ms`.
+2. RebuildGroup forgets only the named, unconnected members (membership rule 3).
+3. SetGroupLimit may only lower the limit below the installed one (`group.limit_a`).
+4. AdmitMember lets a charger join a closed group; GetSecurityLog serves the newest
+   security events (master/audit.py). Every change and refusal goes to the security log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import NoReturn
+
+import grpc
+import structlog
+
+from hw.securitylog import SecurityLog
+from master import audit, wire
+from master.config import MasterConfig
+from master.control import GroupControl
+from master.errors import RequestError
+from master.membership import MembershipStore
+from protos.io7.cluster.v1 import cluster_pb2 as pb
+from protos.io7.cluster.v1 import cluster_pb2_grpc as pb_grpc
+
+
+class GroupAdminMixin(pb_grpc.GroupAdminServicer):
+    """The GroupAdmin methods; `Master` provides the state declared here."""
+
+    config: MasterConfig
+    control: GroupControl
+    store: MembershipStore
+    status: pb.GroupStatus
+    status_changed: asyncio.Condition
+    security: SecurityLog
+    log: structlog.stdlib.BoundLogger
+
+    async def _refuse(self, context: grpc.aio.ServicerContext, code: grpc.StatusCode,
+                      kind: audit.Kind, message: str) -> NoReturn:
+        """End this stream or request with `code`, after a security log entry."""
+        audit.record(self.security, kind, context, f"{code.name}: {message}")
+        await context.abort(code, message)
+        raise AssertionError("grpc.aio's abort raises")  # for the type checker
+
+    async def GetStatus(self, request: pb.GetStatusRequest,
+                        context: grpc.aio.ServicerContext) -> pb.GroupStatus:
+        return self.status
+
+    async def WatchStatus(self, request: pb.WatchStatusRequest,
+                          context: grpc.aio.ServicerContext
+                          ) -> AsyncIterator[pb.GroupStatus]:
+        min_interval = request.min_interval_ms / 1000.0
+        seen = -1
+        while True:
+            async with self.status_changed:
+                await self.status_changed.wait_for(
+                    lambda last=seen: self.status.cycle != last)  # type: ignore[misc]
+                status = self.status
+            seen = status.cycle
+            yield status
+            if min_interval > 0:
+                await asyncio.sleep(min_interval)
+
+    async def RebuildGroup(self, request: pb.RebuildGroupRequest,
+                           context: grpc.aio.ServicerContext
+                           ) -> pb.RebuildGroupResponse:
+        # Only the named, unconnected members go (membership rule 3): a cut-off charger
+        # still draws its lease, then its fail-safe current, so it keeps its reservation.
+        try:
+            plan = self.control.rebuild(request.removed_charger_ids)
+        except RequestError as err:
+            await self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT,
+                               audit.Kind.REBUILD_REFUSED, str(err))
+        self.store.forget(plan.removed)
+        audit.record(self.security, audit.Kind.GROUP_REBUILT, context, "removed "
+                     f"{list(plan.removed)}, kept {list(plan.kept)}, offline kept "
+                     f"{list(plan.offline_kept)}, named but connected "
+                     f"{list(plan.refused_connected)}")
+        self.log.info("group rebuilt", removed=plan.removed, kept=plan.kept,
+                      offline_kept=plan.offline_kept,
+                      refused_connected=plan.refused_connected)
+        return pb.RebuildGroupResponse(removed_charger_ids=plan.removed,
+                                       kept_charger_ids=plan.kept,
+                                       offline_kept_charger_ids=plan.offline_kept)
+
+    async def SetGroupLimit(self, request: pb.SetGroupLimitRequest,
+                            context: grpc.aio.ServicerContext
+                            ) -> pb.SetGroupLimitResponse:
+        # Above the installed limit: INVALID_ARGUMENT, like any value out of range. It
+        # is not FAILED_PRECONDITION: no state of the system makes it valid (the
+        # installed limit changes only with the config file and a restart).
+        installed = self.control.installed_limit_a
+        try:
+            previous = self.control.set_limit(request.limit_a)
+        except RequestError as err:
+            await self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT,
+                               audit.Kind.LIMIT_REFUSED, str(err))
+        self.log.info("group limit set", limit_a=request.limit_a, previous_limit_a=previous)
+        audit.record(self.security, audit.Kind.LIMIT_SET, context,
+                     f"group limit {previous:g} A -> {request.limit_a:g} A per phase "
+                     f"(installed {installed:g} A)")
+        return pb.SetGroupLimitResponse(limit_a=request.limit_a, previous_limit_a=previous,
+                                        installed_limit_a=installed)
+
+    async def AdmitMember(self, request: pb.AdmitMemberRequest,
+                          context: grpc.aio.ServicerContext) -> pb.AdmitMemberResponse:
+        cid = request.charger_id
+        problem = wire.charger_id_problem(cid)  # the check a Hello's charger id passes
+        if problem:
+            await self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT,
+                               audit.Kind.ADMIT_REFUSED, problem)
+        admitted = self.store.admit_id(cid, now_wall=datetime.now(UTC))
+        audit.record(self.security, audit.Kind.MEMBER_ADMITTED, context,
+                     f"charger {cid} admitted to group {self.config.group.name!r}"
+                     if admitted else f"charger {cid} was admitted already: nothing changed")
+        self.log.info("charger admitted", charger_id=cid, changed=admitted)
+        return pb.AdmitMemberResponse(charger_id=cid, admitted=admitted)
+
+    async def GetSecurityLog(self, request: pb.GetSecurityLogRequest,
+                             context: grpc.aio.ServicerContext
+                             ) -> pb.GetSecurityLogResponse:
+        return audit.newest(self.security, request.max_entries)
