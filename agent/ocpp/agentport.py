@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Protocol
 
 from agent.config import AgentConfig
@@ -40,6 +41,7 @@ class ChargerAgent(Protocol):
     """What `OcppPort` needs from the agent (agent.service.Agent)."""
 
     hard_reset_requested: bool  # the step resets the charger's latched faults
+    config: AgentConfig
 
     @property
     def sockets(self) -> Mapping[int, object]:
@@ -82,3 +84,7 @@ class OcppPort:
     def reset(self, hard: bool) -> None:
         if hard:
             self.agent.hard_reset_requested = True
+
+    @property
+    def state_dir(self) -> Path:
+        return self.agent.config.state_dir

@@ -19,7 +19,8 @@ Rules:
     where the answer has no Rejected (UnlockConnector). Follow-ups (TriggerMessage) and the
     end of the session (Reset, new AuthorizationKey) come in `@after`, once the answer is
     out, through this session's own tasks. The Core and Remote Trigger commands live in
-    agent.ocpp.corehandlers, the transaction side in agent.ocpp.handlers.
+    agent.ocpp.corehandlers, the transaction side in agent.ocpp.handlers, the security
+    whitepaper's in agent.ocpp.securityhandlers.
  5. A CALL whose payload breaks the 1.6 JSON schema gets the OCPP-J 1.6 CallError (section
     4.2.3): missing field ProtocolError, wrong type or too long TypeConstraintViolation,
     unknown field FormationViolation, a value outside its enumeration or range
@@ -63,6 +64,7 @@ from ocpp.v16.enums import (
 )
 
 from agent.ocpp.callerrors import payload_error
+from agent.ocpp.certstore import CertStore
 from agent.ocpp.configkeys import (
     ChangeStatus,
     ConfigurationStore,
@@ -71,6 +73,8 @@ from agent.ocpp.corehandlers import ChargerPort, CoreHandlers, SessionEnd
 from agent.ocpp.frames import Refusal, screen, unknown_action_error
 from agent.ocpp.handlers import TransactionHandlers
 from agent.ocpp.reports import VENDOR, BootIdentity, StatusBoard, StatusReport
+from agent.ocpp.security import SecurityEvents
+from agent.ocpp.securityhandlers import SecurityHandlers
 
 if TYPE_CHECKING:
     from agent.ocpp.sessions import OcppSessions
@@ -84,17 +88,22 @@ def iso(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-class ChargePoint(CoreHandlers, TransactionHandlers, _LibChargePoint):  # type: ignore[misc]
+class ChargePoint(CoreHandlers, TransactionHandlers, SecurityHandlers,
+                  _LibChargePoint):  # type: ignore[misc]
     """One websocket's charge point. `run` until the stop event or a Reset."""
 
     def __init__(self, charge_point_id: str, connection: Any, *, identity: BootIdentity,
                  port: ChargerPort, settings: ConfigurationStore, board: StatusBoard,
                  on_registration: Callable[[RegistrationStatus], None] = lambda _: None,
-                 response_timeout_s: float = 30.0, sessions: OcppSessions | None = None
+                 response_timeout_s: float = 30.0, sessions: OcppSessions | None = None,
+                 security: SecurityEvents | None = None, certs: CertStore | None = None,
+                 check_profile: Callable[[int], str | None] = lambda _: "not supported"
                  ) -> None:
         super().__init__(charge_point_id, connection, response_timeout=response_timeout_s)
         self.identity, self.port, self.settings, self.board = identity, port, settings, board
         self.sessions = sessions
+        self.security = security or SecurityEvents(None, charge_point_id=charge_point_id)
+        self.certs, self.check_profile = certs, check_profile
         self.on_registration = on_registration
         self.log = log.bind(charger_id=charge_point_id)
         self.registration: RegistrationStatus | None = None
@@ -210,6 +219,8 @@ class ChargePoint(CoreHandlers, TransactionHandlers, _LibChargePoint):  # type: 
                     status=DiagnosticsStatus.idle))
             elif message == MessageTrigger.firmware_status_notification:
                 await self.request(call.FirmwareStatusNotification(status=FirmwareStatus.idle))
+            elif message == MessageTrigger.sign_charge_point_certificate:
+                await self._sign_certificate()
             elif message == MessageTrigger.meter_values and self.sessions is not None:
                 for payload in self.sessions.meter_values_now(connector_id):
                     await self.request(call.MeterValues(**camel_to_snake_case(payload)))
@@ -264,6 +275,7 @@ class ChargePoint(CoreHandlers, TransactionHandlers, _LibChargePoint):  # type: 
             and self.registration != RegistrationStatus.rejected
         self.log.warning("CSMS frame refused", code=refusal.error.code, why=refusal.why,
                          unique_id=refusal.reply_to or refusal.fails, answered=answer)
+        self.security.record("InvalidMessages", f"{refusal.error.code}: {refusal.why}")
         e = refusal.error
         if answer:
             assert refusal.reply_to is not None

@@ -6,9 +6,9 @@ changed survives a power cut), next to the other agent.ocpp tables.
 
 Rules:
  1. `KEYS` lists every standard key this project supports (OCPP 1.6 ch. 9, security
-    whitepaper ed. 2 for AuthorizationKey) with its type, range, read-only flag and
-    default. A key not listed is unknown: ChangeConfiguration answers NotSupported,
-    GetConfiguration lists it under unknownKey.
+    whitepaper ed. 2 for AuthorizationKey, SecurityProfile and the certificate store)
+    with its type, range, read-only flag and default. A key not listed is unknown:
+    ChangeConfiguration answers NotSupported, GetConfiguration lists it under unknownKey.
  2. Keys are CiString50 (case-insensitive); answers use the spelling of `KEYS`.
  3. A new value is checked against its spec before anything is stored: a read-only key or
     a bad value is Rejected and changes nothing. Values are stored normalised (booleans
@@ -32,6 +32,7 @@ from types import MappingProxyType
 
 import structlog
 
+from agent.ocpp.certstore import MAX_CHAIN_CHARS, MAX_ROOTS
 from agent.ocpp.durable import connect_durable
 from agent.ocpp.keyvalues import HOW_TO_FIX, rotation_problem, weak_key_problem
 
@@ -212,6 +213,13 @@ _SPECS = (
     # reconnects with a new one at once.
     KeySpec(name="AuthorizationKey", kind=Kind.HEX, default=None, write_only=True, lo=16,
             hi=20, effect=Effect.RECONNECT, vet=_strong),
+    # Security whitepaper ed. 2: the profile in force (the agent gives the file's; a
+    # change goes through agent.ocpp.security rule 3 first, and reconnects), and the
+    # certificate store's limits (agent.ocpp.certstore).
+    _int("SecurityProfile", 0, 0, 3, effect=Effect.RECONNECT),
+    _int("CertificateSignedMaxChainSize", MAX_CHAIN_CHARS, 0, MAX_CHAIN_CHARS,
+         readonly=True),
+    _int("CertificateStoreMaxLength", MAX_ROOTS, 0, MAX_ROOTS, readonly=True),
 )
 KEYS: Mapping[str, KeySpec] = MappingProxyType({s.name.lower(): s for s in _SPECS})
 
@@ -284,6 +292,14 @@ class ConfigurationStore:
                 self._stored[spec.name] = spec.parse(value)
             except InvalidValueError as err:  # a key this version dropped or narrowed
                 log.warning("stored configuration value ignored", key=key, why=str(err))
+
+    def give(self, key: str, value: str) -> None:
+        """Like `given` at construction: the value `key` has until the CSMS changes it.
+        ValueError for an unknown key or a bad value."""
+        spec = key_spec(key)
+        if spec is None:
+            raise ValueError(f"{key} is not a configuration key")
+        self._given[spec.name] = spec.parse(value)
 
     def value(self, key: str) -> str | None:
         """The key's value (write-only ones too: the shell needs them), None if unset.

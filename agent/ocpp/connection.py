@@ -5,8 +5,15 @@ Rules:
     subprotocol "ocpp1.6"; a CSMS that does not confirm the subprotocol is left.
  2. Security profiles (OCPP 1.6 security whitepaper ed. 2): 0 = none; 1 = HTTP Basic auth
     (username = charge point id, password = AuthorizationKey) over ws://; 2 = the same
-    over wss://, the CSMS certificate verified against `ca_file` (or the system's CAs).
-    A key the CSMS set (ChangeConfiguration AuthorizationKey, hex) wins over the file's.
+    over wss://, the CSMS certificate verified against `ca_file` (or the system's CAs)
+    and the Central System roots the CSMS installed (agent.ocpp.certstore); 3 = wss://
+    with the charge point's client certificate and no Basic auth. A key the CSMS set
+    (ChangeConfiguration AuthorizationKey, hex) wins over the file's, and so does a
+    certificate it signed (CertificateSigned); the profile in force is the higher of the
+    file's and the one the CSMS set (agent.ocpp.security rule 3).
+ 2a. Security events (agent.ocpp.security): StartupOfTheDevice when `run` starts; a
+    refused connection, an untrusted CSMS certificate and a TLS version or cipher suite
+    the CSMS would not speak go to the security log. The log is `<state_dir>/security.jsonl`.
  3. Reconnect after a failure with capped exponential backoff and jitter (`Backoff`); the
     count restarts once a boot is Accepted. A Reset or a new AuthorizationKey reconnects
     at once (a Reset after the charger's part of it, `ChargerPort.reset`).
@@ -31,8 +38,9 @@ import contextlib
 import enum
 import random
 import ssl
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -41,17 +49,21 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 from websockets.typing import Subprotocol
 
+from agent.ocpp.certstore import CertStore
 from agent.ocpp.chargepoint import ChargePoint
 from agent.ocpp.configkeys import ConfigurationStore
 from agent.ocpp.corehandlers import ChargerPort, SessionEnd
 from agent.ocpp.frames import MAX_FRAME_BYTES
 from agent.ocpp.reports import BootIdentity, StatusBoard, StatusReport
+from agent.ocpp.security import SecurityEvents, profile_change_problem
 from agent.ocpp.sessions import OcppSessions
 from agent.ocpp.settings import OcppSettings
+from hw.securitylog import SecurityLog
 
 SUBPROTOCOL = Subprotocol("ocpp1.6")
 OPEN_TIMEOUT_S = 10.0  # team choice: a websocket handshake over 4G takes seconds
 CLOSE_TIMEOUT_S = 2.0
+SECURITY_LOG = "security.jsonl"  # the agent's security log in its state folder
 log = structlog.get_logger("agent.ocpp")
 
 
@@ -97,14 +109,20 @@ def basic_auth(charge_point_id: str, password: bytes) -> str:
     return f"Basic {token}"
 
 
-def tls_context(settings: OcppSettings) -> ssl.SSLContext | None:
-    """For wss://: verify the CSMS against `ca_file` (or the system's CAs) and its name.
-    OSError or ssl.SSLError if the CA file cannot be read."""
+def tls_context(settings: OcppSettings, *, roots: Sequence[Path] = (),
+                client: tuple[Path, Path] | None = None) -> ssl.SSLContext | None:
+    """For wss://: verify the CSMS against `ca_file` (or the system's CAs) and `roots`,
+    and its name; with `client` (certificate chain, key), present that certificate
+    (profile 3). OSError or ssl.SSLError if a file cannot be read."""
     if not settings.url.startswith("wss://"):
         return None
     cafile = str(settings.ca_file) if settings.ca_file is not None else None
     context = ssl.create_default_context(cafile=cafile)
+    for root in roots:
+        context.load_verify_locations(cafile=str(root))
     context.minimum_version = ssl.TLSVersion.TLSv1_2  # whitepaper: TLS 1.2 or later
+    if client is not None:
+        context.load_cert_chain(str(client[0]), str(client[1]))
     return context
 
 
@@ -115,8 +133,19 @@ class OcppClient:
                  store: ConfigurationStore, backoff: Backoff | None = None,
                  rng: random.Random | None = None, response_timeout_s: float = 30.0,
                  sessions: OcppSessions | None = None) -> None:
+        """OSError if the state folder's certificate store or security log cannot be
+        made."""
         self.settings, self.identity, self.port, self.store = settings, identity, port, store
         self.sessions = sessions
+        store.give("SecurityProfile", str(settings.security_profile))
+        self.certs = CertStore(port.state_dir, charge_point_id=settings.charge_point_id,
+                               trusted=[] if settings.ca_file is None else [settings.ca_file],
+                               cpo_name=settings.cpo_name)
+        self.security_log = SecurityLog(port.state_dir / SECURITY_LOG)
+        self.security = SecurityEvents(
+            self.security_log, charge_point_id=settings.charge_point_id,
+            outbox=None if sessions is None else sessions.store,
+            wake=(lambda: None) if sessions is None else sessions.outbox_ready.set)
         self.backoff = backoff or Backoff()
         self.rng = rng or random.Random()
         self.response_timeout_s = response_timeout_s
@@ -130,9 +159,30 @@ class OcppClient:
         for report in reports:
             self.board.publish(report)
 
+    def profile(self) -> int:
+        """Rule 2: the security profile in force."""
+        return max(self.settings.security_profile, self.store.integer("SecurityProfile"))
+
+    def client_pair(self) -> tuple[Path, Path] | None:
+        """Rule 2: the client certificate and key: the CSMS-signed one, else the file's."""
+        installed = self.certs.client_pair()
+        if installed is not None:
+            return installed
+        s = self.settings
+        return None if s.client_cert is None or s.client_key is None \
+            else (s.client_cert, s.client_key)
+
+    def profile_change_problem(self, new: int) -> str | None:
+        """agent.ocpp.security rule 3 for this charge point."""
+        has_key = self.store.value("AuthorizationKey") is not None \
+            or self.settings.authorization_key is not None
+        return profile_change_problem(current=self.profile(), new=new, url=self.settings.url,
+                                      has_key=has_key,
+                                      has_client_cert=self.client_pair() is not None)
+
     def password(self) -> bytes | None:
-        """Rule 2: the Basic auth password, None with profile 0."""
-        if self.settings.security_profile == 0:
+        """Rule 2: the Basic auth password, None with profiles 0 and 3."""
+        if self.profile() in (0, 3):
             return None
         stored = self.store.value("AuthorizationKey")
         if stored is not None:
@@ -144,6 +194,14 @@ class OcppClient:
         """Keep a registered connection until `stop` is set; never raises but for a cancel
         (a dropped or refused connection is logged and retried, any other error too)."""
         uri = endpoint_uri(self.settings)
+        self.security.record("StartupOfTheDevice", f"OCPP link starting, security profile "
+                             f"{self.profile()}")
+        try:
+            await self._run(uri, stop)
+        finally:
+            self.security_log.close()
+
+    async def _run(self, uri: str, stop: asyncio.Event) -> None:
         while not stop.is_set():
             self._set(LinkState.CONNECTING, url=uri)
             try:
@@ -178,7 +236,7 @@ class OcppClient:
         why = ""
         try:
             async with connect(uri, subprotocols=[SUBPROTOCOL], additional_headers=headers,
-                               ssl=tls_context(self.settings), open_timeout=OPEN_TIMEOUT_S,
+                               ssl=self._tls(), open_timeout=OPEN_TIMEOUT_S,
                                close_timeout=CLOSE_TIMEOUT_S, ping_interval=ping_s,
                                ping_timeout=ping_s, max_size=MAX_FRAME_BYTES) as ws:
                 if ws.subprotocol != SUBPROTOCOL:
@@ -188,13 +246,24 @@ class OcppClient:
                                  port=self.port, settings=self.store, board=self.board,
                                  on_registration=self._registered,
                                  response_timeout_s=self.response_timeout_s,
-                                 sessions=self.sessions)
+                                 sessions=self.sessions, security=self.security,
+                                 certs=self.certs,
+                                 check_profile=self.profile_change_problem)
                 return await cp.run(stop), ""
         except* InvalidStatus as group:
             why = _refusal(group.exceptions[0])
+            if _status(group.exceptions[0]) in (401, 403):
+                self.security.record("FailedToAuthenticateAtCentralSystem", why, peer=uri)
         except* (WebSocketException, OSError, TimeoutError) as group:
             why = _describe(group.exceptions[0])
+            event = _tls_event(group.exceptions[0])
+            if event is not None:
+                self.security.record(event, why, peer=uri)
         return None, why
+
+    def _tls(self) -> ssl.SSLContext | None:
+        return tls_context(self.settings, roots=self.certs.root_files(),
+                           client=self.client_pair() if self.profile() == 3 else None)
 
     def _registered(self, status: RegistrationStatus) -> None:
         state = {RegistrationStatus.accepted: LinkState.ACCEPTED,
@@ -210,9 +279,26 @@ class OcppClient:
         self.state = state
 
 
+def _status(err: BaseException) -> object:
+    return getattr(getattr(err, "response", None), "status_code", "?")
+
+
+def _tls_event(err: BaseException) -> str | None:
+    """Rule 2a: the security event of a failed TLS handshake, None for other errors."""
+    if isinstance(err, ssl.SSLCertVerificationError):
+        return "InvalidCentralSystemCertificate"
+    reason = str(getattr(err, "reason", "") or "") if isinstance(err, ssl.SSLError) else ""
+    if "VERSION" in reason:  # e.g. TLSV1_ALERT_PROTOCOL_VERSION, UNSUPPORTED_PROTOCOL
+        return "InvalidTLSVersion"
+    if "CIPHER" in reason or reason == "SSLV3_ALERT_HANDSHAKE_FAILURE":
+        return "InvalidTLSCipherSuite"
+    return None
+
+
 def _refusal(err: BaseException) -> str:
-    status = getattr(getattr(err, "response", None), "status_code", "?")
-    hint = " (check charge_point_id and authorization_key)" if status in (401, 403) else ""
+    status = _status(err)
+    hint = " (check charge_point_id, authorization_key or client_cert)" \
+        if status in (401, 403) else ""
     return f"the CSMS refused the connection: HTTP {status}{hint}"
 
 

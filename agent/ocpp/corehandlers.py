@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from ocpp.exceptions import OccurenceConstraintViolationError, PropertyConstraintViolationError
@@ -35,6 +36,7 @@ from agent.ocpp.transactions import StopReason
 if TYPE_CHECKING:
     import structlog
 
+    from agent.ocpp.security import SecurityEvents
     from agent.ocpp.sessions import OcppSessions
 
 # Team choice: a stop needs one agent step (0.25 s) and one CSMS answer (seconds over
@@ -68,6 +70,10 @@ class ChargerPort(Protocol):
         """The charger's part of a Reset, after the session ended (hard: clear latched
         faults)."""
 
+    @property
+    def state_dir(self) -> Path:
+        """The charger's state folder (certificates, security log)."""
+
 
 class SessionEnd(enum.Enum):
     """Why `ChargePoint.run` returned before its stop event."""
@@ -100,15 +106,19 @@ class CoreHandlers:
     _work: list[asyncio.Task[Any]]
     _triggers: asyncio.Queue[tuple[MessageTrigger, int | None]]
     _end_after_answer: SessionEnd | None
+    security: SecurityEvents
 
-    if TYPE_CHECKING:  # the ChargePoint's
+    if TYPE_CHECKING:  # the ChargePoint's and SecurityHandlers'
         def _finish(self, end: SessionEnd) -> None: ...
+
+        def change_security_profile(self, value: str) -> call_result.ChangeConfiguration: ...
 
     @_on(Action.reset)
     def on_reset(self, type: str, **_: Any) -> call_result.Reset:
         stopped = [] if self.sessions is None else self.sessions.stop_all(
             StopReason.HARD_RESET if type == ResetType.hard else StopReason.SOFT_RESET)
         self.log.info("reset requested", type=type, transactions_stopped_on=stopped)
+        self.security.record("ResetOrReboot", f"{type} reset requested by the CSMS")
         return call_result.Reset(status=ResetStatus.accepted)
 
     @_after(Action.reset)
@@ -171,7 +181,12 @@ class CoreHandlers:
     @_on(Action.change_configuration)
     def on_change_configuration(self, key: str, value: str, **_: Any
                                 ) -> call_result.ChangeConfiguration:
+        if key.strip().lower() == "securityprofile":
+            return self.change_security_profile(value)
         outcome = self.settings.change(key, value)
+        if outcome.key == "AuthorizationKey":  # the why may quote the value: not logged
+            self.security.record("ReconfigurationOfSecurityParameters",
+                                 f"AuthorizationKey change {outcome.status.value}")
         shown = "(write-only)" if outcome.key == "AuthorizationKey" else value
         self.log.info("configuration change", key=outcome.key, value=shown,
                       status=outcome.status.value, why=outcome.why)

@@ -11,12 +11,17 @@ and so are Basic auth keys that are placeholders or guessable (agent.ocpp.keyval
                                   # charge point id to the path (--csms-url overrides)
     charge_point_id = "io7-garage-01"  # default: the [charger] id
     security_profile = 2          # 0 none | 1 HTTP Basic auth over ws:// | 2 Basic auth
-                                  # over wss:// (OCPP 1.6 security whitepaper ed. 2)
+                                  # over wss:// | 3 TLS with the charge point's client
+                                  # certificate (OCPP 1.6 security whitepaper ed. 2)
     authorization_key = "..."     # profiles 1, 2: the Basic auth password, 16-40
                                   # printable ASCII characters (username = the id), random:
                                   # placeholders and guessable keys are refused
     ca_file = "csms-ca.pem"       # wss://: the CA that signed the CSMS's certificate;
                                   # default: the system's CAs
+    client_cert = "cp-cert.pem"   # wss://, required by profile 3: the charge point's
+    client_key = "cp-key.pem"     # certificate (CN = charge_point_id) and its key (0600);
+                                  # one the CSMS installs (CertificateSigned) wins
+    cpo_name = "Example CPO"      # optional: O of the CSRs (SignCertificate)
     serial_number = "..."         # optional: BootNotification chargePointSerialNumber
     auth_mode = "csms"            # none | local_list | csms (manual 6.5); default none
     free_id_tag = "io7-garage-01" # auth_mode none: the idTag of plug-in transactions,
@@ -40,12 +45,14 @@ from urllib.parse import urlsplit
 from agent.configtable import ID_RE, AgentTable
 from agent.errors import ConfigError
 from agent.ocpp.auth import AuthMode, check_id_tag
+from agent.ocpp.certstore import client_pair_problem
 from agent.ocpp.keyvalues import HOW_TO_FIX, weak_key_problem
 from agent.ocpp.ukdefault import UkDefaultSettings, uk_default_from_table
 
-OCPP_SECURITY_PROFILES = (0, 1, 2)  # security whitepaper ed. 2; 3 (client certs): not yet
+OCPP_SECURITY_PROFILES = (0, 1, 2, 3)  # security whitepaper ed. 2
 AUTHORIZATION_KEY_CHARS = (16, 40)  # OCPP passwordString: 16-40 characters
 SERIAL_NUMBER_MAX = 25  # BootNotification chargePointSerialNumber: CiString25
+CPO_NAME_MAX = 64  # X.520 organizationName: at most 64 characters
 ID_TAG_MAX = 20  # OCPP 1.6 IdToken: CiString20
 
 
@@ -58,6 +65,9 @@ class OcppSettings:
     security_profile: int = 0
     authorization_key: str | None = None  # profiles 1, 2; a key the CSMS sets wins
     ca_file: Path | None = None  # wss://; None: the system's CAs
+    client_cert: Path | None = None  # wss://; profile 3 (agent.ocpp.certstore)
+    client_key: Path | None = None
+    cpo_name: str | None = None  # O of the CSRs
     serial_number: str | None = None
     auth_mode: AuthMode = AuthMode.NONE
     free_id_tag: str = "io7"  # the loader defaults it to the charge point id
@@ -82,14 +92,15 @@ def read_ocpp(t: AgentTable, charger_id: str) -> OcppSettings | None:
                       "'-' (it becomes part of the URL and the Basic auth username)")
     key = t.raw("authorization_key", None)
     lo, hi = AUTHORIZATION_KEY_CHARS
-    if profile == 0 and key is not None:
+    if profile in (0, 3) and key is not None:
         raise t.error("authorization_key", "is only sent with security_profile 1 or 2: "
                       "set the profile, or remove the key")
-    if profile > 0 and not (isinstance(key, str) and lo <= len(key) <= hi
+    if profile in (1, 2) and not (isinstance(key, str) and lo <= len(key) <= hi
                             and all(" " <= c <= "~" for c in key)):
         raise t.error("authorization_key", f"security_profile {profile} needs the Basic "
                       f"auth password: {lo}-{hi} printable ASCII characters")
-    weak = weak_key_problem(key.encode()) if isinstance(key, str) and profile > 0 else None
+    weak = weak_key_problem(key.encode()) if isinstance(key, str) and profile in (1, 2) \
+        else None
     if weak is not None:
         raise t.error("authorization_key", f"{weak}: {HOW_TO_FIX}")
     ca_file = None
@@ -100,6 +111,10 @@ def read_ocpp(t: AgentTable, charger_id: str) -> OcppSettings | None:
         ca_file = ca_file if ca_file.is_absolute() else t.file.parent / ca_file
         if not ca_file.is_file():
             raise t.error("ca_file", f"no such file: {ca_file}")
+    client_cert, client_key = _client_pair(t, url, profile)
+    cpo = t.raw("cpo_name", None)
+    if cpo is not None and not (isinstance(cpo, str) and 1 <= len(cpo) <= CPO_NAME_MAX):
+        raise t.error("cpo_name", f"must be 1-{CPO_NAME_MAX} characters, not {cpo!r}")
     serial = t.raw("serial_number", None)
     if serial is not None and not (isinstance(serial, str)
                                    and 1 <= len(serial) <= SERIAL_NUMBER_MAX):
@@ -128,9 +143,37 @@ def read_ocpp(t: AgentTable, charger_id: str) -> OcppSettings | None:
         uk_t.skip_rest()
     t.done()
     return OcppSettings(url=url, charge_point_id=cp_id, security_profile=profile,
-                        authorization_key=key, ca_file=ca_file, serial_number=serial,
+                        authorization_key=key, ca_file=ca_file, client_cert=client_cert,
+                        client_key=client_key, cpo_name=cpo, serial_number=serial,
                         auth_mode=mode, free_id_tag=free, local_list=tuple(tags),
                         uk_default=uk)
+
+
+def _client_pair(t: AgentTable, url: str, profile: int) -> tuple[Path | None, Path | None]:
+    """client_cert and client_key: both or neither, wss:// only, required by profile 3,
+    readable, each other's, the key 0600."""
+    given = {k: t.raw(k, None) is not None for k in ("client_cert", "client_key")}
+    if not any(given.values()):
+        if profile == 3:
+            raise t.error("client_cert", "security_profile 3 needs the charge point's "
+                          "certificate: set client_cert and client_key")
+        return None, None
+    if not all(given.values()):
+        missing = next(k for k, v in given.items() if not v)
+        raise t.error(missing, "client_cert and client_key go together: set both")
+    if not url.startswith("wss://"):
+        raise t.error("client_cert", "is only used with a wss:// url")
+    paths = []
+    for name in ("client_cert", "client_key"):
+        path = Path(t.string(name))
+        path = path if path.is_absolute() else t.file.parent / path
+        if not path.is_file():
+            raise t.error(name, f"no such file: {path}")
+        paths.append(path)
+    problem = client_pair_problem(paths[0], paths[1])
+    if problem is not None:
+        raise t.error("client_key", problem)
+    return paths[0], paths[1]
 
 
 def ocpp_url_problem(url: str, security_profile: int) -> str | None:
@@ -148,6 +191,8 @@ def ocpp_url_problem(url: str, security_profile: int) -> str | None:
         return "security_profile 1 is Basic auth over ws://: use a ws:// url, or profile 2"
     if security_profile == 2 and parts.scheme != "wss":
         return "security_profile 2 is Basic auth over TLS: use a wss:// url"
+    if security_profile == 3 and parts.scheme != "wss":
+        return "security_profile 3 is TLS with a client certificate: use a wss:// url"
     return None
 
 
@@ -160,5 +205,7 @@ def with_url(ocpp: OcppSettings | None, url: str, *, charger_id: str,
     problem = ocpp_url_problem(url, ocpp.security_profile)
     if problem:
         raise ConfigError(file=file, key="ocpp.url (--csms-url)", problem=problem)
-    ca_file = ocpp.ca_file if url.startswith("wss://") else None
-    return replace(ocpp, url=url, ca_file=ca_file)
+    tls = url.startswith("wss://")
+    return replace(ocpp, url=url, ca_file=ocpp.ca_file if tls else None,
+                   client_cert=ocpp.client_cert if tls else None,
+                   client_key=ocpp.client_key if tls else None)

@@ -8,7 +8,8 @@ WAL has been fsynced, before it returns. Several writes of one call share one SQ
 transaction.
 
 Rules, in order:
- 1. Outbox: a FIFO of transaction-related messages. Each gets a seq and an OCPP unique id
+ 1. Outbox: a FIFO of transaction-related messages (and SecurityEventNotification,
+    agent.ocpp.security rule 2). Each gets a seq and an OCPP unique id
     (a uuid) at enqueue, kept for every resend. `peek` hands out the oldest; `delivered`
     (only for that one) removes it and, for a StartTransaction, records local id ->
     CSMS transactionId from the answer, in the same SQLite transaction.
@@ -175,7 +176,9 @@ class OcppStore(AuthLists):
         except (TypeError, ValueError) as exc:
             raise OutboxError(f"{m.action.value} payload is not JSON: {exc}") from exc
         if tx_id is None:
-            if m.action is not OutboxAction.METER_VALUES or "transactionId" in p:
+            if m.action is OutboxAction.SECURITY_EVENT_NOTIFICATION:
+                pass  # no transaction
+            elif m.action is not OutboxAction.METER_VALUES or "transactionId" in p:
                 raise OutboxError(f"{m.action.value} needs local_tx_id (the placeholder "
                                   "in transactionId)")
         elif m.action is not OutboxAction.START_TRANSACTION and p.get("transactionId") != tx_id:

@@ -85,11 +85,13 @@ class StopReason(enum.Enum):
 
 
 class OutboxAction(enum.Enum):
-    """The transaction-related OCPP actions that go through the durable outbox."""
+    """The OCPP actions that go through the durable outbox: transaction-related ones, and
+    the security whitepaper's SecurityEventNotification (agent.ocpp.security rule 2)."""
 
     START_TRANSACTION = "StartTransaction"
     METER_VALUES = "MeterValues"
     STOP_TRANSACTION = "StopTransaction"
+    SECURITY_EVENT_NOTIFICATION = "SecurityEventNotification"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -2,6 +2,7 @@
 
     python -m hw.sim.csms --listen 127.0.0.1:9000 [--password ID=KEY ...]
                           [--boot Pending,Accepted] [--heartbeat-s 300] [--cert F --key F]
+                          [--client-ca F]
 
 prints one JSON line {"listening": "ws://127.0.0.1:9000"} and serves until SIGINT/SIGTERM.
 It is the ocpp library's `ChargePoint` used from the server side, one per connection, on
@@ -12,14 +13,20 @@ Rules:
     path segment is its id. A newer connection of the same id replaces the older one.
  2. With `passwords`, HTTP Basic auth (security profiles 1 and 2) is checked before the
     websocket opens: username = the id, password as set; otherwise HTTP 401. With an
-    `ssl` context the server speaks wss://.
+    `ssl` context the server speaks wss://; one with verify_mode CERT_REQUIRED refuses a
+    client without a certificate its CA signed at the handshake (security profile 3),
+    and with `check_client_id` the certificate's subject CN must be the charge point id
+    of the path, otherwise HTTP 403. The client certificate of each charge point's last
+    connection is kept (`client_certificate`, DER).
  3. Boots are answered from `boot_replies` in turn per charge point (e.g. Pending, then
     Accepted; the last one repeats), with `retry_interval_s` while Pending/Rejected and
     `heartbeat_interval_s` once Accepted.
  4. Every CALL a charge point sends is recorded in order (`received`, valid or not, with
     its unique id) and logged. Authorize accepts every idTag unless `id_tags` says
     otherwise; transactions are numbered 1, 2, ... per CSMS; StopTransaction, MeterValues
-    and status messages are acknowledged; DataTransfer gets UnknownVendorId.
+    and status messages are acknowledged; DataTransfer gets UnknownVendorId;
+    SecurityEventNotification is acknowledged and SignCertificate Accepted (a test signs
+    the CSR and sends CertificateSigned with `call`).
  5. `call` sends any command to a connected charge point and returns its answer (an
     OCPPError for a CallError); `call_raw` sends a payload as it is, without validation,
     and returns the raw answer (for tests of malformed CALLs); `send_frame` sends any text
@@ -50,7 +57,13 @@ from ocpp.messages import Call, MessageType
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint as _LibChargePoint
 from ocpp.v16 import call_result
-from ocpp.v16.enums import Action, AuthorizationStatus, DataTransferStatus, RegistrationStatus
+from ocpp.v16.enums import (
+    Action,
+    AuthorizationStatus,
+    DataTransferStatus,
+    GenericStatus,
+    RegistrationStatus,
+)
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
@@ -187,6 +200,15 @@ class _Session(_LibChargePoint):  # type: ignore[misc]  # ocpp ships no type hin
     def on_data_transfer(self, **_: Any) -> call_result.DataTransfer:
         return call_result.DataTransfer(status=DataTransferStatus.unknown_vendor_id)
 
+    @_on(Action.security_event_notification)
+    def on_security_event_notification(self, **_: Any
+                                       ) -> call_result.SecurityEventNotification:
+        return call_result.SecurityEventNotification()
+
+    @_on(Action.sign_certificate)
+    def on_sign_certificate(self, **_: Any) -> call_result.SignCertificate:
+        return call_result.SignCertificate(status=GenericStatus.accepted)
+
 
 class Csms:
     """The back office. `async with Csms(...) as csms:` serves on `csms.url`."""
@@ -196,7 +218,7 @@ class Csms:
                  passwords: Mapping[str, bytes] | None = None,
                  ssl_context: ssl.SSLContext | None = None,
                  id_tags: Mapping[str, str] | None = None,
-                 response_timeout_s: float = 10.0) -> None:
+                 response_timeout_s: float = 10.0, check_client_id: bool = False) -> None:
         if not boot_replies:
             raise ValueError("boot_replies: give at least one reply")
         self.boot_replies = tuple(RegistrationStatus(r) for r in boot_replies)
@@ -204,6 +226,8 @@ class Csms:
         self.heartbeat_interval_s = heartbeat_interval_s
         self.passwords = dict(passwords) if passwords is not None else None
         self.ssl_context = ssl_context
+        self.check_client_id = check_client_id
+        self.client_certs: dict[str, bytes] = {}
         self.id_tags = dict(id_tags) if id_tags is not None else None
         self.response_timeout_s = response_timeout_s
         self.transactions = 0
@@ -240,6 +264,10 @@ class Csms:
     # --- what tests look at ------------------------------------------------------------
     def connected(self) -> set[str]:
         return set(self._sessions)
+
+    def client_certificate(self, charge_point_id: str) -> bytes | None:
+        """The DER client certificate of the charge point's last accepted connection."""
+        return self.client_certs.get(charge_point_id)
 
     def mark(self) -> int:
         """A position in the record: `wait_for(..., since=mark)` looks only after it."""
@@ -306,6 +334,17 @@ class Csms:
         cp_id = _charge_point_id(request.path)
         if not cp_id:
             return connection.respond(http.HTTPStatus.NOT_FOUND, "no charge point id\n")
+        tls = connection.transport.get_extra_info("ssl_object")
+        der = tls.getpeercert(binary_form=True) if tls is not None else None
+        if self.check_client_id:
+            names = _subject_cns(tls.getpeercert() if tls is not None else None)
+            if names != [cp_id]:
+                log.warning("refused: client certificate names another charge point",
+                            charge_point_id=cp_id, certificate_cn=names)
+                return connection.respond(http.HTTPStatus.FORBIDDEN,
+                                          "certificate does not match the charge point id\n")
+        if der is not None:
+            self.client_certs[cp_id] = der
         if self.passwords is not None:
             expected = self.passwords.get(cp_id)
             given = request.headers.get("Authorization", "")
@@ -331,6 +370,14 @@ class Csms:
                 del self._sessions[cp_id]
 
 
+def _subject_cns(peer: Any) -> list[str]:
+    """The subject commonNames of a verified peer certificate (ssl's getpeercert())."""
+    if not peer:
+        return []
+    return [value for rdn in peer.get("subject", ()) for key, value in rdn
+            if key == "commonName"]
+
+
 def _charge_point_id(path: str) -> str:
     return urlsplit(path).path.rstrip("/").rpartition("/")[2]
 
@@ -346,6 +393,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--heartbeat-s", type=int, default=300, help="heartbeat interval")
     ap.add_argument("--cert", help="PEM certificate chain: serve wss://")
     ap.add_argument("--key", help="PEM private key of --cert")
+    ap.add_argument("--client-ca", help="require client certificates signed by this CA "
+                    "whose CN is the charge point id (security profile 3); needs --cert")
     ap.add_argument("--log-level", default="info")
     args = ap.parse_args(argv)
     host, _, port = args.listen.rpartition(":")
@@ -358,13 +407,18 @@ def main(argv: list[str] | None = None) -> int:
             ap.error("--password takes ID=KEY")
         passwords = {cp: key.encode() for cp, _, key in pairs}
     context = None
+    if args.client_ca and not args.cert:
+        ap.error("--client-ca needs --cert and --key (client certificates need wss://)")
     if args.cert:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(args.cert, args.key)
+        if args.client_ca:
+            context.verify_mode = ssl.CERT_REQUIRED
+            context.load_verify_locations(cafile=args.client_ca)
     try:
         csms = Csms(boot_replies=args.boot.split(","), retry_interval_s=args.retry_s,
                     heartbeat_interval_s=args.heartbeat_s, passwords=passwords,
-                    ssl_context=context)
+                    ssl_context=context, check_client_id=bool(args.client_ca))
     except ValueError as err:
         ap.error(str(err))
     configure_logging(args.log_level.upper(), stream=sys.stderr)
