@@ -5,6 +5,7 @@ certificate management and ExtendedTriggerMessage. The CSMS's CA is made here
 
 from __future__ import annotations
 
+import ssl
 import stat
 from pathlib import Path
 
@@ -265,3 +266,36 @@ async def test_extended_trigger_message(tmp_path: Path, message: str,
             [got] = await csms.wait_for(CP, sent, since=mark, timeout_s=WAIT_S)
             if connector_id is not None:
                 assert got.payload["connectorId"] == connector_id
+
+
+async def test_profile_2_rises_to_3_only_with_a_client_certificate(tmp_path: Path,
+                                                                    pki: Path) -> None:
+    """Whitepaper: upgrading to profile 3 needs the charge point's certificate; once the
+    CSMS has signed one, the change is Accepted and the charge point reconnects with it."""
+    ca = _CAS[pki]
+    server = csms_tls(pki, require_client=True)
+    server.verify_mode = ssl.CERT_OPTIONAL  # profile 2 comes without a client certificate
+    async with Csms(ssl_context=server) as csms:
+        ocpp = (f'security_profile = 2\nauthorization_key = "{PASSWORD}"\n'
+                f'ca_file = "{pki / "ca.pem"}"')
+        config = agent_config(tmp_path, csms.url, ocpp=ocpp)
+        async with running(config) as agent:
+            await booted(csms, agent)
+            assert csms.client_certificate(CP) is None
+            up = call.ChangeConfiguration(key="SecurityProfile", value="3")
+            assert (await csms.call(CP, up)).status == "Rejected"  # no certificate yet
+            await csms.call(CP, call.ExtendedTriggerMessage(
+                requested_message="SignChargePointCertificate"))
+            [sign] = await csms.wait_for(CP, "SignCertificate", timeout_s=WAIT_S)
+            new = ca.sign_csr(sign.payload["csr"])
+            signed = await csms.call(CP, call.CertificateSigned(certificate_chain=pem(new)))
+            assert signed.status == "Accepted"
+            mark = csms.mark()
+            assert (await csms.call(CP, up)).status == "Accepted"
+            await booted(csms, agent, since=mark)  # reconnected at profile 3
+            assert csms.client_certificate(CP) == der(new)
+            assert agent.ocpp is not None and agent.ocpp.profile() == 3
+            assert agent.ocpp.password() is None
+    techs = [e.detail for e in security_log(config) if e.kind == "ocpp_security_reconfigured"]
+    assert any("SecurityProfile 3 refused" in t for t in techs)
+    assert any("SecurityProfile 2 -> 3" in t for t in techs)
