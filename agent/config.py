@@ -25,6 +25,12 @@ bounds this agent sets on any master.
     min_lease_s = 1               # a master's lease must be 0.1-60 s, default 1 s ...
     max_lease_s = 10              # ... up to this, default 10 s; others are refused
 
+    [tls]                         # required with [master]: one of the two forms
+    dir = "/etc/io7/tls"          # this charger's folder from io7-pki (chargers/ID/): its
+                                  # certificate must name this charger id; the master's
+                                  # must be a charger certificate of the same site CA
+    # plaintext = true            # a test bench only: no TLS, warned at every start
+
     [agent_only]                  # optional, only without [master]: single-charger load
     site_limit_a = 25             # balancing (6.4.1); required: the main fuse, A per phase
     mode = "static"               # static | dynamic (dynamic needs [agent_only.ct])
@@ -110,6 +116,7 @@ class AgentConfig:
     log_level: str = "info"
     state_dir: Path = DEFAULT_STATE_DIR
     ocpp: OcppSettings | None = None  # None: no back office
+    tls_dir: Path | None = None  # with a master: None = [tls] plaintext = true
 
     @property
     def agent_only_mode(self) -> bool:
@@ -156,6 +163,7 @@ def _parse(path: Path, data: Mapping[str, Any]) -> AgentConfig:
     logging_t = root.table("logging") or AgentTable(path, "logging", {})
     state = root.table("state") or AgentTable(path, "state", {})
     ocpp_t = root.table("ocpp") or AgentTable(path, "ocpp", {})
+    tls_t = root.table("tls")
     root.done()
 
     charger_id = charger.string("id")
@@ -167,7 +175,7 @@ def _parse(path: Path, data: Mapping[str, Any]) -> AgentConfig:
     charger.done()
     connectors = read_connectors(connectors_t)
 
-    address, failsafe = None, 0.0
+    address, failsafe, tls_dir = None, 0.0, None
     max_failsafe, (min_lease, max_lease) = DEFAULT_MAX_FAILSAFE_A, DEFAULT_LEASE_RANGE_S
     if master is not None:
         address = master.host_port("address")
@@ -178,6 +186,10 @@ def _parse(path: Path, data: Mapping[str, Any]) -> AgentConfig:
                                "less than 6 A; use 0 or 6 A up to the charger limit")
         max_failsafe, min_lease, max_lease = _master_bounds(master, limit_a, failsafe)
         master.done()
+        tls_dir = _tls(tls_t, root)
+    elif tls_t is not None:
+        raise tls_t.error("dir", "[tls] is only read with [master] (the link to the "
+                          "group's master): remove it in agent-only mode")
         if agent_only_t is not None:
             raise agent_only_t.error("site_limit_a", "[agent_only] is only read without "
                                      "[master]: remove one of the two tables")
@@ -202,8 +214,27 @@ def _parse(path: Path, data: Mapping[str, Any]) -> AgentConfig:
         agent_only=agent_only, board=board_kind, sim_seed=seed, sim_evs=sim_evs,
         log_level=level,
         state_dir=state_dir if state_dir.is_absolute() else path.parent / state_dir,
-        ocpp=ocpp,
+        ocpp=ocpp, tls_dir=tls_dir,
     )
+
+
+def _tls(t: AgentTable | None, root: AgentTable) -> Path | None:
+    """[tls] dir, or None for plaintext = true (the master's rule: master/tlsconfig.py)."""
+    how = ("run `io7-pki issue charger ID` with this charger's id, copy chargers/ID/ here "
+           "and set [tls] dir = \"/etc/io7/tls\" (deploy/PKI.md), or plaintext = true for a "
+           "test bench")
+    if t is None:
+        raise root.error("tls", f"is required with [master]: {how}")
+    if t.boolean("plaintext", False):
+        if "dir" in t.data:
+            raise t.error("dir", "plaintext = true turns TLS off: remove one of the two")
+        t.done()
+        return None
+    if "dir" not in t.data:
+        raise t.error("dir", f"is required: {how}")
+    folder = Path(t.string("dir"))
+    t.done()
+    return folder if folder.is_absolute() else t.file.parent / folder
 
 
 def _master_bounds(t: AgentTable, limit_a: float, failsafe: float) -> tuple[float, float, float]:

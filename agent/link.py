@@ -13,21 +13,40 @@
 4. A refusal with FAILED_PRECONDITION or PERMISSION_DENIED (wrong group, closed group) is
    logged with the master's reason each time; the agent keeps charging on its fail-safe
    and keeps trying, since an installer may fix the master's side.
+5. Mutual TLS (issue 11): the channel presents this charger's certificate and trusts only
+   the site CA, and checks the master as the site's server name (protos/tls.py rule 2),
+   so a fake master, or one of another site, fails the handshake: the agent logs a
+   warning saying so and stays on its fail-safe. `link_tls` loads the files at start and
+   refuses a certificate that is not this charger's own (ConfigError): the master would
+   refuse every Hello anyway, so say it where the installer looks first.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import random
 from collections.abc import Callable
 
 import grpc
 import structlog
 
+from agent.config import AgentConfig
+from agent.errors import ConfigError
+from protos.identity import charger
 from protos.io7.cluster.v1 import cluster_pb2 as pb
 from protos.io7.cluster.v1 import cluster_pb2_grpc as pb_grpc
 from protos.link import AGENT_CHANNEL_OPTIONS
+from protos.tls import (
+    TlsError,
+    TlsFiles,
+    TlsMaterial,
+    channel_credentials,
+    channel_options,
+    load_tls,
+    validity_problem,
+)
 
 BACKOFF_START_S = 0.2
 BACKOFF_MAX_S = 2.0
@@ -35,6 +54,46 @@ BACKOFF_MAX_S = 2.0
 
 class LinkClosedError(Exception):
     """The master closed the stream; the message is its status code and details."""
+
+
+def link_tls(config: AgentConfig, *, now: dt.datetime,
+             master_address: str | None = None) -> TlsMaterial | None:
+    """This charger's TLS files from [tls] dir (rule 5), None without TLS (agent-only
+    mode, or plaintext: warned here). Logs an error when the certificate is not valid at
+    `now`. Raises ConfigError (key tls.dir)."""
+    log = structlog.get_logger("agent.link").bind(charger_id=config.charger_id)
+    folder = config.tls_dir
+    if folder is None:
+        if master_address or config.master_address:
+            log.warning("PLAINTEXT: no TLS on the master link ([tls] plaintext = true): "
+                        "anyone on the LAN may pose as the master; for a test bench only")
+        return None
+    try:
+        material = load_tls(TlsFiles.in_folder(folder))
+    except TlsError as err:
+        raise ConfigError(file=config.file, key="tls.dir", problem=str(err)) from None
+    mine = charger(material.site, config.charger_id)
+    if material.identity != mine:
+        raise ConfigError(file=config.file, key="tls.dir", problem=f"{folder / 'cert.pem'} "
+                          f"names {material.identity}, not this charger ({mine}): copy "
+                          f"chargers/{config.charger_id}/ from the PKI folder, or fix "
+                          "[charger] id")
+    expiry = validity_problem(material.cert, now)
+    if expiry:
+        log.error("this charger's certificate is not valid now: the master will refuse it",
+                  problem=expiry)
+    return material
+
+
+def _handshake_hint(details: str) -> str:
+    """What a failed TLS handshake most likely means, from gRPC's details ("" if the
+    failure was not the handshake)."""
+    lowered = details.lower()
+    if not any(word in lowered for word in ("ssl", "handshake", "certificate", "tls")):
+        return ""
+    return ("TLS handshake with the master failed: it is not this site's master (its "
+            "certificate is not from our CA or not a charger's), or it refused our "
+            "certificate (expired, revoked, another site's)")
 
 
 class MasterLink:
@@ -48,8 +107,10 @@ class MasterLink:
         on_limits: Callable[[pb.Limits], None],
         *,
         rng: random.Random | None = None,
+        tls: TlsMaterial | None = None,
     ) -> None:
         self._address = address
+        self._tls = tls
         self._hello = hello
         self._on_welcome = on_welcome
         self._on_limits = on_limits
@@ -74,7 +135,8 @@ class MasterLink:
                 backoff = BACKOFF_START_S
             except grpc.aio.AioRpcError as err:
                 self.last_error = f"{err.code().name}: {err.details()}"
-                self._log.warning("master link lost", error=self.last_error)
+                hint = _handshake_hint(err.details() or "") if self._tls else ""
+                self._log.warning(hint or "master link lost", error=self.last_error)
             except (LinkClosedError, ConnectionError, OSError) as err:
                 self.last_error = str(err)
                 self._log.warning("master link lost", error=self.last_error)
@@ -86,7 +148,13 @@ class MasterLink:
                 await asyncio.wait_for(stop.wait(), timeout=delay)
 
     async def _session(self, stop: asyncio.Event) -> None:
-        async with grpc.aio.insecure_channel(self._address, options=AGENT_CHANNEL_OPTIONS) as ch:
+        if self._tls is None:
+            channel = grpc.aio.insecure_channel(self._address, options=AGENT_CHANNEL_OPTIONS)
+        else:
+            channel = grpc.aio.secure_channel(
+                self._address, channel_credentials(self._tls),
+                options=[*AGENT_CHANNEL_OPTIONS, *channel_options(self._tls.site)])
+        async with channel as ch:
             call = pb_grpc.AgentLinkStub(ch).Connect()  # type: ignore[no-untyped-call]
             try:
                 await self._converse(call, stop)

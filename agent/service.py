@@ -54,7 +54,7 @@ from agent.connector import ActionKind, Connector, ConnectorInputs, ConnectorOut
 from agent.errors import ConfigError
 from agent.faults import Fault, OcppStatus
 from agent.limits import LimitApplier
-from agent.link import MasterLink
+from agent.link import MasterLink, link_tls
 from agent.ocpp.agentport import OcppPort, build_sessions
 from agent.ocpp.availability import Availability
 from agent.ocpp.configkeys import ConfigurationStore, open_db
@@ -72,6 +72,7 @@ from hw.logconfig import configure_logging
 from hw.pilot import PilotReading, PilotState
 from hw.sim.board import SimChargerBoard, SimConnector
 from protos.io7.cluster.v1 import cluster_pb2 as pb
+from protos.tls import TlsMaterial
 
 STEP_S = 0.25
 SHUTDOWN_FLUSH_S = 3.0  # team choice: SIGTERM waits this long for the CSMS to hear the stops
@@ -82,7 +83,7 @@ class Agent:
     """One charger: board, state machines, limit applier, link."""
 
     def __init__(self, config: AgentConfig, *, clock: Callable[[], float] = time.monotonic,
-                 master_address: str | None = None) -> None:
+                 master_address: str | None = None, tls: TlsMaterial | None = None) -> None:
         self.config = config
         self.clock = clock
         self.log = log.bind(charger_id=config.charger_id)
@@ -107,7 +108,7 @@ class Agent:
         self.logged_refusal = ""  # the reason last warned about
         address = master_address or config.master_address
         self.link = None if address is None else MasterLink(
-            address, self.hello, self.on_welcome, self.on_limits)
+            address, self.hello, self.on_welcome, self.on_limits, tls=tls)
         self.evs = EvDriver(self.sockets, mode=config.sim_evs, seed=config.sim_seed or 0,
                             clock=clock)
         self.seq = 0
@@ -357,7 +358,8 @@ class Agent:
 async def serve(config: AgentConfig, *, stop: asyncio.Event,
                 master_address: str | None = None) -> None:
     """Run the agent until `stop` is set; the hardware is left in its safe state."""
-    agent = Agent(config, master_address=master_address)
+    agent = Agent(config, master_address=master_address,
+                  tls=link_tls(config, now=datetime.now(UTC), master_address=master_address))
     agent.log.info("agent started", master=master_address or config.master_address or
                    "none (agent-only)", connectors=sorted(agent.sockets))
     await agent.run(stop)

@@ -10,6 +10,13 @@ stream (AgentLink) and the operators' calls.
 3. SetGroupLimit may only lower the limit below the installed one (`group.limit_a`).
 4. AdmitMember lets a charger join a closed group; GetSecurityLog serves the newest
    security events (master/audit.py). Every change and refusal goes to the security log.
+5. With TLS, every call first authenticates its peer (`_authenticate`: the CRL and the
+   site, protos/revocation.py) and checks its role (protos.identity.authorise_admin):
+   a viewer may GetStatus, WatchStatus and GetSecurityLog; an installer may also
+   RebuildGroup, SetGroupLimit and AdmitMember. A charger's certificate is refused:
+   chargers talk AgentLink, and a key stolen with a charger must not read the site or
+   change it. Refusals are PERMISSION_DENIED with the reason, and a security log line.
+   Plaintext (a test bench) checks nothing.
 """
 
 from __future__ import annotations
@@ -28,8 +35,11 @@ from master.config import MasterConfig
 from master.control import GroupControl
 from master.errors import RequestError
 from master.membership import MembershipStore
+from master.tlsconfig import ServerTls
+from protos.identity import Identity, IdentityError, Role, authorise_admin
 from protos.io7.cluster.v1 import cluster_pb2 as pb
 from protos.io7.cluster.v1 import cluster_pb2_grpc as pb_grpc
+from protos.revocation import PeerRefused, authenticate_peer
 
 
 class GroupAdminMixin(pb_grpc.GroupAdminServicer):
@@ -42,6 +52,8 @@ class GroupAdminMixin(pb_grpc.GroupAdminServicer):
     status_changed: asyncio.Condition
     security: SecurityLog
     log: structlog.stdlib.BoundLogger
+    tls: ServerTls | None
+    crl_problem: str | None = None  # the last CRL problem logged (said once, not per call)
 
     async def _refuse(self, context: grpc.aio.ServicerContext, code: grpc.StatusCode,
                       kind: audit.Kind, message: str) -> NoReturn:
@@ -50,13 +62,44 @@ class GroupAdminMixin(pb_grpc.GroupAdminServicer):
         await context.abort(code, message)
         raise AssertionError("grpc.aio's abort raises")  # for the type checker
 
+    async def _authenticate(self, context: grpc.aio.ServicerContext) -> Identity | None:
+        """The peer's identity (rule 5), None in plaintext; a refused peer's call ends
+        here with PERMISSION_DENIED."""
+        if self.tls is None:
+            return None
+        crl = self.tls.crl.current()
+        if self.tls.crl.problem != self.crl_problem:
+            self.crl_problem = self.tls.crl.problem
+            if self.crl_problem:
+                self.log.error("the CRL file changed but cannot be used: the last good one "
+                               "stays in force", problem=self.crl_problem)
+        try:
+            return authenticate_peer(context.auth_context(), site=self.tls.site, crl=crl)
+        except PeerRefused as err:
+            await self._refuse(context, grpc.StatusCode.PERMISSION_DENIED,
+                               audit.Kind.TLS_REFUSED, err.reason)
+
+    async def _authorise(self, context: grpc.aio.ServicerContext, needed: Role,
+                         call: str) -> None:
+        """Nothing if the peer may make `call` (rule 5); else the call ends here."""
+        identity = await self._authenticate(context)
+        if identity is None:
+            return
+        try:
+            authorise_admin(identity, needed, call)
+        except IdentityError as err:
+            await self._refuse(context, grpc.StatusCode.PERMISSION_DENIED,
+                               audit.Kind.ROLE_REFUSED, str(err))
+
     async def GetStatus(self, request: pb.GetStatusRequest,
                         context: grpc.aio.ServicerContext) -> pb.GroupStatus:
+        await self._authorise(context, Role.VIEWER, "GetStatus")
         return self.status
 
     async def WatchStatus(self, request: pb.WatchStatusRequest,
                           context: grpc.aio.ServicerContext
                           ) -> AsyncIterator[pb.GroupStatus]:
+        await self._authorise(context, Role.VIEWER, "WatchStatus")
         min_interval = request.min_interval_ms / 1000.0
         seen = -1
         while True:
@@ -72,6 +115,7 @@ class GroupAdminMixin(pb_grpc.GroupAdminServicer):
     async def RebuildGroup(self, request: pb.RebuildGroupRequest,
                            context: grpc.aio.ServicerContext
                            ) -> pb.RebuildGroupResponse:
+        await self._authorise(context, Role.INSTALLER, "RebuildGroup")
         # Only the named, unconnected members go (membership rule 3): a cut-off charger
         # still draws its lease, then its fail-safe current, so it keeps its reservation.
         try:
@@ -94,6 +138,7 @@ class GroupAdminMixin(pb_grpc.GroupAdminServicer):
     async def SetGroupLimit(self, request: pb.SetGroupLimitRequest,
                             context: grpc.aio.ServicerContext
                             ) -> pb.SetGroupLimitResponse:
+        await self._authorise(context, Role.INSTALLER, "SetGroupLimit")
         # Above the installed limit: INVALID_ARGUMENT, like any value out of range. It
         # is not FAILED_PRECONDITION: no state of the system makes it valid (the
         # installed limit changes only with the config file and a restart).
@@ -112,6 +157,7 @@ class GroupAdminMixin(pb_grpc.GroupAdminServicer):
 
     async def AdmitMember(self, request: pb.AdmitMemberRequest,
                           context: grpc.aio.ServicerContext) -> pb.AdmitMemberResponse:
+        await self._authorise(context, Role.INSTALLER, "AdmitMember")
         cid = request.charger_id
         problem = wire.charger_id_problem(cid)  # the check a Hello's charger id passes
         if problem:
@@ -127,4 +173,5 @@ class GroupAdminMixin(pb_grpc.GroupAdminServicer):
     async def GetSecurityLog(self, request: pb.GetSecurityLogRequest,
                              context: grpc.aio.ServicerContext
                              ) -> pb.GetSecurityLogResponse:
+        await self._authorise(context, Role.VIEWER, "GetSecurityLog")
         return audit.newest(self.security, request.max_entries)

@@ -4,10 +4,10 @@
    and the lock: the state folder is already checked writable at start, it is the
    master's own, and an installer finds every file of one master in one place. No
    config key: one less thing to get wrong.
-2. `who(context)` is the one place that says who acted or was refused. Until the gRPC
-   channels carry TLS identities it is the peer's address without its port (a client's
-   port changes with every connection; its host is what names it); the integration of
-   mutual TLS puts the certificate identity here. `peer` is always the full address.
+2. `who(context)` is the one place that says who acted or was refused: the io7 identity
+   of the peer's certificate (mutual TLS: gRPC has verified it against the site CA), or
+   in plaintext the peer's address without its port (a client's port changes with every
+   connection; its host is what names it). `peer` is always the full address.
 3. A failed write (disk full, folder removed) never changes what the master does: the
    refusal is still a refusal, the limit still set. It is logged as an error instead.
 4. Callers pass no secrets (hw.securitylog rule 5 redacts as a second line).
@@ -22,6 +22,7 @@ from typing import Protocol
 import structlog
 
 from hw.securitylog import SecurityLog
+from protos.identity import IdentityError, identity_from_certificate, peer_certificate
 from protos.io7.cluster.v1 import cluster_pb2 as pb
 
 DEFAULT_ENTRIES = 100  # GetSecurityLogRequest.max_entries = 0 (the .proto's default)
@@ -46,6 +47,10 @@ class Kind(StrEnum):
     LIMIT_REFUSED = "limit_refused"
     MEMBER_ADMITTED = "member_admitted"
     ADMIT_REFUSED = "admit_refused"
+    PLAINTEXT = "plaintext"  # started without TLS ([tls] plaintext = true)
+    TLS_REFUSED = "tls_refused"  # a certificate past the handshake: revoked, other site
+    IDENTITY_MISMATCH = "identity_mismatch"  # a Hello not as the certificate's charger
+    ROLE_REFUSED = "role_refused"  # a GroupAdmin call the certificate's role may not make
 
 
 class Peer(Protocol):
@@ -63,6 +68,12 @@ def who(context: Peer | None) -> str:
     """Rule 2: the identity that acted or was refused ("" for the master itself)."""
     if context is None:
         return ""
+    auth_context = getattr(context, "auth_context", None)  # a gRPC servicer context's
+    if auth_context is not None:
+        try:
+            return str(identity_from_certificate(peer_certificate(auth_context())))
+        except IdentityError:
+            pass  # plaintext, or a certificate naming nobody: its address says who
     address = context.peer()
     if address.startswith(("ipv4:", "ipv6:")):
         return address.rpartition(":")[0]

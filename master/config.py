@@ -22,7 +22,11 @@ key. Relative paths are relative to the config file's folder.
     ct_placement = "grid"         # grid | other_loads
     margin_a = 2.0
     offline_strategy = "maximise" # zero | minimise | maximise
-    closed = false                # true: refuse chargers that are not members yet
+    closed = true                 # refuse chargers nobody admitted (io7ctl admit ID);
+                                  # default true with TLS, false with plaintext
+
+    [tls]                         # required: dir (+ crl) or plaintext = true
+    dir = "/etc/io7/tls"          # (master/tlsconfig.py)
 
     [group.tuning]                # optional; GroupConfig field names and defaults
     ramp_up_a = 8.0
@@ -84,6 +88,7 @@ from master.control import with_limit
 from master.ctwatch import DEFAULT_FROZEN_AFTER_S, DEFAULT_MIN_DRAW_CHANGE_A, FreezeSettings
 from master.errors import ConfigError
 from master.membership import Member
+from master.tlsconfig import TlsSettings, read_tls
 
 DEFAULT_LISTEN = "0.0.0.0:50051"
 DEFAULT_STATE_DB = Path("/var/lib/io7/master.sqlite3")
@@ -186,6 +191,7 @@ class MasterConfig:
     cycle_ms: int = DEFAULT_CYCLE_MS
     lease_cycles: int = DEFAULT_LEASE_CYCLES
     ct: CtSettings | None = None
+    tls: TlsSettings | None = None  # None: plaintext ([tls] plaintext = true)
 
     @property
     def cycle_s(self) -> float:
@@ -242,6 +248,7 @@ def _parse(path: Path, data: Mapping[str, Any]) -> MasterConfig:
     if group_t is None:
         raise root.error("group", "is required: the [group] table (name, limit_a, ...)")
     ct_t = root.table("ct") or _Table(path, "ct", {})
+    tls = read_tls(root.table("tls"), root)
     root.done()
 
     master_id = master.string("id", socket.gethostname() or "io7-master")
@@ -277,7 +284,7 @@ def _parse(path: Path, data: Mapping[str, Any]) -> MasterConfig:
         kw["fallback_limit_a"] = group_t.number("fallback_limit_a")
     if "margin_a" in group_t.data:
         kw["margin_a"] = group_t.number("margin_a")
-    closed = group_t.boolean("closed", False)
+    closed = group_t.boolean("closed", tls is not None)  # closed by default with TLS
     tuning = group_t.table("tuning")
     if tuning is not None:
         for field_name in TUNING_FIELDS:
@@ -290,7 +297,7 @@ def _parse(path: Path, data: Mapping[str, Any]) -> MasterConfig:
     ct_t.done()
     return MasterConfig(file=path, master_id=master_id, listen=listen, state_db=state_db,
                         group=_group_config(path, kw), closed=closed, cycle_ms=cycle_ms,
-                        lease_cycles=lease_cycles, ct=ct)
+                        lease_cycles=lease_cycles, ct=ct, tls=tls)
 
 
 def _group_config(path: Path, kw: dict[str, Any]) -> GroupConfig:

@@ -1,5 +1,5 @@
 """What makes a master process the only one of its group on this host: its state lock,
-its port, its term file.
+its port, its term file, its state folder.
 
 1. State lock: a master holds an exclusive `flock` on `<state_db>.lock` (its pid written
    inside) for as long as it runs. A second master with the same state refuses to start:
@@ -12,6 +12,8 @@ its port, its term file.
    probes the address first so the refusal is one clear line rather than gRPC's bind error.
 3. Term file: `<state_db>.term` holds the highest term this master has used, written
    durably (fsync, then rename) before any Limits carry it.
+4. State folder: `state_folder_ready` creates the folder of [master] state_db and checks
+   it is writable at start, so a bad path is one ConfigError, not a late OSError.
 """
 
 from __future__ import annotations
@@ -105,3 +107,21 @@ def store_term(db_path: Path, term: int) -> None:
         f.flush()
         os.fsync(f.fileno())
     tmp.replace(path)
+
+
+def state_folder_ready(state_db: Path, *, config_file: Path) -> None:
+    """Create the folder of [master] state_db and check the master may write in it, so
+    a bad path is one line at start (ConfigError), not an OSError from deep inside."""
+    folder = state_db.parent.absolute()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        why = ("a file is in the way" if isinstance(exc, FileExistsError | NotADirectoryError)
+               else exc.strerror or str(exc))
+        raise ConfigError(file=config_file, key="master.state_db", problem=f"cannot create "
+                          f"the folder {folder} ({why}): choose a folder the master may "
+                          "create and write, e.g. /var/lib/io7/master.sqlite3") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(file=config_file, key="master.state_db", problem=f"cannot write "
+                          f"in the folder {folder}: give the master's user write access, or "
+                          "choose another state_db")

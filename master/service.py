@@ -25,6 +25,13 @@ The imperative shell around `master.control.GroupControl`:
 5. At debug level every cycle logs one "cycle" line: its number, when the CT sample was
    taken and the Limits queued (monotonic s), how long it took, how many agents were
    sent Limits, and the CT reading and allocation per site phase.
+6. Mutual TLS ([tls], master/tlsconfig.py): the server presents this charger's
+   certificate and requires a client certificate of the site CA (the handshake refuses
+   none, another CA's, an expired one). Each stream or call is then checked against the
+   CRL and the site (master/admin.py rule 5), and a Hello must name the certificate's own
+   charger (PERMISSION_DENIED, security log `identity_mismatch`): a charger cannot say
+   Hello as another, and no invented id can become a member. Plaintext only with
+   `[tls] plaintext = true`, warned at every start and written to the security log.
 """
 
 from __future__ import annotations
@@ -33,7 +40,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import signal
 import sys
 import time
@@ -54,12 +60,21 @@ from master import audit, reflection, wire
 from master.admin import GroupAdminMixin
 from master.config import MasterConfig, load_master_config
 from master.control import CycleResult, GroupControl
-from master.daemon import check_port_free, hold_state_lock, next_term, store_term
+from master.daemon import (
+    check_port_free,
+    hold_state_lock,
+    next_term,
+    state_folder_ready,
+    store_term,
+)
 from master.errors import ConfigError, PeerError
 from master.membership import MembershipStore
+from master.tlsconfig import PLAINTEXT_WARNING, ServerTls, load_server_tls
+from protos.identity import IdentityError, authorise_hello
 from protos.io7.cluster.v1 import cluster_pb2 as pb
 from protos.io7.cluster.v1 import cluster_pb2_grpc as pb_grpc
 from protos.link import MASTER_SERVER_OPTIONS
+from protos.tls import server_credentials
 
 SHUTDOWN_GRACE_S = 2.0
 log = structlog.get_logger("master")
@@ -68,9 +83,10 @@ log = structlog.get_logger("master")
 class Master(pb_grpc.AgentLinkServicer, GroupAdminMixin):
     """The group's state in one process: control core, membership, streams, status."""
 
-    def __init__(self, config: MasterConfig, *, clock: Callable[[], float] = time.monotonic
-                 ) -> None:
+    def __init__(self, config: MasterConfig, *, tls: ServerTls | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
+        self.tls = tls
         self.clock = clock
         config.state_db.parent.mkdir(parents=True, exist_ok=True)
         self.store = MembershipStore(config.state_db, group=config.group.name,
@@ -93,6 +109,7 @@ class Master(pb_grpc.AgentLinkServicer, GroupAdminMixin):
     # --- AgentLink ---------------------------------------------------------------
     async def Connect(self, request_iterator: AsyncIterator[pb.AgentMessage],
                       context: grpc.aio.ServicerContext) -> None:
+        identity = await self._authenticate(context)  # before believing a word (rule 6)
         try:
             first = await anext(aiter(request_iterator))
         except StopAsyncIteration:
@@ -108,6 +125,12 @@ class Master(pb_grpc.AgentLinkServicer, GroupAdminMixin):
         except PeerError as err:
             await self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT,
                                audit.Kind.HELLO_INVALID, str(err))
+        if identity is not None:
+            try:
+                authorise_hello(identity, member.charger_id)
+            except IdentityError as err:
+                await self._refuse(context, grpc.StatusCode.PERMISSION_DENIED,
+                                   audit.Kind.IDENTITY_MISMATCH, str(err))
         if member.group != self.config.group.name:
             await self._refuse(
                 context, grpc.StatusCode.FAILED_PRECONDITION, audit.Kind.HELLO_WRONG_GROUP,
@@ -283,13 +306,20 @@ async def serve(config: MasterConfig, *, stop: asyncio.Event, listen: str | None
         held.enter_context(hold_state_lock(config.state_db, config_file=config.file))
         key = "--listen" if listen else "master.listen"
         check_port_free(address, config_file=config.file, key=key)
+        tls = None
+        if config.tls is not None:  # rule 6: the files are checked before anything serves
+            tls, expiry = load_server_tls(config.tls, file=config.file, now=datetime.now(UTC))
+            if expiry:
+                log.error("this master's certificate is not valid now: every peer will "
+                          "refuse it", problem=expiry, cert=str(config.tls.dir / "cert.pem"))
         server = grpc.aio.server(options=MASTER_SERVER_OPTIONS)
         try:
-            port = server.add_insecure_port(address)
+            port = (server.add_insecure_port(address) if tls is None else
+                    server.add_secure_port(address, server_credentials(tls.material)))
         except RuntimeError as exc:  # taken between the probe and the bind, or refused
             raise ConfigError(file=config.file, key=key, problem=f"cannot listen on "
                               f"{address}: {exc}".split(";")[0]) from None
-        master = Master(config)
+        master = Master(config, tls=tls)
         held.callback(master.close)
         await _serve(master, server, f"{address.rsplit(':', 1)[0]}:{port}", stop, ready)
 
@@ -305,10 +335,16 @@ async def _serve(master: Master, server: grpc.aio.Server, bound: str, stop: asyn
     await server.start()
     for name in ["", *names]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    master.log.info("master listening", address=bound, members=len(master.store.known()))
+    master.log.info("master listening", address=bound, members=len(master.store.known()),
+                    tls="off" if master.tls is None else str(master.tls.material.identity))
     config = master.config
+    if master.tls is None:
+        master.log.warning("PLAINTEXT: no TLS", why=PLAINTEXT_WARNING)
+        audit.record(master.security, audit.Kind.PLAINTEXT, None, PLAINTEXT_WARNING)
     audit.record(master.security, audit.Kind.MASTER_STARTED, None,
-                 f"term {master.term}, group {config.group.name!r}, listening on {bound}, "
+                 f"term {master.term}, group {config.group.name!r}, listening on {bound} "
+                 f"{'in PLAINTEXT' if master.tls is None else 'with mutual TLS as '}"
+                 f"{'' if master.tls is None else master.tls.material.identity}, "
                  f"membership {'closed' if config.closed else 'open'}, installed limit "
                  f"{master.control.installed_limit_a:g} A per phase")
     if ready is not None:
@@ -323,24 +359,6 @@ async def _serve(master: Master, server: grpc.aio.Server, bound: str, stop: asyn
                      f"term {master.term}")
 
 
-def state_folder_ready(config: MasterConfig) -> None:
-    """Create the folder of [master] state_db and check the master may write in it, so
-    a bad path is one line at start (ConfigError), not an OSError from deep inside."""
-    folder = config.state_db.parent.absolute()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        why = ("a file is in the way" if isinstance(exc, FileExistsError | NotADirectoryError)
-               else exc.strerror or str(exc))
-        raise ConfigError(file=config.file, key="master.state_db", problem=f"cannot create "
-                          f"the folder {folder} ({why}): choose a folder the master may "
-                          "create and write, e.g. /var/lib/io7/master.sqlite3") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ConfigError(file=config.file, key="master.state_db", problem=f"cannot write "
-                          f"in the folder {folder}: give the master's user write access, or "
-                          "choose another state_db")
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="io7-master", description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", type=Path, required=True, help="master.toml")
@@ -349,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         config = load_master_config(args.config)
-        state_folder_ready(config)
+        state_folder_ready(config.state_db, config_file=config.file)
     except ConfigError as err:
         print(f"io7-master: {err}", file=sys.stderr)
         return 2

@@ -37,6 +37,9 @@ port = "/dev/ttyUSB1"
 address = "10.0.0.10:50051"
 initial_failsafe_a = 6
 
+[tls]
+dir = "tls"
+
 [logging]
 level = "debug"
 

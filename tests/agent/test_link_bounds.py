@@ -35,6 +35,8 @@ wiring = ["L1", "L2", "L3"]
 [master]
 address = "{address}"
 initial_failsafe_a = 6
+[tls]
+plaintext = true  # the fake master here is plaintext
 [sim]
 evs = "plugged"
 [state]

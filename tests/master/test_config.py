@@ -36,7 +36,7 @@ SCENARIO_C: dict[str, Any] = {
 
 def write(tmp_path: Path, data: dict[str, Any], name: str = "master.toml") -> Path:
     path = tmp_path / name
-    path.write_text(toml(data))
+    path.write_text(toml(data if "tls" in data else {**data, "tls": {"plaintext": True}}))
     return path
 
 

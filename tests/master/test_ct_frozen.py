@@ -76,6 +76,8 @@ def test_ct_on_other_loads_need_not_follow_the_chargers() -> None:
 def _master_toml(tmp_path: Path, ct_extra: str) -> Path:
     path = tmp_path / "master.toml"
     path.write_text(f"""
+[tls]
+plaintext = true
 [group]
 name = "garage"
 mode = "dynamic"
