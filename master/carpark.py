@@ -19,6 +19,9 @@ part of a car park outlives it.
 
 Once every master listens, the masters' addresses go to `.run/io7ctl.json` (master/runfile),
 so `io7ctl status` run from this folder, or any folder below it, finds them by itself.
+Every channel is mutual TLS with a throwaway site CA under `.run/pki`, made at every
+start, and the chargers are admitted to their closed groups (master/carparkpki.py); the
+run file records the installer certificate io7ctl then uses.
 
 Every charger is an OCPP 1.6J charge point under its own id (= its charger id). By default
 they connect to a local back office (hw.sim.csms, its log in csms.log); `--csms-url` (or
@@ -46,10 +49,12 @@ from pathlib import Path
 
 import grpc
 
-from master import runfile
+from master import carparkpki, ctltls, runfile
 from master.ctl import render
+from master.pki import Pki
 from protos.io7.cluster.v1 import cluster_pb2 as pb
 from protos.io7.cluster.v1 import cluster_pb2_grpc as pb_grpc
+from protos.tls import TlsFiles, load_tls
 
 PY = sys.executable
 ROTATIONS = ('["L1", "L2", "L3"]', '["L2", "L3", "L1"]', '["L3", "L1", "L2"]')
@@ -81,7 +86,8 @@ retries = 1
 [ct.serial]
 port = "{pty}"
 baudrate = 9600
-"""
+
+{tls}"""
 
 AGENT = """[charger]
 id = "{cid}"
@@ -156,6 +162,7 @@ class Park:
         self.agents: list[str] = []
         self.links = OcppLinks(self.dir)
         self.preexec = _die_with(os.getpid())
+        self.pki: Pki | None = None  # set by build(): the car park's site (carparkpki)
 
     def spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         out = (self.dir / f"{name}.out").open("wb")
@@ -182,11 +189,15 @@ class Park:
                    "--start-h", "9", "--speed", "60")
         return self.first_line(name)["port"]
 
-    def master(self, name: str, *, group: str, phases: str, limit: float, pty: str) -> str:
+    def master(self, name: str, *, group: str, phases: str, limit: float, pty: str,
+               chargers: list[str]) -> str:
+        """A master of `chargers` (admitted), on the first of them (carparkpki rule 2)."""
+        assert self.pki is not None
         clamps = "\n".join(f'{i + 1} = "{p}"' for i, p in enumerate(json.loads(phases)))
         (self.dir / f"{name}.toml").write_text(MASTER.format(
             name=name, group=group, phases=phases, limit=limit, fallback=limit / 2,
-            clamps=clamps, pty=pty))
+            clamps=clamps, pty=pty, tls=carparkpki.master_tls(self.pki, chargers[0])))
+        carparkpki.admit(self.dir / f"{name}.sqlite3", group, chargers)
         self.spawn(name, "-m", "master.service", "--config", f"{name}.toml")
         return self.first_line(name)["listening"]
 
@@ -200,7 +211,11 @@ class Park:
 
     def agent(self, cid: str, *, group: str, wiring: str, master: str | None, seed: int,
               extra: str = "") -> None:
-        master_t = f'[master]\naddress = "{master}"' if master else ""
+        master_t = ""
+        if master:
+            assert self.pki is not None
+            master_t = f'[master]\naddress = "{master}"\n{carparkpki.agent_tls(self.pki, cid)}'
+
         (self.dir / f"{cid}.toml").write_text(AGENT.format(
             cid=cid, group=group, wiring=wiring, master=master_t, seed=seed,
             csms_url=self.csms()) + extra)
@@ -255,22 +270,28 @@ def build(park: Park, scenario: str, chargers: int) -> list[tuple[str, str]]:
                    extra=AGENT_ONLY.format(pty=pty))
         return []
     if scenario == "B":
+        ids = [f"io7-{i + 1:02d}" for i in range(chargers)]
+        park.pki = carparkpki.make_site(park.dir.parent / "pki", ids)
         pty = park.ct_kit("ctkit", peak_a=40.0, seed=1)
         address = park.master("master", group="garage", phases='["L1", "L2", "L3"]',
-                              limit=100.0, pty=pty)
-        for i in range(chargers):
-            park.agent(f"io7-{i + 1:02d}", group="garage", wiring=ROTATIONS[i % 3],
-                       master=address, seed=i + 1)
+                              limit=100.0, pty=pty, chargers=ids)
+        for i, cid in enumerate(ids):
+            park.agent(cid, group="garage", wiring=ROTATIONS[i % 3], master=address,
+                       seed=i + 1)
         return [("garage", address)]
     masters = []
-    for k, phase in enumerate(("L1", "L2", "L3")):
+    phases = ("L1", "L2", "L3")
+    park.pki = carparkpki.make_site(park.dir.parent / "pki", [
+        f"io7-{phase}-{j + 1}" for phase in phases for j in range(2)])
+    for k, phase in enumerate(phases):
         pty = park.ct_kit(f"ctkit-{phase}", peak_a=15.0, seed=k + 1)
+        ids = [f"io7-{phase}-{j + 1}" for j in range(2)]
         address = park.master(f"master-{phase}", group=f"garage-{phase}",
-                              phases=f'["{phase}"]', limit=40.0, pty=pty)
+                              phases=f'["{phase}"]', limit=40.0, pty=pty, chargers=ids)
         masters.append((f"garage-{phase}", address))
-        for j in range(2):
-            park.agent(f"io7-{phase}-{j + 1}", group=f"garage-{phase}",
-                       wiring=f'["{phase}"]', master=address, seed=10 * k + j)
+        for j, cid in enumerate(ids):
+            park.agent(cid, group=f"garage-{phase}", wiring=f'["{phase}"]', master=address,
+                       seed=10 * k + j)
     return masters
 
 
@@ -306,7 +327,9 @@ async def run_view(masters: list[tuple[str, str]], park: Park, *, clear: bool,
 async def view(masters: list[tuple[str, str]], park: Park, clear: bool) -> None:
     """Redraw the car park every second until cancelled."""
     addresses = [address for _, address in masters]
-    channels = [grpc.aio.insecure_channel(a) for a in addresses]
+    tls = None if park.pki is None else load_tls(TlsFiles.in_folder(
+        carparkpki.installer_folder(park.pki)))
+    channels = [ctltls.open_channel(a, tls) for a in addresses]
     stubs = [pb_grpc.GroupAdminStub(ch) for ch in channels]  # type: ignore[no-untyped-call]
     try:
         while True:
@@ -361,7 +384,9 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, _stop_on_signal)
     try:
         masters = build(park, args.scenario, args.chargers)
-        runfile.write(run_file, scenario=args.scenario, logs=park.dir, masters=masters)
+        runfile.write(run_file, scenario=args.scenario, logs=park.dir, masters=masters,
+                      operator=None if park.pki is None else
+                      carparkpki.installer_folder(park.pki))
         why = asyncio.run(run_view(masters, park, clear=sys.stdout.isatty(),
                                    seconds=args.seconds))
         print(f"stopping the car park ({why})", flush=True)

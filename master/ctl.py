@@ -7,6 +7,7 @@
     io7ctl --master ... set-limit 80 [--json]    # at most the installed limit
     io7ctl --master ... admit ID [--json]        # let charger ID join a closed group
     io7ctl --master ... security-log [-n N] [--json]
+    io7ctl --pki-dir ~/io7/operators/alice ...   # mutual TLS (master/ctltls.py)
 
 `status` answers "is everyone online, is the connection safe, why is my car slow?": per
 phase the limit, CT reading, other load, reservations for offline members, what is
@@ -30,9 +31,10 @@ from typing import Any
 import grpc
 from google.protobuf.json_format import MessageToDict
 
-from master import runfile
+from master import ctltls, runfile
 from protos.io7.cluster.v1 import cluster_pb2 as pb
 from protos.io7.cluster.v1 import cluster_pb2_grpc as pb_grpc
+from protos.tls import TlsMaterial
 
 DEADLINE_S = 5.0
 DEFAULT_MASTER = "127.0.0.1:50051"  # a master on this host, deploy/'s port
@@ -46,9 +48,13 @@ EPILOG = f"""where the master is (the first that applies):
   {"":20} the other commands need --group NAME
   {DEFAULT_MASTER:20} otherwise: a master on this host
 
-exit codes: 0 ok; 1 the master refused the request; 2 usage error (bad arguments or
-address, several masters and no --group); 3 no master answers (not running, not
-reachable, or make run's car park has stopped)"""
+your certificate (mutual TLS): --pki-dir DIR, else --ca/--cert/--key, else make run's
+installer (its run file), else none (only a plaintext master answers); master/ctltls.py
+
+exit codes: 0 ok; 1 the master refused the request (with its reason, e.g. a viewer's
+role); 2 usage error (bad arguments, address or certificate files, several masters and
+no --group); 3 no master answers (not running, not reachable, make run's car park has
+stopped) or the TLS handshake failed (it says which certificate to check)"""
 
 
 class CtlError(Exception):
@@ -123,8 +129,13 @@ def targets(args: argparse.Namespace, cwd: Path, env: dict[str, str] | os._Envir
     return [Target(m.address, f"group {m.group} in {path}") for m in masters]
 
 
-def explain(err: grpc.aio.AioRpcError, target: Target, command: str) -> CtlError:
-    """A gRPC failure as one line: nobody answers (3), or the master said no (1)."""
+def explain(err: grpc.aio.AioRpcError, target: Target, command: str,
+            tls_source: str = ctltls.NO_CERTIFICATE) -> CtlError:
+    """A gRPC failure as one line: nobody answers or the TLS handshake failed (3), or
+    the master said no (1), with its reason (e.g. a viewer's role)."""
+    hint = ctltls.unavailable_hint(err.details() or "", tls_source)
+    if err.code() is grpc.StatusCode.UNAVAILABLE and hint:
+        return CtlError(UNREACHABLE, f"no TLS session with {target.address}: {hint}")
     if err.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         return CtlError(UNREACHABLE, f"no master answers at {target.address}: is io7-master "
                                      f"running? (address from {target.source}; make run "
@@ -241,9 +252,9 @@ def _dump(msg: Any) -> str:
                                     always_print_fields_with_no_presence=True))
 
 
-async def _run(args: argparse.Namespace, target: Target) -> int:
+async def _run(args: argparse.Namespace, target: Target, tls: TlsMaterial | None) -> int:
     head = f"master at {target.address}\n"  # so the operator can name it with --master
-    async with grpc.aio.insecure_channel(target.address) as channel:
+    async with ctltls.open_channel(target.address, tls) as channel:
         admin = pb_grpc.GroupAdminStub(channel)  # type: ignore[no-untyped-call]
         if args.command == "status":
             status = await admin.GetStatus(pb.GetStatusRequest(), timeout=DEADLINE_S)
@@ -307,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"{DEFAULT_MASTER})")
     ap.add_argument("--group", metavar="NAME",
                     help="which of make run's masters (scenario C runs one per phase)")
+    ctltls.add_arguments(ap)
     sub = ap.add_subparsers(dest="command", required=True)
     for name, text in (("status", "the group now"), ("watch", "the group, live"),
                        ("rebuild", "forget chargers you name as physically removed "
@@ -338,13 +350,17 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     worst = OK
     try:
+        try:
+            tls, tls_source = ctltls.client_tls(args, Path.cwd())
+        except ctltls.CtlTlsError as err:
+            raise CtlError(USAGE, str(err)) from None
         for n, target in enumerate(targets(args, Path.cwd(), os.environ)):
             if n and not args.json:
                 print()
             try:
-                worst = max(worst, asyncio.run(_run(args, target)))
+                worst = max(worst, asyncio.run(_run(args, target, tls)))
             except grpc.aio.AioRpcError as err:  # status of several masters: say, go on
-                problem = explain(err, target, args.command)
+                problem = explain(err, target, args.command, tls_source)
                 print(f"io7ctl: {problem}", file=sys.stderr)
                 worst = max(worst, problem.code)
     except CtlError as err:

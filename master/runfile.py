@@ -5,7 +5,11 @@ reach them. The car park writes `RUN_FILE` (`.run/io7ctl.json` under the folder 
 started from) once every master listens, and removes it when it stops:
 
     {"pid": 4242, "scenario": "C", "logs": "/home/me/io7/.run/scenario-C",
-     "masters": [{"group": "garage-L1", "address": "127.0.0.1:40123"}, ...]}
+     "masters": [{"group": "garage-L1", "address": "127.0.0.1:40123"}, ...],
+     "operator": "/home/me/io7/.run/pki/operators/installer"}
+
+`operator` is the folder of the installer certificate the car park made for io7ctl
+(mutual TLS, issue 11); absent or "" when the car park runs without TLS.
 
 `io7ctl` looks for it in the current folder and its parents (like git looks for .git).
 A file whose car park is gone (its pid no longer runs) is reported as such, not used.
@@ -41,13 +45,16 @@ class CarPark:
     scenario: str
     logs: str
     masters: tuple[RunMaster, ...]
+    operator: str = ""  # io7ctl's certificate folder ("": none)
 
 
-def write(path: Path, *, scenario: str, logs: Path, masters: list[tuple[str, str]]) -> None:
+def write(path: Path, *, scenario: str, logs: Path, masters: list[tuple[str, str]],
+          operator: Path | None = None) -> None:
     """Write the run file of this process's car park (atomically: io7ctl may read it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     data = {"pid": os.getpid(), "scenario": scenario, "logs": str(logs),
-            "masters": [{"group": g, "address": a} for g, a in masters]}
+            "masters": [{"group": g, "address": a} for g, a in masters],
+            "operator": "" if operator is None else str(operator)}
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=1) + "\n")
     tmp.replace(path)
@@ -77,7 +84,8 @@ def read(path: Path) -> CarPark:
         park = CarPark(file=path, pid=int(data["pid"]), scenario=str(data["scenario"]),
                        logs=str(data["logs"]),
                        masters=tuple(RunMaster(group=str(m["group"]), address=str(m["address"]))
-                                     for m in data["masters"]))
+                                     for m in data["masters"]),
+                       operator=str(data.get("operator", "")))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise RunFileError(f"{path}: unreadable ({exc}): delete it, or give --master "
                            "host:port") from exc
