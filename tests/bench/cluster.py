@@ -46,8 +46,17 @@ import grpc
 from master.config import DEFAULT_LEASE_CYCLES
 from protos.io7.cluster.v1 import cluster_pb2 as pb
 from protos.io7.cluster.v1 import cluster_pb2_grpc as pb_grpc
+from protos.tls import TlsFiles, channel_credentials, load_tls
 from tests.bench.loadgen import WIRINGS, LoadGenerator
-from tests.e2e.harness import Cluster, Proc, free_port
+from tests.e2e.harness import (
+    Cluster,
+    Proc,
+    charger_dir,
+    free_port,
+    master_tls,
+    operator_dir,
+    tls_channel,
+)
 
 GROUP = "bench"
 BASE_A = 40.0  # the building's other loads per phase before the step
@@ -76,6 +85,7 @@ fallback_limit_a = {fallback_a}
 margin_a = {margin_a}
 ct_placement = "other_loads"
 offline_strategy = "maximise"
+closed = false  # the fleet's certificates decide; admitting 500 ids is not measured
 {tuning}
 [ct]
 enabled = true
@@ -83,7 +93,14 @@ rated_a = {rated_a}
 [ct.tcp]
 host = "127.0.0.1"
 port = {ct_port}
+
+{tls}
 """
+
+
+def fleet_credentials(charger_id: str) -> grpc.ChannelCredentials:
+    """A FakeCharger's own certificate (mutual TLS, issue 11), issued on first use."""
+    return channel_credentials(load_tls(TlsFiles.in_folder(charger_dir(charger_id))))
 
 
 # --- /proc ------------------------------------------------------------------------------
@@ -121,7 +138,8 @@ def start_master(c: Cluster, *, limit_a: float, ct_port: int, cycle_ms: int = 10
     tuning = "" if settle_s is None else f"[group.tuning]\nsettle_s = {settle_s}\n"
     (c.tmp / f"{name}.toml").write_text(MASTER_TOML.format(
         cycle_ms=cycle_ms, group=GROUP, limit_a=limit_a, fallback_a=limit_a / 2,
-        margin_a=MARGIN_A, tuning=tuning, rated_a=CT_RATED_A, ct_port=ct_port))
+        margin_a=MARGIN_A, tuning=tuning, rated_a=CT_RATED_A, ct_port=ct_port,
+        tls=master_tls()))
     proc = c.spawn(name, "-m", "master.service", "--config", f"{name}.toml",
                    "--log-level", "DEBUG")
     return proc, str(proc.first_json()["listening"])
@@ -189,7 +207,7 @@ class SizeRun:
 
 async def _get_status(address: str) -> tuple[int | None, str]:
     """GetStatus as io7ctl calls it (default channel options): its size, or the error."""
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with tls_channel(address, operator_dir()) as channel:
         admin = pb_grpc.GroupAdminStub(channel)  # type: ignore[no-untyped-call]
         try:
             status = await admin.GetStatus(pb.GetStatusRequest(), timeout=10)
@@ -253,7 +271,8 @@ def run_size(tmp: Path, chargers: int, *, cycles: int, cycle_ms: int = 1000,
         step_at = time.monotonic() + step_in_s
         master, address = start_master(c, limit_a=limit, ct_port=ct_port, cycle_ms=cycle_ms,
                                        settle_s=settle_s)
-        gen = LoadGenerator(address, chargers=chargers, group=GROUP, cycle_s=cycle_s)
+        gen = LoadGenerator(address, chargers=chargers, group=GROUP, cycle_s=cycle_s,
+                            credentials=fleet_credentials)
 
         async def drive() -> tuple[tuple[list[int], float, float, float],
                                    tuple[int | None, str]]:
@@ -355,7 +374,7 @@ def _wait(check: Callable[[], object], what: str, timeout_s: float) -> None:
 def _charging(address: str, charger_id: str) -> bool:
     """Whether the master sees both of the charger's connectors charging."""
     async def ask() -> bool:
-        async with grpc.aio.insecure_channel(address) as channel:
+        async with tls_channel(address, operator_dir()) as channel:
             admin = pb_grpc.GroupAdminStub(channel)  # type: ignore[no-untyped-call]
             status = await admin.GetStatus(pb.GetStatusRequest(), timeout=5)
         member = next((m for m in status.members if m.charger_id == charger_id), None)

@@ -14,6 +14,9 @@ own TCP connection, as a charger on the LAN has one), with the agent's channel o
 4. Every Limits is stamped with `time.monotonic()` as the first thing on arrival and kept
    per cycle (`received[cycle][charger_id]`). CLOCK_MONOTONIC is system-wide on Linux, so
    these stamps compare with the master's own (its "cycle" debug log line).
+6. Over mutual TLS when `credentials` is given (the e2e session's PKI: one charger
+   certificate per FakeCharger, issued on first use), as agents run since issue 11;
+   None: plaintext, for a master with [tls] plaintext = true.
 5. A stream that fails is not reconnected: its error is kept in `errors`, so a benchmark
    reports it rather than hiding it.
 
@@ -26,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import grpc
@@ -33,7 +37,9 @@ import grpc
 from protos.io7.cluster.v1 import cluster_pb2 as pb
 from protos.io7.cluster.v1 import cluster_pb2_grpc as pb_grpc
 from protos.link import AGENT_CHANNEL_OPTIONS
+from protos.tls import channel_options
 
+TLS_SITE = "e2e"  # tests/e2e/harness.py SITE: the session PKI's site
 HARD_MAX_A = 32.0  # an io7 socket's cable/breaker rating (product.md ch. 2)
 CHARGER_LIMIT_A = 32.0  # Charger Current Limit, manual 6.3
 EV_UNDERDRAW_A = 0.3  # an EV draws a little under the offer (rule 3)
@@ -123,6 +129,7 @@ class LoadGenerator:
     group: str
     cycle_s: float = 1.0
     prefix: str = "bench"
+    credentials: Callable[[str], grpc.ChannelCredentials] | None = None  # rule 6
     fleet: list[FakeCharger] = field(init=False)
     received: dict[int, dict[str, Arrival]] = field(init=False, default_factory=dict)
     errors: dict[str, str] = field(init=False, default_factory=dict)
@@ -167,8 +174,13 @@ class LoadGenerator:
     async def _session(self, charger: FakeCharger, offset_s: float,
                        stop: asyncio.Event) -> None:
         try:
-            async with grpc.aio.insecure_channel(self.address,
-                                                 options=AGENT_CHANNEL_OPTIONS) as channel:
+            if self.credentials is None:
+                channel = grpc.aio.insecure_channel(self.address, options=AGENT_CHANNEL_OPTIONS)
+            else:
+                channel = grpc.aio.secure_channel(
+                    self.address, self.credentials(charger.charger_id),
+                    options=[*AGENT_CHANNEL_OPTIONS, *channel_options(TLS_SITE)])
+            async with channel:
                 call = pb_grpc.AgentLinkStub(channel).Connect()  # type: ignore[no-untyped-call]
                 await call.write(pb.AgentMessage(hello=charger.hello()))
                 reader = asyncio.create_task(self._read(charger, call))

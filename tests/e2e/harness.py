@@ -1,21 +1,37 @@
 """Real processes on loopback for end-to-end tests: a CT kit simulator (Modbus TCP), a
 master, agents; each with its log in a temp folder. Timings are short (250 ms cycles,
-1 s lease) and every wait has a generous bound: the machine is shared."""
+1 s lease) and every wait has a generous bound: the machine is shared.
+
+Every channel is mutual TLS (issue 11) with one site PKI per test session (`site_pki`,
+made by io7-pki's library; a certificate is issued the first time a name is used): the
+master serves as charger `e2e-master`, each agent as its own charger id, io7ctl as the
+installer `e2e-installer`. A test that revokes a certificate uses a name of its own,
+since the CRL is shared by the session. `Cluster(tmp, tls=False)` runs plaintext."""
 
 from __future__ import annotations
 
+import atexit
+import datetime as dt
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import grpc
+
+from master.pki import Pki
+from protos.identity import Kind, Role
+from protos.tls import TlsFiles, channel_credentials, channel_options, load_tls
 
 PY = sys.executable
 GENEROUS_S = 15.0
@@ -37,6 +53,7 @@ limit_a = {limit_a}
 ct_placement = "other_loads"
 margin_a = 0
 offline_strategy = "{strategy}"
+closed = {closed}
 
 [group.tuning]
 settle_s = 0.5
@@ -45,6 +62,7 @@ ramp_up_a = 80.0
 demand_cap_after_s = 3600.0
 resume_hysteresis_a = 1.0  # the worked numbers of the e2e tests; README has the defaults
 {ct}
+{tls}
 """
 
 CT_TABLE = """
@@ -69,11 +87,88 @@ group = "{group}"
 current_limit_a = 32
 {connectors}
 {master}
+{tls}
 [sim]
 evs = "plugged"
 [state]
 dir = "."
 """
+SITE = "e2e"
+MASTER_CERT = "e2e-master"  # the charger identity the master serves as
+INSTALLER, VIEWER = "e2e-installer", "e2e-viewer"
+_PKI: list[Pki] = []
+
+
+def site_pki() -> Pki:
+    """This test session's site PKI (made at the first call, removed at exit)."""
+    if not _PKI:
+        folder = Path(tempfile.mkdtemp(prefix="io7-e2e-pki-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        pki = Pki(folder / "pki")
+        pki.init(SITE, now=dt.datetime.now(dt.UTC))
+        _PKI.append(pki)
+    return _PKI[0]
+
+
+def identity_dir(kind: Kind, name: str, role: Role | None = None) -> Path:
+    """The folder of `name`'s certificate in the session PKI, issued if new."""
+    pki = site_pki()
+    folder = pki.identity_folder(kind, name)
+    if not (folder / "cert.pem").exists():
+        pki.issue(kind, name, now=dt.datetime.now(dt.UTC), role=role)
+    return folder
+
+
+def charger_dir(cid: str) -> Path:
+    return identity_dir(Kind.CHARGER, cid)
+
+
+def operator_dir(name: str = INSTALLER, role: Role = Role.INSTALLER) -> Path:
+    return identity_dir(Kind.OPERATOR, name, role)
+
+
+def master_tls(cert: str = MASTER_CERT) -> str:
+    """The master's [tls] table: a charger certificate, the session's CRL."""
+    return f'[tls]\ndir = "{charger_dir(cert)}"\ncrl = "{site_pki().crl}"'
+
+
+def agent_tls(cid: str) -> str:
+    return f'[tls]\ndir = "{charger_dir(cid)}"'
+
+
+PLAINTEXT = "[tls]\nplaintext = true"
+
+
+def master_toml(*, limit_a: float | str, group: str = "garage", phases: str = '["L1", "L2", "L3"]',
+                mode: str = "static", strategy: str = "maximise", fallback: str = "",
+                ct: str = "", closed: bool = False, tls: bool = True) -> str:
+    """MASTER_TOML filled in; with TLS the master serves as MASTER_CERT."""
+    return MASTER_TOML.format(group=group, phases=phases, mode=mode, limit_a=limit_a,
+                              fallback=fallback, strategy=strategy, ct=ct,
+                              closed=str(closed).lower(),
+                              tls=master_tls() if tls else PLAINTEXT)
+
+
+def agent_toml(cid: str, *, master: str, connectors: str, group: str = "garage",
+               tls: bool = True) -> str:
+    """AGENT_TOML of an agent of `master` (host:port)."""
+    return AGENT_TOML.format(cid=cid, group=group, connectors=connectors,
+                             master=f'[master]\naddress = "{master}"',
+                             tls=agent_tls(cid) if tls else PLAINTEXT)
+
+
+def ctl_args(address: str, *, tls: bool = True, operator: Path | None = None) -> list[str]:
+    """io7ctl's arguments up to the command: the master and, with TLS, the operator's
+    folder (default: the session's installer)."""
+    pki = ["--pki-dir", str(operator or operator_dir())] if tls else []
+    return [PY, "-m", "master.ctl", "--master", address, *pki]
+
+
+def tls_channel(address: str, folder: Path) -> grpc.aio.Channel:
+    """A mutual-TLS channel to a master with the certificate in `folder`."""
+    material = load_tls(TlsFiles.in_folder(folder))
+    return grpc.aio.secure_channel(address, channel_credentials(material),
+                                   options=channel_options(material.site))
 
 
 def free_port() -> int:
@@ -124,9 +219,13 @@ class Proc:
 class Cluster:
     """Starts and stops the processes of one test."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, *, tls: bool = True) -> None:
         self.tmp = tmp
+        self.tls = tls
         self.procs: list[Proc] = []
+
+    def ctl_args(self, address: str) -> list[str]:
+        return ctl_args(address, tls=self.tls)
 
     def spawn(self, name: str, *args: str) -> Proc:
         out, err = self.tmp / f"{name}.out", self.tmp / f"{name}.err"
@@ -149,14 +248,14 @@ class Cluster:
 
     def master(self, *, limit_a: float, strategy: str = "maximise", mode: str = "static",
                ct_port: int | None = None, phases: str = '["L1", "L2", "L3"]',
-               group: str = "garage", listen: str | None = None, name: str = "master"
-               ) -> tuple[Proc, str]:
+               group: str = "garage", listen: str | None = None, name: str = "master",
+               closed: bool = False) -> tuple[Proc, str]:
         clamps = "\n".join(f'{i + 1} = "{p}"' for i, p in enumerate(json.loads(phases)))
         ct = "" if ct_port is None else CT_TABLE.format(clamps=clamps, port=ct_port)
         fallback = f"fallback_limit_a = {limit_a / 2}" if mode == "dynamic" else ""
-        (self.tmp / "master.toml").write_text(MASTER_TOML.format(
+        (self.tmp / "master.toml").write_text(master_toml(
             group=group, phases=phases, mode=mode, limit_a=limit_a, fallback=fallback,
-            strategy=strategy, ct=ct))
+            strategy=strategy, ct=ct, closed=closed, tls=self.tls))
         args = ["-m", "master.service", "--config", "master.toml"]
         if listen:
             args += ["--listen", listen]
@@ -170,20 +269,21 @@ class Cluster:
                                for i, w in enumerate(wirings))
         master_t = f'[master]\naddress = "{master}"' if master else ""
         (self.tmp / f"{cid}.toml").write_text(AGENT_TOML.format(
-            cid=cid, group=group, connectors=connectors, master=master_t) + extra)
+            cid=cid, group=group, connectors=connectors, master=master_t,
+            tls=(agent_tls(cid) if self.tls else PLAINTEXT) if master else "") + extra)
         proc = self.spawn(cid, "-m", "agent.service", "--config", f"{cid}.toml")
         proc.first_json()
         return proc
 
     def status(self, address: str) -> dict[str, Any]:
         """The master's GroupStatus through the real io7ctl, as JSON."""
-        done = subprocess.run([PY, "-m", "master.ctl", "--master", address, "status",
-                               "--json"], capture_output=True, timeout=30, check=True)
+        done = subprocess.run([*self.ctl_args(address), "status", "--json"],
+                              capture_output=True, timeout=30, check=True)
         return dict(json.loads(done.stdout))
 
     def ctl(self, address: str, *args: str) -> dict[str, Any]:
         """Any io7ctl command with --json."""
-        done = subprocess.run([PY, "-m", "master.ctl", "--master", address, *args, "--json"],
+        done = subprocess.run([*self.ctl_args(address), *args, "--json"],
                               capture_output=True, timeout=30, check=True)
         return dict(json.loads(done.stdout))
 
@@ -191,8 +291,8 @@ class Cluster:
               timeout_s: float = GENEROUS_S) -> list[dict[str, Any]]:
         """GroupStatus updates from `io7ctl watch --json`, up to the first one `until`
         accepts."""
-        proc = subprocess.Popen([PY, "-m", "master.ctl", "--master", address, "watch",
-                                 "--json", "--interval-ms", "0"], stdout=subprocess.PIPE)
+        proc = subprocess.Popen([*self.ctl_args(address), "watch", "--json",
+                                 "--interval-ms", "0"], stdout=subprocess.PIPE)
         seen: list[dict[str, Any]] = []
         deadline = time.monotonic() + timeout_s
         try:
@@ -214,8 +314,8 @@ class Cluster:
 
 
 @contextmanager
-def cluster(tmp: Path) -> Iterator[Cluster]:
-    c = Cluster(tmp)
+def cluster(tmp: Path, *, tls: bool = True) -> Iterator[Cluster]:
+    c = Cluster(tmp, tls=tls)
     try:
         yield c
     finally:

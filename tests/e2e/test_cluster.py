@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness import PY, cluster, free_port, last_offers, wait_for
+from tests.e2e.harness import cluster, ctl_args, free_port, last_offers, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -91,7 +91,7 @@ def test_scenario_b_follows_the_ct_and_survives_a_master_kill(tmp_path: Path) ->
 
 def rebuild(address: str, *args: str) -> subprocess.CompletedProcess[str]:
     """`io7ctl rebuild` as a person runs it (text, exit code kept)."""
-    return subprocess.run([PY, "-m", "master.ctl", "--master", address, "rebuild", *args],
+    return subprocess.run([*ctl_args(address), "rebuild", *args],
                           capture_output=True, text=True, timeout=30, check=False)
 
 

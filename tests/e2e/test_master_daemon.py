@@ -9,18 +9,19 @@ import subprocess
 import time
 from pathlib import Path
 
-import grpc
 import pytest
 
 from protos.io7.cluster.v1 import cluster_pb2 as pb
 from protos.io7.cluster.v1 import cluster_pb2_grpc as pb_grpc
 from tests.e2e.harness import (
     GENEROUS_S,
-    MASTER_TOML,
     PY,
+    charger_dir,
     cluster,
     free_port,
     last_offers,
+    master_toml,
+    tls_channel,
     wait_for,
 )
 
@@ -29,9 +30,7 @@ pytestmark = pytest.mark.e2e
 
 def write_config(folder: Path, *, limit_a: float = 60) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "master.toml").write_text(MASTER_TOML.format(
-        group="garage", phases='["L1", "L2", "L3"]', mode="static", limit_a=limit_a,
-        fallback="", strategy="maximise", ct=""))
+    (folder / "master.toml").write_text(master_toml(limit_a=limit_a))
 
 
 def refused(folder: Path, listen: str) -> subprocess.CompletedProcess[str]:
@@ -70,11 +69,13 @@ def test_a_second_master_refuses_to_start(tmp_path: Path, same_state: bool) -> N
 
 
 async def _open_and_drop(address: str, n: int) -> None:
-    """Open `n` AgentLink streams, each says Hello, reads its Welcome and is dropped."""
-    async with grpc.aio.insecure_channel(address) as channel:
-        stub = pb_grpc.AgentLinkStub(channel)  # type: ignore[no-untyped-call]
+    """Open `n` AgentLink streams, each says Hello, reads its Welcome and is dropped
+    (over mutual TLS: each of the 20 chargers on a channel with its own certificate)."""
+    channels = [tls_channel(address, charger_dir(f"churn-{k}")) for k in range(20)]
+    try:
         for i in range(n):
-            call = stub.Connect()
+            call = pb_grpc.AgentLinkStub(  # type: ignore[no-untyped-call]
+                channels[i % 20]).Connect()
             wiring = pb.ConnectorWiring(l1=pb.PHASE_L1, l2=pb.PHASE_L2, l3=pb.PHASE_L3)
             await call.write(pb.AgentMessage(hello=pb.Hello(
                 charger_id=f"churn-{i % 20}", group="garage", charger_current_limit_a=32,
@@ -83,6 +84,9 @@ async def _open_and_drop(address: str, n: int) -> None:
             reply = await call.read()
             assert reply.WhichOneof("kind") == "welcome"
             call.cancel()
+    finally:
+        for channel in channels:
+            await channel.close()
 
 
 def test_stream_churn_leaves_no_orphan_task(tmp_path: Path) -> None:
@@ -104,7 +108,7 @@ def test_status_shows_the_limit_in_force_beside_the_configured_one(tmp_path: Pat
         wait_for(lambda: c.status(address)["ct_status"] == "CT_STATUS_LOST", "CT lost")
         phases = c.status(address)["phases"]
         assert [(p["limit_a"], p["configured_limit_a"]) for p in phases] == [(30.0, 60.0)] * 3
-        text = subprocess.run([PY, "-m", "master.ctl", "--master", address, "status"],
+        text = subprocess.run([*c.ctl_args(address), "status"],
                               capture_output=True, text=True, timeout=30, check=True).stdout
         assert "limit in force 30.0 A per phase, configured 60.0 A" in text
 

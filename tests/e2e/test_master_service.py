@@ -1,6 +1,8 @@
 """The master daemon over real gRPC on loopback: agents join, Limits flow, GroupAdmin works,
 and a misbehaving stream is closed alone. Agents here speak the real protocol through the
-agent's own `MasterLink`; their states are written by hand."""
+agent's own `MasterLink`; their states are written by hand. Every channel is mutual TLS
+with the e2e session's PKI (tests/e2e/harness.py): each agent with its own charger
+certificate, GroupAdmin calls as the session's installer."""
 
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ from master.ctl import render
 from master.service import serve
 from protos.io7.cluster.v1 import cluster_pb2 as pb
 from protos.io7.cluster.v1 import cluster_pb2_grpc as pb_grpc
+from protos.tls import TlsFiles, load_tls
+from tests.e2e.harness import charger_dir, master_tls, operator_dir, tls_channel
 
 pytestmark = pytest.mark.e2e
 
@@ -39,6 +43,9 @@ name = "garage"
 mode = "static"
 limit_a = 60
 offline_strategy = "maximise"
+closed = false
+
+{tls}
 
 [group.tuning]
 settle_s = 0.2
@@ -87,7 +94,7 @@ class FakeAgent:
 @contextlib.asynccontextmanager
 async def running_master(tmp_path: Path) -> AsyncIterator[str]:
     path = tmp_path / "master.toml"
-    path.write_text(CONFIG.format(db=tmp_path / "members.sqlite3"))
+    path.write_text(CONFIG.format(db=tmp_path / "members.sqlite3", tls=master_tls()))
     config = load_master_config(path)
     bound: asyncio.Future[str] = asyncio.get_running_loop().create_future()
     stop = asyncio.Event()
@@ -99,9 +106,15 @@ async def running_master(tmp_path: Path) -> AsyncIterator[str]:
         await asyncio.wait_for(task, 10)
 
 
+def admin_channel(address: str) -> grpc.aio.Channel:
+    """A channel as the session's installer."""
+    return tls_channel(address, operator_dir())
+
+
 @contextlib.asynccontextmanager
 async def joined(address: str, agent: FakeAgent) -> AsyncIterator[MasterLink]:
-    link = MasterLink(address, agent.hello, agent.welcomes.append, agent.limits.append)
+    link = MasterLink(address, agent.hello, agent.welcomes.append, agent.limits.append,
+                      tls=load_tls(TlsFiles.in_folder(charger_dir(agent.charger_id))))
     stop = asyncio.Event()
     task = asyncio.create_task(link.run(stop))
 
@@ -138,7 +151,7 @@ async def test_agents_join_and_limits_share_the_group_limit(tmp_path: Path) -> N
             assert all(a.welcomes and a.welcomes[0].settings.group == "garage" for a in agents)
             lim = agents[0].limits[-1]
             assert lim.valid_for_ms == 300 and lim.term >= 1 and lim.cycle > 0
-            async with grpc.aio.insecure_channel(address) as ch:
+            async with admin_channel(address) as ch:
                 admin = pb_grpc.GroupAdminStub(ch)
                 status = await admin.GetStatus(pb.GetStatusRequest())
                 assert {m.charger_id for m in status.members if m.online} == {
@@ -171,7 +184,7 @@ async def test_a_misbehaving_stream_is_closed_alone(tmp_path: Path) -> None:
         good = FakeAgent("io7-good")
         async with joined(address, good):
             await eventually(lambda: good.last_a() == 30.0 or good.last_a() == 32.0)
-            async with grpc.aio.insecure_channel(address) as ch:
+            async with tls_channel(address, charger_dir("io7-bad")) as ch:
                 call = pb_grpc.AgentLinkStub(ch).Connect()
                 bad = FakeAgent("io7-bad")
                 await call.write(pb.AgentMessage(hello=bad.hello()))
@@ -190,7 +203,7 @@ async def test_nan_measurement_takes_the_member_offline_not_to_zero(tmp_path: Pa
         async with joined(address, a), joined(address, b):
             await eventually(lambda: a.last_a() == 30.0 and b.last_a() == 30.0)
             b.current_a = math.nan
-            async with grpc.aio.insecure_channel(address) as ch:
+            async with admin_channel(address) as ch:
                 admin = pb_grpc.GroupAdminStub(ch)
 
                 async def b_offline() -> bool:
@@ -210,7 +223,7 @@ async def test_reflection_answers_v1_and_v1alpha(tmp_path: Path) -> None:
     """Current clients ask grpc.reflection.v1 first. The v1 messages have v1alpha's field
     numbers (grpc/grpc reflection/v1/reflection.proto), so v1alpha's classes speak v1."""
     service = "io7.cluster.v1.GroupAdmin"
-    async with running_master(tmp_path) as address, grpc.aio.insecure_channel(address) as ch:
+    async with running_master(tmp_path) as address, admin_channel(address) as ch:
         for package in ("grpc.reflection.v1", "grpc.reflection.v1alpha"):
             info = ch.stream_stream(
                 f"/{package}.ServerReflection/ServerReflectionInfo",
@@ -245,7 +258,8 @@ async def test_reflection_answers_v1_and_v1alpha(tmp_path: Path) -> None:
 ], ids=["newline-escape", "space", "bidi-override", "empty", "too-long"])
 async def test_a_charger_id_that_would_forge_the_status_is_refused(
         tmp_path: Path, charger_id: str, why: str) -> None:
-    async with running_master(tmp_path) as address, grpc.aio.insecure_channel(address) as ch:
+    async with running_master(tmp_path) as address, \
+            tls_channel(address, charger_dir("io7-forger")) as ch, admin_channel(address) as op:
         call = pb_grpc.AgentLinkStub(ch).Connect()
         hello = FakeAgent(charger_id).hello()
         await call.write(pb.AgentMessage(hello=hello))
@@ -255,14 +269,14 @@ async def test_a_charger_id_that_would_forge_the_status_is_refused(
         details = err.value.details() or ""
         assert why in details and "charger id" in details
         assert details.isprintable(), details  # the refusal does not echo it raw either
-        status = await pb_grpc.GroupAdminStub(ch).GetStatus(pb.GetStatusRequest())
+        status = await pb_grpc.GroupAdminStub(op).GetStatus(pb.GetStatusRequest())
         assert not status.members
 
 
 async def test_a_member_offline_for_a_bad_report_says_why(tmp_path: Path) -> None:
     async with running_master(tmp_path) as address:
         a = FakeAgent("io7-a")
-        async with joined(address, a), grpc.aio.insecure_channel(address) as ch:
+        async with joined(address, a), admin_channel(address) as ch:
             admin = pb_grpc.GroupAdminStub(ch)
             await eventually(lambda: a.last_a() > 0)
             a.current_a = math.nan
@@ -284,7 +298,7 @@ async def test_a_member_that_refuses_the_limits_shows_it_and_counts_offline(
     async with running_master(tmp_path) as address:
         a, b = FakeAgent("io7-a"), FakeAgent("io7-b")
         async with joined(address, a), joined(address, b), \
-                grpc.aio.insecure_channel(address) as ch:
+                admin_channel(address) as ch:
             admin = pb_grpc.GroupAdminStub(ch)
             await eventually(lambda: a.last_a() == 30.0 and b.last_a() == 30.0)
             b.refused = "fail-safe 40 A is above this charger's 16 A"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import MASTER_TOML
+from tests.e2e.harness import master_toml
 
 pytestmark = pytest.mark.e2e
 
@@ -20,8 +20,7 @@ pytestmark = pytest.mark.e2e
 def start_master(tmp_path: Path, *, listen: str = "127.0.0.1:0",
                  state_db: str = "members.sqlite3", limit_a: str = "32"
                  ) -> subprocess.CompletedProcess[str]:
-    text = MASTER_TOML.format(group="garage", phases='["L1", "L2", "L3"]', mode="static",
-                              limit_a=limit_a, fallback="", strategy="maximise", ct="")
+    text = master_toml(limit_a=limit_a)
     text = text.replace('listen = "127.0.0.1:0"', f'listen = "{listen}"')
     text = text.replace('state_db = "members.sqlite3"', f'state_db = "{state_db}"')
     (tmp_path / "master.toml").write_text(text)

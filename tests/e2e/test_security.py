@@ -1,7 +1,8 @@
-"""Authorised administration without TLS yet (issue 11), as real processes on loopback:
-the installed limit is a ceiling SetGroupLimit cannot raise, a closed group takes the
-chargers the installer admits, and every refusal and change leaves a security log line
-that `io7ctl security-log` shows."""
+"""Authorised administration (issue 11), as real processes on loopback over mutual TLS
+(the e2e session's PKI): the installed limit is a ceiling SetGroupLimit cannot raise, a
+closed group takes the chargers the installer admits, and every refusal and change
+leaves a security log line, naming the certificate's identity, that `io7ctl
+security-log` shows. The refusals TLS itself adds are in test_mtls.py."""
 
 from __future__ import annotations
 
@@ -16,13 +17,24 @@ import pytest
 
 from protos.io7.cluster.v1 import cluster_pb2 as pb
 from protos.io7.cluster.v1 import cluster_pb2_grpc as pb_grpc
-from tests.e2e.harness import MASTER_TOML, PY, Cluster, cluster, last_offers, wait_for
+from tests.e2e.harness import (
+    INSTALLER,
+    SITE,
+    Cluster,
+    charger_dir,
+    cluster,
+    ctl_args,
+    last_offers,
+    master_toml,
+    tls_channel,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
 
 def ctl(address: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([PY, "-m", "master.ctl", "--master", address, *args],
+    return subprocess.run([*ctl_args(address), *args],
                           capture_output=True, text=True, timeout=30, check=False)
 
 
@@ -38,10 +50,7 @@ def kinds(address: str) -> list[str]:
 
 def closed_master(c: Cluster, *, limit_a: float = 60) -> str:
     """A master of a closed group (group.closed = true), as its own process."""
-    toml = MASTER_TOML.format(group="garage", phases='["L1", "L2", "L3"]', mode="static",
-                              limit_a=limit_a, fallback="", strategy="maximise", ct="")
-    toml = toml.replace('name = "garage"\n', 'name = "garage"\nclosed = true\n')
-    (c.tmp / "master.toml").write_text(toml)
+    (c.tmp / "master.toml").write_text(master_toml(limit_a=limit_a, closed=True))
     proc = c.spawn("master", "-m", "master.service", "--config", "master.toml")
     return str(proc.first_json()["listening"])
 
@@ -76,7 +85,7 @@ def test_set_limit_can_lower_but_never_raise_past_the_installed_limit(tmp_path: 
                                             "limit_refused", "limit_set", "limit_refused",
                                             "limit_set"]
         refused = log[2]
-        assert refused["who"] == "ipv4:127.0.0.1"  # the peer's host until TLS identities
+        assert refused["who"] == f"io7://{SITE}/operator/{INSTALLER}?role=installer"
         assert refused["peer"].startswith("ipv4:127.0.0.1:")
         assert "limit_a=50000 A is outside the allowed range [6.0, 60.0] A" in \
             refused["detail"]
@@ -115,9 +124,10 @@ def test_a_closed_group_takes_the_charger_the_installer_admits(tmp_path: Path) -
         assert len(text) == 3 and any("member_joined" in line for line in text)
 
 
-async def _hello(address: str, hello: pb.Hello) -> grpc.StatusCode:
-    """Say `hello` on a fresh stream; the code the master ends it with (OK = Welcome)."""
-    async with grpc.aio.insecure_channel(address) as ch:
+async def _hello(address: str, hello: pb.Hello, cert: str = "") -> grpc.StatusCode:
+    """Say `hello` on a fresh stream, with charger `cert`'s certificate (default: the
+    Hello's own); the code the master ends it with (OK = Welcome)."""
+    async with tls_channel(address, charger_dir(cert or hello.charger_id)) as ch:
         call = pb_grpc.AgentLinkStub(ch).Connect()  # type: ignore[no-untyped-call]
         await call.write(pb.AgentMessage(hello=hello))
         try:
@@ -140,7 +150,8 @@ def test_refused_hellos_and_a_raised_term_are_logged_and_survive_a_restart(
         tmp_path: Path) -> None:
     with cluster(tmp_path) as c:
         master, address = c.master(limit_a=60)
-        said = {name: asyncio.run(_hello(address, h)) for name, h in {
+        said = {name: asyncio.run(_hello(address, h, "io7-1" if name == "forged id" else ""))
+                for name, h in {
             "forged id": hello("io7-1\n\x1b[2Kio7-9  yes"),
             "wrong group": hello("io7-3", group="office"),
             "absurd term": hello("io7-4", term=2**60),

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness import AGENT_TOML, MASTER_TOML, PY, Cluster, Proc, cluster, wait_for
+from tests.e2e.harness import PY, Cluster, Proc, agent_toml, cluster, master_toml, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -114,9 +114,7 @@ def first_master_offer_s(agent: Proc) -> float | None:
 def test_an_agent_joins_and_rejoins_through_a_slow_link(
         tmp_path: Path, netns: Netns, up_ms: int, down_ms: int) -> None:
     with cluster(tmp_path) as c:
-        (tmp_path / "master.toml").write_text(MASTER_TOML.format(
-            group="garage", phases='["L1", "L2", "L3"]', mode="static", limit_a=64,
-            fallback="", strategy="maximise", ct=""))
+        (tmp_path / "master.toml").write_text(master_toml(limit_a=64))
         master = spawn_in(c, netns.master, "master", "-m", "master.service", "--config",
                           "master.toml", "--listen", f"{MASTER_IP}:{MASTER_PORT}")
         master.first_json()
@@ -125,9 +123,8 @@ def test_an_agent_joins_and_rejoins_through_a_slow_link(
                          "--up-ms", str(up_ms), "--down-ms", str(down_ms),
                          stdin=subprocess.PIPE)
         via = str(relay.first_json()["listening"])
-        (tmp_path / "io7-1.toml").write_text(AGENT_TOML.format(
-            cid="io7-1", group="garage", connectors='[connectors.1]\nwiring = ["L1"]',
-            master=f'[master]\naddress = "{via}"'))
+        (tmp_path / "io7-1.toml").write_text(agent_toml(
+            "io7-1", master=via, connectors='[connectors.1]\nwiring = ["L1"]'))
         agent = spawn_in(c, netns.agent, "io7-1", "-m", "agent.service", "--config",
                          "io7-1.toml")
         agent.first_json()

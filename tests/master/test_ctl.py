@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from master import runfile
-from tests.e2e.harness import Cluster, cluster, free_port
+from tests.e2e.harness import Cluster, cluster, free_port, operator_dir
 
 pytestmark = pytest.mark.e2e
 PY = sys.executable
@@ -32,7 +32,8 @@ def write_run_file(folder: Path, masters: list[tuple[str, str]], pid: int | None
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({
         "pid": os.getpid() if pid is None else pid, "scenario": "B", "logs": str(folder),
-        "masters": [{"group": g, "address": a} for g, a in masters]}))
+        "masters": [{"group": g, "address": a} for g, a in masters],
+        "operator": str(operator_dir())}))  # make run's installer (master/carparkpki.py)
     return path
 
 
