@@ -3,6 +3,7 @@ time (this machine is shared and noisy); read the medians and compare ratios."""
 
 from __future__ import annotations
 
+import argparse
 import functools
 import platform
 import statistics
@@ -12,29 +13,39 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from tests.bench import allocation, cluster
+from tests.bench import allocation, cluster, tlscost
 
-# (chargers, sampled cycles): 1 s cycles, so about 40 s per size with the start-of-term
-# hold and the load step; fewer cycles at 500 to keep `make bench` within a few minutes.
-SIZES = ((10, 30), (50, 30), (200, 30), (500, 20))
+# (chargers, sampled cycles): 1 s cycles, so 40-75 s per size with the start-of-term hold
+# and the load step. 200 and 500 over TLS serve the TLS cost table too (>= 60 cycles).
+SIZES = ((10, 30), (50, 30), (200, tlscost.CYCLES), (500, tlscost.CYCLES))
+PARTS = ("allocation", "cluster", "tls-cost")
 CYCLE_SLACK_S = 0.1  # "keeps a 1 s cycle": no interval longer than 1.1 s
 AGENT_RUNS = 3
 BenchErrors = (RuntimeError, TimeoutError, AssertionError, OSError)
 T = TypeVar("T")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
+    parser.add_argument("--only", choices=PARTS, help="run one part (default: all, "
+                        "about 10 minutes; tls-cost alone about 6)")
+    only = parser.parse_args(argv).only
     print(f"# io7-cluster benchmarks ({platform.python_implementation()} "
           f"{platform.python_version()}, {platform.machine()})")
     print()
-    print("## Allocation time per call (steady state)")
-    print()
-    print("| connectors | calls | median ms | p90 ms | target |")
-    print("|---:|---:|---:|---:|---|")
-    for r in allocation.run():
-        print(f"| {r.connectors} | {r.calls} | {r.median_ms:.3f} | {r.p90_ms:.3f} | {r.target} |")
-    print()
-    cluster_tables()
+    if only in (None, "allocation"):
+        print("## Allocation time per call (steady state)")
+        print()
+        print("| connectors | calls | median ms | p90 ms | target |")
+        print("|---:|---:|---:|---:|---|")
+        for r in allocation.run():
+            print(f"| {r.connectors} | {r.calls} | {r.median_ms:.3f} | {r.p90_ms:.3f} | "
+                  f"{r.target} |")
+        print()
+    done = cluster_tables() if only in (None, "cluster") else {}
+    if only in (None, "tls-cost"):
+        print()
+        tlscost.tables(done)
 
 
 def _attempt(what: str, run: Callable[[], T], failures: dict[str, str]) -> T | None:
@@ -46,7 +57,8 @@ def _attempt(what: str, run: Callable[[], T], failures: dict[str, str]) -> T | N
         return None
 
 
-def cluster_tables() -> None:
+def cluster_tables() -> dict[int, cluster.ScaleResult]:
+    """The main cluster table over mutual TLS; returns its runs by size."""
     failures: dict[str, str] = {}
     results: dict[int, cluster.ScaleResult] = {}
     with tempfile.TemporaryDirectory(prefix="io7-bench-") as tmp:
@@ -59,7 +71,7 @@ def cluster_tables() -> None:
             cluster.measure_agent, Path(tmp) / "agent", runs=AGENT_RUNS), failures)
 
     print("## The cluster on loopback: real master (1 s cycle), CT kit simulator, "
-          "N agent streams from one process")
+          "N agent streams from one process, mutual TLS")
     print()
     print("| chargers | cycles | latency median ms | latency p99 ms | of which in master "
           "(median) ms | cycles a charger missed | master CPU (core) | cycle interval "
@@ -89,6 +101,7 @@ def cluster_tables() -> None:
             print(f"\nGetStatus at {r.chargers} chargers failed: {r.status_error}")
     for what, err in failures.items():
         print(f"\n{what}: not measured ({err})")
+    return results
 
 
 def _reaction(r: cluster.ScaleResult) -> str:

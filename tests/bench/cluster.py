@@ -49,6 +49,7 @@ from protos.io7.cluster.v1 import cluster_pb2_grpc as pb_grpc
 from protos.tls import TlsFiles, channel_credentials, load_tls
 from tests.bench.loadgen import WIRINGS, LoadGenerator
 from tests.e2e.harness import (
+    PLAINTEXT,
     Cluster,
     Proc,
     charger_dir,
@@ -73,7 +74,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 MASTER_TOML = """
 [master]
 id = "bench-master"
-listen = "127.0.0.1:0"
+listen = "{listen}"
 state_db = "members.sqlite3"
 cycle_ms = {cycle_ms}
 
@@ -133,13 +134,15 @@ def group_limit_a(chargers: int) -> float:
 
 
 def start_master(c: Cluster, *, limit_a: float, ct_port: int, cycle_ms: int = 1000,
-                 settle_s: float | None = None, name: str = "master") -> tuple[Proc, str]:
-    """The real master at debug level; returns it and its address."""
+                 settle_s: float | None = None, name: str = "master", tls: bool = True,
+                 listen: str = "127.0.0.1:0") -> tuple[Proc, str]:
+    """The real master at debug level, over mutual TLS or with [tls] plaintext = true;
+    returns it and its address."""
     tuning = "" if settle_s is None else f"[group.tuning]\nsettle_s = {settle_s}\n"
     (c.tmp / f"{name}.toml").write_text(MASTER_TOML.format(
         cycle_ms=cycle_ms, group=GROUP, limit_a=limit_a, fallback_a=limit_a / 2,
         margin_a=MARGIN_A, tuning=tuning, rated_a=CT_RATED_A, ct_port=ct_port,
-        tls=master_tls()))
+        tls=master_tls() if tls else PLAINTEXT, listen=listen))
     proc = c.spawn(name, "-m", "master.service", "--config", f"{name}.toml",
                    "--log-level", "DEBUG")
     return proc, str(proc.first_json()["listening"])
@@ -185,6 +188,7 @@ class ScaleResult:
     status_bytes: int | None  # GetStatus answer size; None: it failed
     status_error: str
     loadavg: float
+    tls: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,11 +207,14 @@ class SizeRun:
     status_bytes: int | None
     status_error: str
     loadavg: float
+    tls: bool
 
 
-async def _get_status(address: str) -> tuple[int | None, str]:
+async def _get_status(address: str, *, tls: bool = True) -> tuple[int | None, str]:
     """GetStatus as io7ctl calls it (default channel options): its size, or the error."""
-    async with tls_channel(address, operator_dir()) as channel:
+    channel = tls_channel(address, operator_dir()) if tls else \
+        grpc.aio.insecure_channel(address)
+    async with channel:
         admin = pb_grpc.GroupAdminStub(channel)  # type: ignore[no-untyped-call]
         try:
             status = await admin.GetStatus(pb.GetStatusRequest(), timeout=10)
@@ -253,10 +260,11 @@ async def _drive(gen: LoadGenerator, *, pid: int, cycles: int, until_s: float
 
 
 def run_size(tmp: Path, chargers: int, *, cycles: int, cycle_ms: int = 1000,
-             settle_s: float | None = None) -> SizeRun:
+             settle_s: float | None = None, tls: bool = True) -> SizeRun:
     """One size on fresh processes in `tmp` (see the module docstring); the step comes
     STEP_AFTER_HOLD_CYCLES cycles after the master's hold, the run ends AFTER_STEP_CYCLES
-    later at the earliest. `settle_s` shortens the hold (tests); None keeps the default."""
+    later at the earliest. `settle_s` shortens the hold (tests); None keeps the default.
+    `tls` False: the master's plaintext switch and insecure channels."""
     tmp.mkdir(parents=True, exist_ok=True)
     cycle_s = cycle_ms / 1000.0
     hold_s = DEFAULT_LEASE_CYCLES * cycle_s + (DEFAULT_SETTLE_S if settle_s is None
@@ -270,15 +278,15 @@ def run_size(tmp: Path, chargers: int, *, cycles: int, cycle_ms: int = 1000,
         c.ct_sim(ct_port, base_a=BASE_A, step_a=STEP_A, step_in_s=step_in_s)
         step_at = time.monotonic() + step_in_s
         master, address = start_master(c, limit_a=limit, ct_port=ct_port, cycle_ms=cycle_ms,
-                                       settle_s=settle_s)
+                                       settle_s=settle_s, tls=tls)
         gen = LoadGenerator(address, chargers=chargers, group=GROUP, cycle_s=cycle_s,
-                            credentials=fleet_credentials)
+                            credentials=fleet_credentials if tls else None)
 
         async def drive() -> tuple[tuple[list[int], float, float, float],
                                    tuple[int | None, str]]:
             sampled = await _drive(gen, pid=master.popen.pid, cycles=cycles,
                                    until_s=step_at + AFTER_STEP_CYCLES * cycle_s)
-            return sampled, await _get_status(address)
+            return sampled, await _get_status(address, tls=tls)
 
         (window, cpu, wall, rss), (size, error) = asyncio.run(drive())
         log = master_cycles(master)
@@ -287,7 +295,7 @@ def run_size(tmp: Path, chargers: int, *, cycles: int, cycle_ms: int = 1000,
         c.close()
     return SizeRun(gen=gen, log=log, limit_a=limit, window=window, cpu_s=cpu, wall_s=wall,
                    rss_mb=rss, overruns=overruns, status_bytes=size, status_error=error,
-                   loadavg=loadavg)
+                   loadavg=loadavg, tls=tls)
 
 
 def phase_sums_a(gen: LoadGenerator, cycle: int) -> list[float]:
@@ -344,12 +352,13 @@ def summarise(run: SizeRun) -> ScaleResult:
         cpu_core=run.cpu_s / run.wall_s, window_s=run.wall_s,
         interval_median_s=statistics.median(intervals), interval_max_s=max(intervals),
         overruns=run.overruns, master_rss_mb=run.rss_mb, reaction_cycles=reaction_cycles(run),
-        status_bytes=run.status_bytes, status_error=run.status_error, loadavg=run.loadavg)
+        status_bytes=run.status_bytes, status_error=run.status_error, loadavg=run.loadavg,
+        tls=run.tls)
 
 
-def measure_size(tmp: Path, chargers: int, *, cycles: int) -> ScaleResult:
-    """One size at the production cycle (1 s) and hold."""
-    return summarise(run_size(tmp, chargers, cycles=cycles))
+def measure_size(tmp: Path, chargers: int, *, cycles: int, tls: bool = True) -> ScaleResult:
+    """One size at the production cycle (1 s) and hold, over TLS or plaintext."""
+    return summarise(run_size(tmp, chargers, cycles=cycles, tls=tls))
 
 
 # --- one real agent ---------------------------------------------------------------------

@@ -18,7 +18,13 @@ own TCP connection, as a charger on the LAN has one), with the agent's channel o
    certificate per FakeCharger, issued on first use), as agents run since issue 11;
    None: plaintext, for a master with [tls] plaintext = true.
 5. A stream that fails is not reconnected: its error is kept in `errors`, so a benchmark
-   reports it rather than hiding it.
+   reports it rather than hiding it. With `reconnect=True` (the handshake storm after a
+   master restart) a charger reconnects as the agent does (agent/link.py rule 3: a fresh
+   channel after a jittered backoff from 0.2 s doubling to 2 s), and the first Welcome
+   and the first Limits of every term are stamped per charger (`firsts`).
+7. Every channel has its own subchannel pool, hence its own TCP connection (and TLS
+   handshake): grpcio otherwise shares one connection among channels of equal options,
+   so 500 plaintext chargers would be one connection and no fair comparison.
 
 The receive stamps include this process's own time to serve N streams on one event loop:
 with hundreds of chargers they are an upper bound on what one real agent would see.
@@ -28,12 +34,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import grpc
 
+from agent.link import BACKOFF_MAX_S, BACKOFF_START_S
 from protos.io7.cluster.v1 import cluster_pb2 as pb
 from protos.io7.cluster.v1 import cluster_pb2_grpc as pb_grpc
 from protos.link import AGENT_CHANNEL_OPTIONS
@@ -45,6 +53,8 @@ CHARGER_LIMIT_A = 32.0  # Charger Current Limit, manual 6.3
 EV_UNDERDRAW_A = 0.3  # an EV draws a little under the offer (rule 3)
 MIN_CURRENT_A = 6.0  # IEC 61851-1: no offer between 0 and 6 A
 VOLTAGE_V = 230.0
+# Rule 7: one connection per charger, as on the LAN.
+OWN_CONNECTION = [("grpc.use_local_subchannel_pool", 1)]
 # Connector line -> site phase: connector 1 straight, connector 2 rotated (L2, L3, L1).
 WIRINGS = {1: (pb.PHASE_L1, pb.PHASE_L2, pb.PHASE_L3),
            2: (pb.PHASE_L2, pb.PHASE_L3, pb.PHASE_L1)}
@@ -130,9 +140,15 @@ class LoadGenerator:
     cycle_s: float = 1.0
     prefix: str = "bench"
     credentials: Callable[[str], grpc.ChannelCredentials] | None = None  # rule 6
+    reconnect: bool = False  # rule 5
+    seed: int = 5  # the reconnect jitter's
     fleet: list[FakeCharger] = field(init=False)
     received: dict[int, dict[str, Arrival]] = field(init=False, default_factory=dict)
     errors: dict[str, str] = field(init=False, default_factory=dict)
+    # term -> charger id -> monotonic s of its first Welcome / Limits of that term (rule 5)
+    firsts: dict[str, dict[int, dict[str, float]]] = field(
+        init=False, default_factory=lambda: {"welcome": {}, "limits": {}})
+    attempts: int = field(init=False, default=0)  # streams opened, reconnects included
 
     def __post_init__(self) -> None:
         if self.chargers < 1:
@@ -141,6 +157,7 @@ class LoadGenerator:
             raise ValueError(f"cycle_s={self.cycle_s}: must be > 0")
         self.fleet = [FakeCharger(f"{self.prefix}-{k:04d}", self.group)
                       for k in range(self.chargers)]
+        self._rng = random.Random(self.seed)
 
     @property
     def welcomed(self) -> int:
@@ -173,13 +190,32 @@ class LoadGenerator:
 
     async def _session(self, charger: FakeCharger, offset_s: float,
                        stop: asyncio.Event) -> None:
+        backoff = BACKOFF_START_S
+        while True:
+            await self._stream(charger, offset_s, stop)
+            if not self.reconnect or stop.is_set():
+                return
+            delay = backoff * (0.5 + self._rng.random())  # agent/link.py rule 3
+            backoff = min(BACKOFF_MAX_S, backoff * 2)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+            if stop.is_set():
+                return
+            self.errors.pop(charger.charger_id, None)
+
+    async def _stream(self, charger: FakeCharger, offset_s: float,
+                      stop: asyncio.Event) -> None:
+        """One stream, until `stop` or its failure (kept in `errors`)."""
+        self.attempts += 1
         try:
             if self.credentials is None:
-                channel = grpc.aio.insecure_channel(self.address, options=AGENT_CHANNEL_OPTIONS)
+                channel = grpc.aio.insecure_channel(
+                    self.address, options=[*AGENT_CHANNEL_OPTIONS, *OWN_CONNECTION])
             else:
                 channel = grpc.aio.secure_channel(
                     self.address, self.credentials(charger.charger_id),
-                    options=[*AGENT_CHANNEL_OPTIONS, *channel_options(TLS_SITE)])
+                    options=[*AGENT_CHANNEL_OPTIONS, *OWN_CONNECTION,
+                             *channel_options(TLS_SITE)])
             async with channel:
                 call = pb_grpc.AgentLinkStub(channel).Connect()  # type: ignore[no-untyped-call]
                 await call.write(pb.AgentMessage(hello=charger.hello()))
@@ -219,8 +255,12 @@ class LoadGenerator:
             kind = msg.WhichOneof("kind")
             if kind == "welcome":
                 charger.welcome = msg.welcome
+                self.firsts["welcome"].setdefault(msg.welcome.term, {}).setdefault(
+                    charger.charger_id, now)
             elif kind == "limits":
                 charger.last, charger.last_at_s = msg.limits, now
+                self.firsts["limits"].setdefault(msg.limits.term, {}).setdefault(
+                    charger.charger_id, now)
                 self.received.setdefault(msg.limits.cycle, {})[charger.charger_id] = Arrival(
                     now, {c.connector_id: c.current_a for c in msg.limits.connectors},
                     any(c.reason == pb.LIMIT_REASON_FAILSAFE for c in msg.limits.connectors))

@@ -1,6 +1,7 @@
 """The cluster benchmark's own machinery, kept from rotting: the load generator connects
 five protocol-level chargers to a real master (with a real CT kit simulator) and they
-receive sane Limits; the bench's analysis runs on what they got. No timing is asserted
+receive sane Limits, over mutual TLS and plaintext, and reconnect after a master restart;
+the bench's analysis runs on what they got. No timing is asserted
 (`make bench` prints those numbers); every wait has a generous bound."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from protos.io7.cluster.v1 import cluster_pb2 as pb
-from tests.bench import cluster
+from tests.bench import cluster, storm
 from tests.bench.loadgen import CHARGER_LIMIT_A, MIN_CURRENT_A, WIRINGS
 
 pytestmark = pytest.mark.e2e
@@ -18,9 +19,12 @@ pytestmark = pytest.mark.e2e
 CHARGERS = 5
 
 
-def test_five_chargers_receive_sane_limits_from_a_real_master(tmp_path: Path) -> None:
+@pytest.mark.parametrize("tls", [True, False], ids=["mutual-tls", "plaintext"])
+def test_five_chargers_receive_sane_limits_from_a_real_master(tmp_path: Path,
+                                                                tls: bool) -> None:
     # 250 ms cycles and a short hold keep it to a few seconds; the step still comes.
-    run = cluster.run_size(tmp_path, CHARGERS, cycles=4, cycle_ms=250, settle_s=0.5)
+    # Plaintext: the master's switch and insecure channels (the TLS cost bench's baseline).
+    run = cluster.run_size(tmp_path, CHARGERS, cycles=4, cycle_ms=250, settle_s=0.5, tls=tls)
     gen = run.gen
     assert not gen.errors
     assert gen.welcomed == CHARGERS
@@ -45,8 +49,19 @@ def test_five_chargers_receive_sane_limits_from_a_real_master(tmp_path: Path) ->
         assert cluster.fits(run, k, run.log[k].ct_a), f"cycle {k} overloads a phase"
     # The analysis runs on it and finds the load step in the master's CT readings.
     result = cluster.summarise(run)
-    assert result.chargers == CHARGERS and result.samples >= 1
+    assert result.chargers == CHARGERS and result.samples >= 1 and result.tls == tls
     assert result.latency_median_ms > 0 and result.cpu_core >= 0
     assert result.master_rss_mb > 0 and result.status_bytes and not result.status_error
     assert any(e.ct_a[0] is not None and e.ct_a[0] >= cluster.BASE_A + cluster.STEP_A - 0.5
                for e in run.log.values())
+
+
+def test_chargers_reconnect_after_the_master_is_killed_and_restarted(tmp_path: Path) -> None:
+    # The handshake storm's plumbing at three chargers over mutual TLS: the master dies
+    # (SIGKILL), a new one starts on the same address and state, and every charger
+    # reconnects with the agent's backoff and receives Limits of the new term.
+    result = storm.measure_storm(tmp_path, 3, tls=True, timeout_s=60.0)
+    assert result.tls and result.chargers == 3
+    assert 0 < result.listening_s <= result.welcomed_s <= result.limits_s
+    assert result.attempts >= 3  # at least one new stream each
+    assert result.master_cpu_core > 0 and result.generator_cpu_core >= 0
