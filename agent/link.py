@@ -19,6 +19,8 @@
    warning saying so and stays on its fail-safe. `link_tls` loads the files at start and
    refuses a certificate that is not this charger's own (ConfigError): the master would
    refuse every Hello anyway, so say it where the installer looks first.
+6. With `audit` (agent/audit.py), a failed handshake (rule 5) and a refusal (rule 4) also
+   go to the charger's security log, each reason once and then about once a minute.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from collections.abc import Callable
 import grpc
 import structlog
 
+from agent.audit import PLAINTEXT_WARNING, AgentAudit
 from agent.config import AgentConfig
 from agent.errors import ConfigError
 from protos.identity import charger
@@ -50,6 +53,7 @@ from protos.tls import (
 
 BACKOFF_START_S = 0.2
 BACKOFF_MAX_S = 2.0
+REFUSALS = ("PERMISSION_DENIED", "FAILED_PRECONDITION")  # rule 4: the master said no
 
 
 class LinkClosedError(Exception):
@@ -65,8 +69,7 @@ def link_tls(config: AgentConfig, *, now: dt.datetime,
     folder = config.tls_dir
     if folder is None:
         if master_address or config.master_address:
-            log.warning("PLAINTEXT: no TLS on the master link ([tls] plaintext = true): "
-                        "anyone on the LAN may pose as the master; for a test bench only")
+            log.warning(PLAINTEXT_WARNING)
         return None
     try:
         material = load_tls(TlsFiles.in_folder(folder))
@@ -108,9 +111,11 @@ class MasterLink:
         *,
         rng: random.Random | None = None,
         tls: TlsMaterial | None = None,
+        audit: AgentAudit | None = None,
     ) -> None:
         self._address = address
         self._tls = tls
+        self._audit = audit
         self._hello = hello
         self._on_welcome = on_welcome
         self._on_limits = on_limits
@@ -137,15 +142,26 @@ class MasterLink:
                 self.last_error = f"{err.code().name}: {err.details()}"
                 hint = _handshake_hint(err.details() or "") if self._tls else ""
                 self._log.warning(hint or "master link lost", error=self.last_error)
+                self._audit_failure("master_tls_refused" if hint else "")
             except (LinkClosedError, ConnectionError, OSError) as err:
                 self.last_error = str(err)
                 self._log.warning("master link lost", error=self.last_error)
+                self._audit_failure("")
             finally:
                 self.connected = False
             delay = backoff * (0.5 + self._rng.random())
             backoff = min(BACKOFF_MAX_S, backoff * 2)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)
+
+    def _audit_failure(self, kind: str) -> None:
+        """Rule 6: a handshake failure (`kind` given) or a refusal by the master."""
+        if self._audit is None:
+            return
+        if not kind and self.last_error.startswith(REFUSALS):
+            kind = "master_refused"
+        if kind:
+            self._audit.link_refused(kind, self.last_error, address=self._address)
 
     async def _session(self, stop: asyncio.Event) -> None:
         if self._tls is None:
@@ -194,6 +210,8 @@ class MasterLink:
             if kind == "welcome":
                 self.connected = True
                 self.last_error = ""
+                if self._audit is not None:
+                    self._audit.link_ok()
                 self._log.info("joined group", term=msg.welcome.term,
                                group=msg.welcome.settings.group)
                 self._on_welcome(msg.welcome)

@@ -28,6 +28,8 @@ The imperative shell around the agent's pure cores:
    cap, the LED), steps the machines, then hands the sessions the result (transaction
    messages go to the durable outbox). The master sees min(hard max, composite limit)
    as the connector's maximum. SIGTERM stops running transactions (Reboot) first.
+7. Every charger keeps a security log (agent/audit.py, `<state.dir>/security.jsonl`),
+   open for the agent's life: the master link and the OCPP link write into it.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ import structlog
 
 from agent import wire
 from agent.agentonly import AGENT_ONLY_CYCLE_S, LocalBalancer
+from agent.audit import AgentAudit
 from agent.bounds import Refusal
 from agent.config import AgentConfig, load_agent_config, with_csms_url
 from agent.connector import ActionKind, Connector, ConnectorInputs, ConnectorOutput
@@ -55,12 +58,10 @@ from agent.errors import ConfigError
 from agent.faults import Fault, OcppStatus
 from agent.limits import LimitApplier
 from agent.link import MasterLink, link_tls
-from agent.ocpp.agentport import OcppPort, build_sessions
+from agent.ocpp.agentport import build_ocpp
 from agent.ocpp.availability import Availability
-from agent.ocpp.configkeys import ConfigurationStore, open_db
 from agent.ocpp.connection import LinkState, OcppClient
-from agent.ocpp.keyvalues import phase_rotation
-from agent.ocpp.reports import BootIdentity, StatusReport
+from agent.ocpp.reports import StatusReport
 from agent.ocpp.sessions import OcppSessions, Prepared
 from agent.ocpp.transactions import Observed, StopReason
 from agent.simdriver import EvDriver
@@ -106,9 +107,13 @@ class Agent:
                                     last_seen_term=self.terms.load())
         self.master_id = ""  # from the last Welcome, for the logs
         self.logged_refusal = ""  # the reason last warned about
-        address = master_address or config.master_address
-        self.link = None if address is None else MasterLink(
-            address, self.hello, self.on_welcome, self.on_limits, tls=tls)
+        self.address, self.tls = master_address or config.master_address, tls
+        # The security log (agent/audit.py), for the agent's whole life: ConfigError if not.
+        self.audit = AgentAudit(charger_id=config.charger_id, config_file=config.file,
+                                state_dir=config.state_dir, clock=clock)
+        self.link = None if self.address is None else MasterLink(
+            self.address, self.hello, self.on_welcome, self.on_limits, tls=tls,
+            audit=self.audit)
         self.evs = EvDriver(self.sockets, mode=config.sim_evs, seed=config.sim_seed or 0,
                             clock=clock)
         self.seq = 0
@@ -120,28 +125,10 @@ class Agent:
         self.availability: Availability | None = None
         self.hard_reset_requested = False
         self.ocpp_db: sqlite3.Connection | None = None
-        if config.ocpp is not None:
-            try:
-                self.ocpp_db = open_db(config.state_dir)
-            except (OSError, sqlite3.Error) as exc:
-                raise ConfigError(file=config.file, key="state.dir", problem=f"cannot open "
-                                  f"{config.state_dir}/ocpp.db: {exc}") from exc
-            self.availability = Availability(self.ocpp_db, self.sockets)
-            store = ConfigurationStore(self.ocpp_db,
-                                       given={"NumberOfConnectors": str(len(self.sockets)),
-                                              "ConnectorPhaseRotation": phase_rotation(
-                                                  {c.connector_id: c.wiring
-                                                   for c in config.connectors})})
-            try:
-                self.sessions = build_sessions(
-                    config, config.ocpp, store, online=lambda: self.ocpp is not None
-                    and self.ocpp.state is LinkState.ACCEPTED)
-            except (OSError, sqlite3.Error) as exc:
-                raise ConfigError(file=config.file, key="state.dir", problem=f"cannot open "
-                                  f"{config.state_dir}/ocpp.db: {exc}") from exc
-            self.ocpp = OcppClient(config.ocpp, identity=BootIdentity(
-                serial_number=config.ocpp.serial_number), port=OcppPort(self), store=store,
-                sessions=self.sessions)
+        if config.ocpp is not None:  # ConfigError if the state folder cannot hold it
+            side = build_ocpp(self, config.ocpp, security_log=self.audit.log)
+            self.ocpp_db, self.availability = side.db, side.availability
+            self.sessions, self.ocpp = side.sessions, side.client
 
     # --- link callbacks ------------------------------------------------------------
     def hello(self) -> pb.Hello:
@@ -156,7 +143,7 @@ class Agent:
             self.logged_refusal = ""  # every refused Welcome is logged
             self.report_refusal("welcome", welcome.term)
             return
-        self.terms.keep(self.applier.last_seen_term)
+        self.obeyed()
 
     def on_limits(self, limits: pb.Limits) -> None:
         try:
@@ -167,13 +154,21 @@ class Agent:
             obeyed = False
         if obeyed:
             self.logged_refusal = ""
-            self.terms.keep(self.applier.last_seen_term)
+            self.obeyed()
         else:
             self.report_refusal("limits", limits.term)
 
+    def obeyed(self) -> None:
+        self.terms.keep(self.applier.last_seen_term)
+        self.audit.obeyed(master_id=self.master_id, term=self.applier.last_seen_term)
+
     def report_refusal(self, what: str, term: int) -> None:
-        """Warn once per new refusal (Limits come every cycle); AgentState repeats it."""
+        """Warn once per new refusal (Limits come every cycle); AgentState repeats it.
+        The security log gets each reason once until a message is obeyed again."""
         refusal = self.applier.refusal
+        if refusal is not None:
+            self.audit.settings_refused(what, master_id=self.master_id, term=term,
+                                        refusal=refusal)
         if refusal is None or refusal.reason == self.logged_refusal:
             return  # stale cycle, or already said
         self.logged_refusal = refusal.reason
@@ -321,6 +316,8 @@ class Agent:
             await sock.open_contactor()
 
     async def run(self, stop: asyncio.Event) -> None:
+        self.audit.started(master=self.address, tls=self.tls, ocpp=self.ocpp is not None,
+                           term=self.applier.last_seen_term)
         tasks = []
         if self.link is not None:
             tasks.append(asyncio.create_task(self.link.run(stop), name="link"))
@@ -353,6 +350,8 @@ class Agent:
                 self.sessions.store.close()
                 self.sessions.profile_store.close()
             self.log.info("agent stopped: PWM off, contactors open")
+            self.audit.stopped(self.applier.last_seen_term)
+            self.audit.close()
 
 
 async def serve(config: AgentConfig, *, stop: asyncio.Event,

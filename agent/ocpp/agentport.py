@@ -1,5 +1,6 @@
 """The agent as agent.ocpp sees it: the `ChargerPort` of the charge point, and the
-`OcppSessions` built from the agent's config (its stores in `<state_dir>/ocpp.db`).
+agent's OCPP side built from its config (`build_ocpp`: its stores in
+`<state_dir>/ocpp.db`, its security events in the agent's security log).
 
 The port belongs to the OCPP side: `ChargerAgent` says what it needs from the agent, and
 agent.service.Agent provides it without importing anything back (it passes itself to
@@ -8,20 +9,27 @@ agent.service.Agent provides it without importing anything back (it passes itsel
 from __future__ import annotations
 
 import random
+import sqlite3
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from agent.config import AgentConfig
+from agent.errors import ConfigError
 from agent.ocpp.availability import Availability, AvailabilityChange
-from agent.ocpp.configkeys import DB_FILE, ConfigurationStore
+from agent.ocpp.configkeys import DB_FILE, ConfigurationStore, open_db
+from agent.ocpp.connection import LinkState, OcppClient
 from agent.ocpp.corehandlers import UnlockResult
+from agent.ocpp.keyvalues import phase_rotation
 from agent.ocpp.profilestore import ProfileStore
+from agent.ocpp.reports import BootIdentity
 from agent.ocpp.sessions import OcppSessions
 from agent.ocpp.settings import OcppSettings
 from agent.ocpp.store import OcppStore
 from agent.ocpp.transactions import StopReason
 from agent.ocpp.ukdefault import UkDefault
+from hw.securitylog import SecurityLog
 
 
 def build_sessions(config: AgentConfig, ocpp: OcppSettings, keys: ConfigurationStore, *,
@@ -88,3 +96,38 @@ class OcppPort:
     @property
     def state_dir(self) -> Path:
         return self.agent.config.state_dir
+
+
+@dataclass(frozen=True, slots=True)
+class OcppSide:
+    """The agent's OCPP parts, built together by `build_ocpp`."""
+
+    db: sqlite3.Connection
+    availability: Availability
+    sessions: OcppSessions
+    client: OcppClient
+
+
+def build_ocpp(agent: ChargerAgent, ocpp: OcppSettings, *,
+               security_log: SecurityLog) -> OcppSide:
+    """The charge point of `agent`: its stores in `<state_dir>/ocpp.db`, its security
+    events in the agent's `security_log`. ConfigError (key state.dir) if the folder
+    cannot hold them."""
+    config = agent.config
+    clients: list[OcppClient] = []  # `online` asks the client made below
+    try:
+        db = open_db(config.state_dir)
+        availability = Availability(db, agent.sockets)
+        store = ConfigurationStore(db, given={
+            "NumberOfConnectors": str(len(agent.sockets)),
+            "ConnectorPhaseRotation": phase_rotation(
+                {c.connector_id: c.wiring for c in config.connectors})})
+        sessions = build_sessions(config, ocpp, store, online=lambda: bool(clients)
+                                  and clients[0].state is LinkState.ACCEPTED)
+    except (OSError, sqlite3.Error) as exc:
+        raise ConfigError(file=config.file, key="state.dir", problem=f"cannot open "
+                          f"{config.state_dir}/{DB_FILE}: {exc}") from exc
+    clients.append(OcppClient(ocpp, identity=BootIdentity(serial_number=ocpp.serial_number),
+                              port=OcppPort(agent), store=store, sessions=sessions,
+                              security_log=security_log))
+    return OcppSide(db=db, availability=availability, sessions=sessions, client=clients[0])

@@ -13,7 +13,8 @@ Rules:
     file's and the one the CSMS set (agent.ocpp.security rule 3).
  2a. Security events (agent.ocpp.security): StartupOfTheDevice when `run` starts; a
     refused connection, an untrusted CSMS certificate and a TLS version or cipher suite
-    the CSMS would not speak go to the security log. The log is `<state_dir>/security.jsonl`.
+    the CSMS would not speak go to the security log: the agent's (agent/audit.py, one file
+    `<state_dir>/security.jsonl`), opened and closed by the agent, not by this link.
  3. Reconnect after a failure with capped exponential backoff and jitter (`Backoff`); the
     count restarts once a boot is Accepted. A Reset or a new AuthorizationKey reconnects
     at once (a Reset after the charger's part of it, `ChargerPort.reset`).
@@ -63,7 +64,6 @@ from hw.securitylog import SecurityLog
 SUBPROTOCOL = Subprotocol("ocpp1.6")
 OPEN_TIMEOUT_S = 10.0  # team choice: a websocket handshake over 4G takes seconds
 CLOSE_TIMEOUT_S = 2.0
-SECURITY_LOG = "security.jsonl"  # the agent's security log in its state folder
 log = structlog.get_logger("agent.ocpp")
 
 
@@ -132,16 +132,18 @@ class OcppClient:
     def __init__(self, settings: OcppSettings, *, identity: BootIdentity, port: ChargerPort,
                  store: ConfigurationStore, backoff: Backoff | None = None,
                  rng: random.Random | None = None, response_timeout_s: float = 30.0,
-                 sessions: OcppSessions | None = None) -> None:
-        """OSError if the state folder's certificate store or security log cannot be
-        made."""
+                 sessions: OcppSessions | None = None,
+                 security_log: SecurityLog | None) -> None:
+        """`security_log`: the agent's, which outlives this link (None: events go to the
+        console only). OSError if the state folder's certificate store cannot
+        be made."""
         self.settings, self.identity, self.port, self.store = settings, identity, port, store
         self.sessions = sessions
         store.give("SecurityProfile", str(settings.security_profile))
         self.certs = CertStore(port.state_dir, charge_point_id=settings.charge_point_id,
                                trusted=[] if settings.ca_file is None else [settings.ca_file],
                                cpo_name=settings.cpo_name)
-        self.security_log = SecurityLog(port.state_dir / SECURITY_LOG)
+        self.security_log = security_log
         self.security = SecurityEvents(
             self.security_log, charge_point_id=settings.charge_point_id,
             outbox=None if sessions is None else sessions.store,
@@ -196,10 +198,7 @@ class OcppClient:
         uri = endpoint_uri(self.settings)
         self.security.record("StartupOfTheDevice", f"OCPP link starting, security profile "
                              f"{self.profile()}")
-        try:
-            await self._run(uri, stop)
-        finally:
-            self.security_log.close()
+        await self._run(uri, stop)
 
     async def _run(self, uri: str, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -4,6 +4,8 @@ Rules:
  1. Every security event goes to the agent's security log (`<state_dir>/security.jsonl`,
     hw.securitylog: append-only, nothing secret) as kind `ocpp_...` (`CRITICAL`,
     `NON_CRITICAL`), who = the charge point id, detail = whitepaper name and techInfo.
+    The log is the agent's (agent/audit.py: one file per charger, also written by the
+    master link), opened and closed by the agent.
  2. The whitepaper's critical events are also sent to the CSMS as
     SecurityEventNotification, queued in the durable outbox (agent.ocpp.store) like
     transaction messages, so they survive a link that is down and a restart. Those this
