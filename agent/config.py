@@ -186,13 +186,13 @@ def _parse(path: Path, data: Mapping[str, Any]) -> AgentConfig:
                                "less than 6 A; use 0 or 6 A up to the charger limit")
         max_failsafe, min_lease, max_lease = _master_bounds(master, limit_a, failsafe)
         master.done()
+        if agent_only_t is not None:
+            raise agent_only_t.error("site_limit_a", "[agent_only] is only read without "
+                                     "[master]: remove one of the two tables")
         tls_dir = _tls(tls_t, root)
     elif tls_t is not None:
         raise tls_t.error("dir", "[tls] is only read with [master] (the link to the "
                           "group's master): remove it in agent-only mode")
-        if agent_only_t is not None:
-            raise agent_only_t.error("site_limit_a", "[agent_only] is only read without "
-                                     "[master]: remove one of the two tables")
     agent_only = _agent_only(agent_only_t, group, connectors) if agent_only_t else None
 
     board_kind = board.string("kind", "sim", allowed=BOARDS)
