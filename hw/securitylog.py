@@ -50,10 +50,12 @@ KIND_RE = re.compile(r"[a-z][a-z0-9_]{0,39}")
 REDACTED = "[redacted]"
 
 _PEM = re.compile(r"-----BEGIN [A-Z0-9 ]+-----.*?(?:-----END [A-Z0-9 ]+-----|$)", re.S)
-_SECRET_NAME = r"[\w.-]*(?:pass(?:word|wd|phrase)?|secret|token|key|credential|auth\w*)"
+# A name that ends in one of these (not "FailedToAuthenticate...": the name must end here).
+_SECRET_NAME = (r"[\w.-]*(?:pass(?:word|wd|phrase)?|secret|token|key|credential"
+                r"|authori[sz]ation|auth)")
 _NAMED = re.compile(rf"""(?ix)
     (?P<name>["']?{_SECRET_NAME}["']?\s*[:=]\s*)   # password=, "key": , AuthorizationKey =
-    (?P<value>"[^"]*"|'[^']*'|[^\s,;}}\]]+)""")
+    (?P<value>(?:(?:basic|bearer|digest)\s+)?(?:"[^"]*"|'[^']*'|[^\s,;}}\]]+))""")
 _LONG_HEX = re.compile(r"\b[0-9a-fA-F]{32,}\b")
 # Standard base64's alphabet only: an id like "garage-north-charger-0001-..." is words
 # between hyphens, not one 40-character run. Needs a digit, an upper and a lower case letter.

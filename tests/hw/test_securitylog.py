@@ -80,6 +80,7 @@ REDACTION_CASES = {
     "truncated pem": ("-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEI", "MHcCAQEEI", ""),
     "long hex": ("fingerprint " + "ab12" * 16, "ab12ab12", "fingerprint "),
     "long base64": ("got " + "Q2hhcmdlcjAxU2VjcmV0S2V5Rm9yVGVzdGluZ0FuZEJ5=", "Q2hhcmdl", "got "),
+    "basic auth header": ("Authorization: Basic Zm9vOmJhcg== sent", "Zm9vOmJhcg", " sent"),
 }
 
 
@@ -97,6 +98,7 @@ def test_a_secret_looking_value_is_redacted(case: str) -> None:
     "ipv4:10.0.0.21:50312", "ipv6:[::1]:50051",
     "garage-north-building-east-charger-0001-bay-12",  # a long id of words
     "term raised 5 -> 6 by charger io7-1's Hello (last_seen_term 5)",
+    "FailedToAuthenticateAtCentralSystem: the CSMS refused the credentials",
 ])
 def test_ordinary_text_is_not_redacted(text: str) -> None:
     assert redact(text) == text
