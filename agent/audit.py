@@ -24,7 +24,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,7 +32,7 @@ import structlog
 
 from agent.bounds import Refusal
 from agent.errors import ConfigError
-from hw.securitylog import SecurityLog
+from hw.securitylog import SecurityLog, config_digest
 from protos.tls import TlsMaterial
 
 SECURITY_LOG = "security.jsonl"  # rule 1, in the agent's state folder
@@ -63,16 +62,6 @@ class Repeats:
     def clear(self) -> None:
         """The refusal is over: its reason is new again next time."""
         self._reason = None
-
-
-def config_digest(path: Path) -> str:
-    """The file's SHA-256 in groups of 8 hex digits ("unreadable: ..." if it cannot be
-    read). Grouped so the log's redaction (32+ hex digits) leaves it readable."""
-    try:
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError as exc:
-        return f"unreadable: {exc.strerror}"
-    return " ".join(digest[i:i + 8] for i in range(0, len(digest), 8))
 
 
 class AgentAudit:

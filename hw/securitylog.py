@@ -30,6 +30,7 @@ I/O with an injected wall clock. One writer per file (one process); a lock makes
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -222,3 +223,13 @@ class SecurityLog:
                 self._flush_suppressed(kind, bucket, now)
             os.close(self._fd)
             self._fd = -1
+
+
+def config_digest(path: Path) -> str:
+    """The file's SHA-256 in groups of 8 hex digits ("unreadable: ..." if it cannot be
+    read). Grouped so the log's redaction (32+ hex digits) leaves it readable."""
+    try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as exc:
+        return f"unreadable: {exc.strerror}"
+    return " ".join(digest[i:i + 8] for i in range(0, len(digest), 8))

@@ -35,6 +35,7 @@ class Kind(StrEnum):
 
     MASTER_STARTED = "master_started"
     MASTER_STOPPED = "master_stopped"
+    CONFIG_LOADED = "config_loaded"  # the config file's SHA-256 at start: a change shows
     HELLO_INVALID = "hello_invalid"  # bad charger id, absurd term, a Hello the engine refuses
     HELLO_WRONG_GROUP = "hello_wrong_group"
     HELLO_NOT_MEMBER = "hello_not_member"  # unknown charger, closed group

@@ -55,7 +55,7 @@ from hw.errors import DeviceError
 from hw.logconfig import configure_logging
 from hw.modbus.ctkit import ModbusCtKit
 from hw.modbus.transport import ModbusBus
-from hw.securitylog import SecurityLog
+from hw.securitylog import SecurityLog, config_digest
 from master import audit, reflection, wire
 from master.admin import GroupAdminMixin
 from master.config import MasterConfig, load_master_config
@@ -341,6 +341,8 @@ async def _serve(master: Master, server: grpc.aio.Server, bound: str, stop: asyn
     if master.tls is None:
         master.log.warning("PLAINTEXT: no TLS", why=PLAINTEXT_WARNING)
         audit.record(master.security, audit.Kind.PLAINTEXT, None, PLAINTEXT_WARNING)
+    audit.record(master.security, audit.Kind.CONFIG_LOADED, None,
+                 f"{config.file}: sha256 {config_digest(config.file)}")
     audit.record(master.security, audit.Kind.MASTER_STARTED, None,
                  f"term {master.term}, group {config.group.name!r}, listening on {bound} "
                  f"{'in PLAINTEXT' if master.tls is None else 'with mutual TLS as '}"

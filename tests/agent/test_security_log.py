@@ -22,12 +22,11 @@ import structlog
 
 from agent.audit import (
     Repeats,
-    config_digest,
 )
 from agent.config import AgentConfig, load_agent_config
 from agent.link import link_tls
 from agent.service import Agent
-from hw.securitylog import SecurityEvent, decode
+from hw.securitylog import SecurityEvent, config_digest, decode
 from hw.sim.csms import Csms
 from master.pki import Pki
 from master.pkicerts import Kind

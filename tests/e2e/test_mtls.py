@@ -259,6 +259,7 @@ def test_the_plaintext_switch_is_loud(tmp_path: Path) -> None:
                               capture_output=True, text=True, timeout=30, check=True)
         events = json.loads(done.stdout)["events"]
         assert events[0]["kind"] == "plaintext"
-        assert "in PLAINTEXT" in events[1]["detail"]
+        assert events[1]["kind"] == "config_loaded"
+        assert "in PLAINTEXT" in events[2]["detail"]
         assert next(e for e in events if e["kind"] == "member_joined")["who"] == \
             "ipv4:127.0.0.1"  # plaintext: the peer's host names it

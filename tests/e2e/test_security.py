@@ -81,16 +81,17 @@ def test_set_limit_can_lower_but_never_raise_past_the_installed_limit(tmp_path: 
                                            "installed 60 A)")
 
         log = security_log(address)
-        assert [e["kind"] for e in log] == ["master_started", "member_joined",
+        assert [e["kind"] for e in log] == ["config_loaded", "master_started", "member_joined",
                                             "limit_refused", "limit_set", "limit_refused",
                                             "limit_set"]
-        refused = log[2]
+        assert "sha256 " in log[0]["detail"]
+        refused = log[3]
         assert refused["who"] == f"io7://{SITE}/operator/{INSTALLER}?role=installer"
         assert refused["peer"].startswith("ipv4:127.0.0.1:")
         assert "limit_a=50000 A is outside the allowed range [6.0, 60.0] A" in \
             refused["detail"]
-        assert log[3]["detail"] == "group limit 60 A -> 30 A per phase (installed 60 A)"
-        assert "installed limit 60 A per phase" in log[0]["detail"]
+        assert log[4]["detail"] == "group limit 60 A -> 30 A per phase (installed 60 A)"
+        assert "installed limit 60 A per phase" in log[1]["detail"]
         assert master.popen.poll() is None and agent.popen.poll() is None
 
 
@@ -163,19 +164,20 @@ def test_refused_hellos_and_a_raised_term_are_logged_and_survive_a_restart(
                         "raises the term": grpc.StatusCode.OK}
         log = security_log(address)
         assert [e["kind"] for e in log] == [
-            "master_started", "hello_invalid", "hello_wrong_group", "hello_invalid",
-            "member_joined", "term_raised"]
-        assert "control character" in log[1]["detail"]
-        assert "'office'" in log[2]["detail"]
-        assert "last_seen_term 1152921504606846976" in log[3]["detail"]
-        assert log[5]["detail"] == "term 1 -> 8: charger io7-5's Hello said last_seen_term 7"
+            "config_loaded", "master_started", "hello_invalid", "hello_wrong_group",
+            "hello_invalid", "member_joined", "term_raised"]
+        assert "control character" in log[2]["detail"]
+        assert "'office'" in log[3]["detail"]
+        assert "last_seen_term 1152921504606846976" in log[4]["detail"]
+        assert log[6]["detail"] == "term 1 -> 8: charger io7-5's Hello said last_seen_term 7"
         text = ctl(address, "security-log").stdout
         assert "\x1b" not in text  # the forged id is escaped, never raw
-        assert len(text.splitlines()) == 6  # and its newline forged no line
+        assert len(text.splitlines()) == 7  # and its newline forged no line
 
         master.stop()  # SIGTERM: master_stopped is written before the process ends
         path = tmp_path / "members.sqlite3.security.jsonl"
         assert json.loads(path.read_text().splitlines()[-1])["kind"] == "master_stopped"
         _, address = c.master(limit_a=60, name="master2")
-        assert kinds(address)[-3:] == ["term_raised", "master_stopped", "master_started"]
+        assert kinds(address)[-4:] == ["term_raised", "master_stopped", "config_loaded",
+                                       "master_started"]
         assert "term 9" in security_log(address)[-1]["detail"]  # appended, not truncated
