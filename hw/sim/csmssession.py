@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from ocpp.messages import Call, MessageType
 from ocpp.routing import on
@@ -17,9 +17,6 @@ from ocpp.v16 import ChargePoint as _LibChargePoint
 from ocpp.v16 import call_result
 from ocpp.v16.enums import Action, DataTransferStatus, GenericStatus, RegistrationStatus
 from websockets.asyncio.server import ServerConnection
-
-if TYPE_CHECKING:
-    from hw.sim.csms import Csms
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -50,6 +47,22 @@ class RawAnswer:
     payload: Any = None
     error_code: str | None = None
     error_description: str = ""
+
+
+class Csms(Protocol):
+    """What a session needs of its back office (hw.sim.csms.Csms implements it): the
+    port belongs to this side, so the two modules import one way."""
+
+    response_timeout_s: float
+    heartbeat_interval_s: int
+    retry_interval_s: int
+    transactions: int
+
+    def next_boot_reply(self, charge_point_id: str) -> RegistrationStatus: ...
+
+    def tag_status(self, id_tag: str) -> str: ...
+
+    async def record(self, received: Received) -> None: ...
 
 
 class CsmsSession(_LibChargePoint):  # type: ignore[misc]  # ocpp ships no type hints
