@@ -84,9 +84,9 @@ from master.allocation import (
     Phase,
     Snapshot,
 )
-from master.control import with_limit
 from master.ctwatch import DEFAULT_FROZEN_AFTER_S, DEFAULT_MIN_DRAW_CHANGE_A, FreezeSettings
 from master.errors import ConfigError
+from master.grouplimit import with_limit
 from master.membership import Member
 from master.tlsconfig import TlsSettings, read_tls
 

@@ -65,9 +65,10 @@ from master.allocation import (
     allocate,
     check_minimise,
 )
-from master.allocation.model import MAX_GROUP_LIMIT_A, MAX_PLAUSIBLE_CURRENT_A
+from master.allocation.model import MAX_PLAUSIBLE_CURRENT_A
 from master.ctwatch import CtFreezeWatch, FreezeSettings, site_draw_a
 from master.errors import PeerError, RequestError
+from master.grouplimit import with_limit
 from master.membership import Member, RebuildPlan, plan_rebuild
 from master.obedience import Obedience
 from master.reports import ConnectorReport, MemberReport, judge, out_of_range
@@ -93,22 +94,6 @@ class CycleResult:
     lease_ms: int
     holding: bool
     status: GroupStatusView
-
-
-def with_limit(group: GroupConfig, limit_a: float, fallback_limit_a: float | None) -> GroupConfig:
-    """`group` with per-phase limit `limit_a`; the fallback limit becomes the lower of
-    `fallback_limit_a` (as configured) and the new limit, since nothing may share more
-    than the limit. Raises RequestError when the limit is out of range."""
-    if isinstance(limit_a, bool) or not isinstance(limit_a, int | float) \
-            or not math.isfinite(limit_a):
-        raise RequestError(peer="SetGroupLimit", problem=f"limit_a={limit_a!r} is not a number")
-    fallback = None if fallback_limit_a is None else min(fallback_limit_a, limit_a)
-    try:
-        return replace(group, limit_a=float(limit_a), fallback_limit_a=fallback)
-    except InvalidInputError as exc:
-        raise RequestError(peer="SetGroupLimit",
-                           problem=f"{exc} (per-phase limit, 6 to {MAX_GROUP_LIMIT_A:g} A, "
-                           "at least the safety margin)") from exc
 
 
 @dataclass(slots=True)
@@ -313,16 +298,8 @@ class GroupControl:
         Minimise would no longer fit the members, or when above the installed limit
         (the configured one: the main fuse is a physical fact, so a request may only
         lower the limit for a while, never raise it past the fuse)."""
-        if isinstance(limit_a, int | float) and not isinstance(limit_a, bool) \
-                and math.isfinite(limit_a) \
-                and not MIN_CURRENT_A <= limit_a <= self.installed_limit_a:
-            raise RequestError(
-                peer="SetGroupLimit",
-                problem=f"limit_a={limit_a:g} A is outside the allowed range "
-                f"[{MIN_CURRENT_A:.1f}, {self.installed_limit_a:.1f}] A: the installed limit "
-                "(group.limit_a in the master's config, the main fuse) is the ceiling; a "
-                "request may only lower it for a while")
-        new = with_limit(self._group, limit_a, self._configured_fallback_a)
+        new = with_limit(self._group, limit_a, self._configured_fallback_a,
+                         installed_limit_a=self.installed_limit_a)
         try:
             check_minimise(new, tuple(s.member.charger_input() for s in self._members.values()))
         except InfeasibleGroupError as exc:
