@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from tests.bench import allocation, cluster, tlscost
+from tests.bench import agentrun, allocation, cluster, tlscost
 
 # (chargers, sampled cycles): 1 s cycles, so 40-75 s per size with the start-of-term hold
 # and the load step. 200 and 500 over TLS serve the TLS cost table too (>= 60 cycles).
@@ -68,7 +68,7 @@ def cluster_tables() -> dict[int, cluster.ScaleResult]:
             if r is not None:
                 results[n] = r
         agent = _attempt("real agents", functools.partial(
-            cluster.measure_agent, Path(tmp) / "agent", runs=AGENT_RUNS), failures)
+            agentrun.measure_agent, Path(tmp) / "agent", runs=AGENT_RUNS), failures)
 
     print("## The cluster on loopback: real master (1 s cycle), CT kit simulator, "
           "N agent streams from one process, mutual TLS")
@@ -112,7 +112,7 @@ def _yes(ok: bool) -> str:
     return "yes" if ok else "**no**"
 
 
-def _target_rows(results: dict[int, cluster.ScaleResult], agent: cluster.AgentResult | None
+def _target_rows(results: dict[int, cluster.ScaleResult], agent: agentrun.AgentResult | None
                  ) -> list[tuple[str, str, str, str]]:
     rows: list[tuple[str, str, str, str]] = []
     missing = ("not measured", "**no**")

@@ -21,6 +21,9 @@ this process. What is measured, and how:
    board, both sockets with an EV plugged in) once both its connectors charge.
 5. Start-up: a real agent spawned against a running master (past its hold), from spawn
    to its first "offer" log line whose source is the master (its wall-clock timestamp).
+   Rules 4 (the agent's part) and 5 live in tests/bench/agentrun.py.
+6. Transport: mutual TLS, as deployed, or (`tls=False`) the master's plaintext switch and
+   insecure channels, for tests/bench/tlscost.py's comparison.
 
 Nothing here asserts on time: the machine has 2 cores shared with other work; the tables
 print medians with the sample counts, and the load average before each run.
@@ -29,17 +32,14 @@ print medians with the sample counts, and the load average before each run.
 from __future__ import annotations
 
 import asyncio
-import functools
 import itertools
 import math
 import os
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import grpc
 
@@ -189,6 +189,7 @@ class ScaleResult:
     status_error: str
     loadavg: float
     tls: bool = True
+    generator_cpu_core: float = 0.0  # this process (the load generator) over the window
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +209,7 @@ class SizeRun:
     status_error: str
     loadavg: float
     tls: bool
+    generator_cpu_s: float
 
 
 async def _get_status(address: str, *, tls: bool = True) -> tuple[int | None, str]:
@@ -230,10 +232,11 @@ def _steady(gen: LoadGenerator) -> list[int]:
 
 
 async def _drive(gen: LoadGenerator, *, pid: int, cycles: int, until_s: float
-                 ) -> tuple[list[int], float, float, float]:
+                 ) -> tuple[list[int], float, float, float, float]:
     """Run the load generator until `cycles` cycles past the hold were received and the
     clock passed `until_s`. Returns the sampled cycles (first to last complete one), the
-    master's CPU and the wall time over them (s), and its RSS at the end (MB)."""
+    master's CPU and the wall time over them (s), its RSS at the end (MB), and this
+    process's CPU over them (s: the generator, to see whether it limits the figures)."""
     stop = asyncio.Event()
     task = asyncio.create_task(gen.run(stop))
     try:
@@ -244,16 +247,16 @@ async def _drive(gen: LoadGenerator, *, pid: int, cycles: int, until_s: float
                 raise RuntimeError(f"no steady cycle; {len(gen.errors)} streams failed "
                                    f"{list(gen.errors.items())[:1]}")
             await asyncio.sleep(0.01)
-        cpu0, t0 = cpu_s(pid), time.monotonic()
+        cpu0, own0, t0 = cpu_s(pid), cpu_s(os.getpid()), time.monotonic()
         first = _steady(gen)[0]
         while gen.complete_cycles()[-1] - first + 1 < cycles or time.monotonic() < until_s:
             if gen.errors or time.monotonic() > deadline:
                 raise RuntimeError(f"run stalled at cycle {gen.complete_cycles()[-1]}; "
                                    f"{len(gen.errors)} streams failed")
             await asyncio.sleep(0.02)
-        cpu1, t1 = cpu_s(pid), time.monotonic()
+        cpu1, own1, t1 = cpu_s(pid), cpu_s(os.getpid()), time.monotonic()
         last = gen.complete_cycles()[-1]
-        return list(range(first, last + 1)), cpu1 - cpu0, t1 - t0, rss_mb(pid)
+        return list(range(first, last + 1)), cpu1 - cpu0, t1 - t0, rss_mb(pid), own1 - own0
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
@@ -282,20 +285,20 @@ def run_size(tmp: Path, chargers: int, *, cycles: int, cycle_ms: int = 1000,
         gen = LoadGenerator(address, chargers=chargers, group=GROUP, cycle_s=cycle_s,
                             credentials=fleet_credentials if tls else None)
 
-        async def drive() -> tuple[tuple[list[int], float, float, float],
+        async def drive() -> tuple[tuple[list[int], float, float, float, float],
                                    tuple[int | None, str]]:
             sampled = await _drive(gen, pid=master.popen.pid, cycles=cycles,
                                    until_s=step_at + AFTER_STEP_CYCLES * cycle_s)
             return sampled, await _get_status(address, tls=tls)
 
-        (window, cpu, wall, rss), (size, error) = asyncio.run(drive())
+        (window, cpu, wall, rss, own), (size, error) = asyncio.run(drive())
         log = master_cycles(master)
         overruns = len(master.events("cycle overran"))
     finally:
         c.close()
     return SizeRun(gen=gen, log=log, limit_a=limit, window=window, cpu_s=cpu, wall_s=wall,
                    rss_mb=rss, overruns=overruns, status_bytes=size, status_error=error,
-                   loadavg=loadavg, tls=tls)
+                   loadavg=loadavg, tls=tls, generator_cpu_s=own)
 
 
 def phase_sums_a(gen: LoadGenerator, cycle: int) -> list[float]:
@@ -353,83 +356,9 @@ def summarise(run: SizeRun) -> ScaleResult:
         interval_median_s=statistics.median(intervals), interval_max_s=max(intervals),
         overruns=run.overruns, master_rss_mb=run.rss_mb, reaction_cycles=reaction_cycles(run),
         status_bytes=run.status_bytes, status_error=run.status_error, loadavg=run.loadavg,
-        tls=run.tls)
+        tls=run.tls, generator_cpu_core=run.generator_cpu_s / run.wall_s)
 
 
 def measure_size(tmp: Path, chargers: int, *, cycles: int, tls: bool = True) -> ScaleResult:
     """One size at the production cycle (1 s) and hold, over TLS or plaintext."""
     return summarise(run_size(tmp, chargers, cycles=cycles, tls=tls))
-
-
-# --- one real agent ---------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class AgentResult:
-    """Per run: spawn to the agent's "agent started" line (process start, imports,
-    config) and to its first offer from the master (s); its RSS while charging (MB)."""
-
-    started_s: tuple[float, ...]
-    startup_s: tuple[float, ...]
-    rss_mb: tuple[float, ...]
-
-
-def _wait(check: Callable[[], object], what: str, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"not within {timeout_s} s: {what}")
-        time.sleep(0.02)
-
-
-def _charging(address: str, charger_id: str) -> bool:
-    """Whether the master sees both of the charger's connectors charging."""
-    async def ask() -> bool:
-        async with tls_channel(address, operator_dir()) as channel:
-            admin = pb_grpc.GroupAdminStub(channel)  # type: ignore[no-untyped-call]
-            status = await admin.GetStatus(pb.GetStatusRequest(), timeout=5)
-        member = next((m for m in status.members if m.charger_id == charger_id), None)
-        return member is not None and len(member.connectors) == 2 and all(
-            cv.status == pb.CONNECTOR_STATUS_CHARGING and cv.measured_a.l1 > 1.0
-            for cv in member.connectors)
-    return asyncio.run(ask())
-
-
-def _first(proc: Proc, event: str, **fields: str) -> dict[str, Any] | None:
-    return next((e for e in proc.events(event)
-                 if all(e.get(k) == v for k, v in fields.items())), None)
-
-
-def _wall_s(event: dict[str, Any]) -> float:
-    return datetime.fromisoformat(str(event["timestamp"])).timestamp()
-
-
-def measure_agent(tmp: Path, *, runs: int = 3) -> AgentResult:
-    """Rules 4 and 5: `runs` real agents, one after the other, against one master past
-    its start-of-term hold (shortened to lease + 0.5 s: it is not what is measured)."""
-    tmp.mkdir(parents=True, exist_ok=True)
-    c = Cluster(tmp)
-    started, startups, rss = [], [], []
-    try:
-        ct_port = free_port()
-        c.ct_sim(ct_port, base_a=BASE_A, step_a=0.0)
-        master, address = start_master(c, limit_a=group_limit_a(runs), ct_port=ct_port,
-                                       settle_s=0.5)
-        _wait(lambda: len(master.events("cycle")) >= 5, "master past its hold (3.5 s)", 30)
-        for run in range(runs):
-            cid = f"io7-agent-{run + 1}"
-            spawned = time.time()
-            agent = c.agent(cid, master=address, group=GROUP)
-            _wait(functools.partial(_first, agent, "offer", source="master"),
-                  f"{cid}: first offer from the master", 30)
-            offer = _first(agent, "offer", source="master")
-            hello = _first(agent, "agent started")
-            assert offer is not None and hello is not None
-            started.append(_wall_s(hello) - spawned)
-            startups.append(_wall_s(offer) - spawned)
-            _wait(functools.partial(_charging, address, cid),
-                  f"{cid}: both connectors charging", 30)
-            time.sleep(1.0)  # a few steps of charging
-            rss.append(rss_mb(agent.popen.pid))
-            agent.stop()
-    finally:
-        c.close()
-    return AgentResult(tuple(started), tuple(startups), tuple(rss))
