@@ -16,11 +16,11 @@ the agent still knows the term after a restart or a power cut, hence this file.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from agent.errors import AgentError
+from hw.durable import write_text_durably
 
 TERM_FILE = "master-term"
 MAX_TERM = 2**53  # the master refuses larger terms in a Hello (master/wire.py)
@@ -55,13 +55,7 @@ def store_last_seen_term(state_dir: Path, term: int) -> None:
     """Durably store `term` (rule 1). Raises OSError when the folder is not writable."""
     if not 0 <= term <= MAX_TERM:
         raise ValueError(f"term {term} is outside [0, {MAX_TERM}]")
-    path = term_file(state_dir)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(f"{term}\n")
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
+    write_text_durably(term_file(state_dir), f"{term}\n")
 
 
 class TermKeeper:

@@ -25,6 +25,7 @@ import socket
 from pathlib import Path
 from typing import IO
 
+from hw.durable import write_text_durably
 from master.errors import ConfigError
 
 
@@ -100,13 +101,7 @@ def next_term(db_path: Path) -> int:
 
 def store_term(db_path: Path, term: int) -> None:
     """Durably store `term` as the highest used (rule 3)."""
-    path = term_path(db_path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(f"{term}\n")
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
+    write_text_durably(term_path(db_path), f"{term}\n")
 
 
 def state_folder_ready(state_db: Path, *, config_file: Path) -> None:

@@ -226,6 +226,11 @@ class CoreHandlers:
         if self._trigger_verdict(requested_message, connector_id) is not \
                 TriggerMessageStatus.accepted:
             return
+        self._queue_trigger(requested_message, connector_id)
+
+    def _queue_trigger(self, requested_message: str, connector_id: int | None) -> None:
+        """Send an accepted trigger's message after the answer (TriggerMessage and
+        ExtendedTriggerMessage alike)."""
         try:
             self._triggers.put_nowait((MessageTrigger(requested_message), connector_id))
         except asyncio.QueueFull:

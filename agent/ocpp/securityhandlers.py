@@ -85,6 +85,7 @@ class SecurityHandlers:
     settings: ConfigurationStore
     log: structlog.typing.FilteringBoundLogger
     _triggers: asyncio.Queue[tuple[MessageTrigger, int | None]]
+    _queue_trigger: Callable[[str, int | None], None]  # CoreHandlers'
     _end_after_answer: SessionEnd | None
 
     if TYPE_CHECKING:  # the ChargePoint's and CoreHandlers'
@@ -118,10 +119,7 @@ class SecurityHandlers:
         if self._extended_verdict(requested_message, connector_id) is not \
                 TriggerMessageStatus.accepted:
             return
-        try:
-            self._triggers.put_nowait((MessageTrigger(requested_message), connector_id))
-        except asyncio.QueueFull:
-            self.log.warning("trigger dropped: too many waiting", message=requested_message)
+        self._queue_trigger(requested_message, connector_id)
 
     async def _sign_certificate(self) -> None:
         """Rule 2."""
