@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PROTO  := protos/io7/cluster/v1/cluster.proto
 
-.PHONY: venv run test lint unit bench bench-sim protos clean
+.PHONY: venv run test lint unit sysdeps bench bench-sim protos clean
 
 SCENARIO ?= B
 # An external OCPP back office for every simulated charger (default: a local one).
@@ -24,7 +24,11 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(BIN)/python -m master.carpark --scenario $(SCENARIO) $(if $(CSMS_URL),--csms-url $(CSMS_URL))
 
-test: $(STAMP) lint
+# System packages some tests need (iproute2 for network namespaces), once, idempotently.
+sysdeps:
+	@bash .ci/sysdeps.sh
+
+test: $(STAMP) lint sysdeps
 	$(BIN)/python -m pytest -q
 
 unit: $(STAMP)
