@@ -13,6 +13,7 @@ bidirectional method. So:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 
 import grpc
@@ -29,11 +30,9 @@ V1ALPHA_SERVICE_NAME: str = reflection.SERVICE_NAME
 def _add_v1_descriptor() -> None:
     """Rule 1: register grpc/reflection/v1/reflection.proto in the default pool (once)."""
     pool = descriptor_pool.Default()
-    try:
+    with contextlib.suppress(KeyError):
         pool.FindFileByName(V1_FILE)
         return
-    except KeyError:
-        pass
     proto = descriptor_pb2.FileDescriptorProto()
     alpha_pb2.DESCRIPTOR.CopyToProto(proto)
     old, new = f".{proto.package}.", f".{V1_PACKAGE}."

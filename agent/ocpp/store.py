@@ -176,9 +176,9 @@ class OcppStore(AuthLists):
         except (TypeError, ValueError) as exc:
             raise OutboxError(f"{m.action.value} payload is not JSON: {exc}") from exc
         if tx_id is None:
-            if m.action is OutboxAction.SECURITY_EVENT_NOTIFICATION:
-                pass  # no transaction
-            elif m.action is not OutboxAction.METER_VALUES or "transactionId" in p:
+            # Only a security event, or meter values outside a transaction, have none.
+            if m.action is not OutboxAction.SECURITY_EVENT_NOTIFICATION and (
+                    m.action is not OutboxAction.METER_VALUES or "transactionId" in p):
                 raise OutboxError(f"{m.action.value} needs local_tx_id (the placeholder "
                                   "in transactionId)")
         elif m.action is not OutboxAction.START_TRANSACTION and p.get("transactionId") != tx_id:

@@ -7,11 +7,8 @@ import argparse
 import functools
 import platform
 import statistics
-import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 from tests.bench import agentrun, allocation, cluster, tlscost
 
@@ -21,8 +18,6 @@ SIZES = ((10, 30), (50, 30), (200, tlscost.CYCLES), (500, tlscost.CYCLES))
 PARTS = ("allocation", "cluster", "tls-cost")
 CYCLE_SLACK_S = 0.1  # "keeps a 1 s cycle": no interval longer than 1.1 s
 AGENT_RUNS = 3
-BenchErrors = (RuntimeError, TimeoutError, AssertionError, OSError)
-T = TypeVar("T")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -48,26 +43,17 @@ def main(argv: list[str] | None = None) -> None:
         tlscost.tables(done)
 
 
-def _attempt(what: str, run: Callable[[], T], failures: dict[str, str]) -> T | None:
-    print(f"bench: {what} ...", file=sys.stderr, flush=True)
-    try:
-        return run()
-    except BenchErrors as err:
-        failures[what] = f"{type(err).__name__}: {err}"
-        return None
-
-
 def cluster_tables() -> dict[int, cluster.ScaleResult]:
     """The main cluster table over mutual TLS; returns its runs by size."""
     failures: dict[str, str] = {}
     results: dict[int, cluster.ScaleResult] = {}
     with tempfile.TemporaryDirectory(prefix="io7-bench-") as tmp:
         for n, cycles in SIZES:
-            r = _attempt(f"{n} chargers", functools.partial(
+            r = tlscost.attempt(f"{n} chargers", functools.partial(
                 cluster.measure_size, Path(tmp) / f"n{n}", n, cycles=cycles), failures)
             if r is not None:
                 results[n] = r
-        agent = _attempt("real agents", functools.partial(
+        agent = tlscost.attempt("real agents", functools.partial(
             agentrun.measure_agent, Path(tmp) / "agent", runs=AGENT_RUNS), failures)
 
     print("## The cluster on loopback: real master (1 s cycle), CT kit simulator, "

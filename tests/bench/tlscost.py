@@ -28,7 +28,9 @@ BenchErrors = (RuntimeError, TimeoutError, AssertionError, OSError)
 T = TypeVar("T")
 
 
-def _attempt(what: str, run: Callable[[], T], failures: dict[str, str]) -> T | None:
+def attempt(what: str, run: Callable[[], T], failures: dict[str, str]) -> T | None:
+    """Run one measurement; a failure is recorded in `failures` (the table says so)
+    instead of ending the whole bench."""
     print(f"bench: {what} ...", file=sys.stderr, flush=True)
     try:
         return run()
@@ -54,13 +56,13 @@ def tables(tls_done: dict[int, cluster.ScaleResult] | None = None) -> None:
                 if done is not None and done.samples >= CYCLES:
                     runs[n, tls] = done
                     continue
-                r = _attempt(f"{n} chargers, {_transport(tls)}", functools.partial(
+                r = attempt(f"{n} chargers, {_transport(tls)}", functools.partial(
                     cluster.measure_size, Path(tmp) / f"n{n}-{tls}", n, cycles=CYCLES,
                     tls=tls), failures)
                 if r is not None:
                     runs[n, tls] = r
         for tls in (True, False):
-            s = _attempt(f"storm of {STORM_CHARGERS}, {_transport(tls)}", functools.partial(
+            s = attempt(f"storm of {STORM_CHARGERS}, {_transport(tls)}", functools.partial(
                 storm.measure_storm, Path(tmp) / f"storm-{tls}", STORM_CHARGERS, tls=tls),
                 failures)
             if s is not None:
