@@ -222,7 +222,7 @@ class ConnectorState(_message.Message):
     def __init__(self, connector_id: _Optional[int] = ..., pilot_state: _Optional[_Union[PilotState, str]] = ..., status: _Optional[_Union[ConnectorStatus, str]] = ..., error_code: _Optional[str] = ..., vendor_error_code: _Optional[str] = ..., current_a: _Optional[_Union[LineValues, _Mapping]] = ..., voltage_v: _Optional[_Union[LineValues, _Mapping]] = ..., active_power_w: _Optional[float] = ..., energy_import_wh: _Optional[float] = ..., session_energy_wh: _Optional[float] = ..., phases_in_use: _Optional[int] = ..., offered_current_a: _Optional[float] = ..., max_current_a: _Optional[float] = ..., wants_power: _Optional[bool] = ..., session_id: _Optional[str] = ..., transaction_id: _Optional[str] = ..., meter_ok: _Optional[bool] = ...) -> None: ...
 
 class AgentState(_message.Message):
-    __slots__ = ("charger_id", "sequence", "monotonic_ms", "connectors", "term_applied", "cycle_applied", "lease_ok", "highest_term_seen", "limits_refused_reason")
+    __slots__ = ("charger_id", "sequence", "monotonic_ms", "connectors", "term_applied", "cycle_applied", "lease_ok", "highest_term_seen", "limits_refused_reason", "station_limit")
     CHARGER_ID_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     MONOTONIC_MS_FIELD_NUMBER: _ClassVar[int]
@@ -232,6 +232,7 @@ class AgentState(_message.Message):
     LEASE_OK_FIELD_NUMBER: _ClassVar[int]
     HIGHEST_TERM_SEEN_FIELD_NUMBER: _ClassVar[int]
     LIMITS_REFUSED_REASON_FIELD_NUMBER: _ClassVar[int]
+    STATION_LIMIT_FIELD_NUMBER: _ClassVar[int]
     charger_id: str
     sequence: int
     monotonic_ms: int
@@ -241,7 +242,18 @@ class AgentState(_message.Message):
     lease_ok: bool
     highest_term_seen: int
     limits_refused_reason: str
-    def __init__(self, charger_id: _Optional[str] = ..., sequence: _Optional[int] = ..., monotonic_ms: _Optional[int] = ..., connectors: _Optional[_Iterable[_Union[ConnectorState, _Mapping]]] = ..., term_applied: _Optional[int] = ..., cycle_applied: _Optional[int] = ..., lease_ok: _Optional[bool] = ..., highest_term_seen: _Optional[int] = ..., limits_refused_reason: _Optional[str] = ...) -> None: ...
+    station_limit: ExternalLimit
+    def __init__(self, charger_id: _Optional[str] = ..., sequence: _Optional[int] = ..., monotonic_ms: _Optional[int] = ..., connectors: _Optional[_Iterable[_Union[ConnectorState, _Mapping]]] = ..., term_applied: _Optional[int] = ..., cycle_applied: _Optional[int] = ..., lease_ok: _Optional[bool] = ..., highest_term_seen: _Optional[int] = ..., limits_refused_reason: _Optional[str] = ..., station_limit: _Optional[_Union[ExternalLimit, _Mapping]] = ...) -> None: ...
+
+class ExternalLimit(_message.Message):
+    __slots__ = ("limit_a", "valid_until_unix_ms", "source")
+    LIMIT_A_FIELD_NUMBER: _ClassVar[int]
+    VALID_UNTIL_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    limit_a: float
+    valid_until_unix_ms: int
+    source: str
+    def __init__(self, limit_a: _Optional[float] = ..., valid_until_unix_ms: _Optional[int] = ..., source: _Optional[str] = ...) -> None: ...
 
 class AgentMessage(_message.Message):
     __slots__ = ("hello", "state")
@@ -314,7 +326,7 @@ class MasterMessage(_message.Message):
     def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ...) -> None: ...
 
 class PhaseStatus(_message.Message):
-    __slots__ = ("phase", "limit_a", "ct_a", "other_load_a", "reserved_offline_a", "available_a", "allocated_a", "configured_limit_a")
+    __slots__ = ("phase", "limit_a", "ct_a", "other_load_a", "reserved_offline_a", "available_a", "allocated_a", "configured_limit_a", "limit_source")
     PHASE_FIELD_NUMBER: _ClassVar[int]
     LIMIT_A_FIELD_NUMBER: _ClassVar[int]
     CT_A_FIELD_NUMBER: _ClassVar[int]
@@ -323,6 +335,7 @@ class PhaseStatus(_message.Message):
     AVAILABLE_A_FIELD_NUMBER: _ClassVar[int]
     ALLOCATED_A_FIELD_NUMBER: _ClassVar[int]
     CONFIGURED_LIMIT_A_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_SOURCE_FIELD_NUMBER: _ClassVar[int]
     phase: Phase
     limit_a: float
     ct_a: float
@@ -331,7 +344,8 @@ class PhaseStatus(_message.Message):
     available_a: float
     allocated_a: float
     configured_limit_a: float
-    def __init__(self, phase: _Optional[_Union[Phase, str]] = ..., limit_a: _Optional[float] = ..., ct_a: _Optional[float] = ..., other_load_a: _Optional[float] = ..., reserved_offline_a: _Optional[float] = ..., available_a: _Optional[float] = ..., allocated_a: _Optional[float] = ..., configured_limit_a: _Optional[float] = ...) -> None: ...
+    limit_source: str
+    def __init__(self, phase: _Optional[_Union[Phase, str]] = ..., limit_a: _Optional[float] = ..., ct_a: _Optional[float] = ..., other_load_a: _Optional[float] = ..., reserved_offline_a: _Optional[float] = ..., available_a: _Optional[float] = ..., allocated_a: _Optional[float] = ..., configured_limit_a: _Optional[float] = ..., limit_source: _Optional[str] = ...) -> None: ...
 
 class ConnectorStatusView(_message.Message):
     __slots__ = ("connector_id", "status", "pilot_state", "offered_a", "allocated_a", "measured_a", "reason", "limiting_phase", "session_energy_wh", "wiring")
@@ -376,7 +390,7 @@ class MemberStatus(_message.Message):
     def __init__(self, charger_id: _Optional[str] = ..., online: _Optional[bool] = ..., last_seen_ms_ago: _Optional[int] = ..., address: _Optional[str] = ..., connectors: _Optional[_Iterable[_Union[ConnectorStatusView, _Mapping]]] = ..., offline_reason: _Optional[str] = ..., limits_refused_reason: _Optional[str] = ...) -> None: ...
 
 class GroupStatus(_message.Message):
-    __slots__ = ("group", "term", "cycle", "mode", "ct_status", "ct_fault", "phases", "members", "cycle_duration_ms", "master_id", "ct_placement", "offline_strategy")
+    __slots__ = ("group", "term", "cycle", "mode", "ct_status", "ct_fault", "phases", "members", "cycle_duration_ms", "master_id", "ct_placement", "offline_strategy", "external_limits")
     GROUP_FIELD_NUMBER: _ClassVar[int]
     TERM_FIELD_NUMBER: _ClassVar[int]
     CYCLE_FIELD_NUMBER: _ClassVar[int]
@@ -389,6 +403,7 @@ class GroupStatus(_message.Message):
     MASTER_ID_FIELD_NUMBER: _ClassVar[int]
     CT_PLACEMENT_FIELD_NUMBER: _ClassVar[int]
     OFFLINE_STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    EXTERNAL_LIMITS_FIELD_NUMBER: _ClassVar[int]
     group: str
     term: int
     cycle: int
@@ -401,7 +416,26 @@ class GroupStatus(_message.Message):
     master_id: str
     ct_placement: CtPlacement
     offline_strategy: OfflineStrategy
-    def __init__(self, group: _Optional[str] = ..., term: _Optional[int] = ..., cycle: _Optional[int] = ..., mode: _Optional[_Union[LoadBalancingMode, str]] = ..., ct_status: _Optional[_Union[CtStatus, str]] = ..., ct_fault: _Optional[str] = ..., phases: _Optional[_Iterable[_Union[PhaseStatus, _Mapping]]] = ..., members: _Optional[_Iterable[_Union[MemberStatus, _Mapping]]] = ..., cycle_duration_ms: _Optional[float] = ..., master_id: _Optional[str] = ..., ct_placement: _Optional[_Union[CtPlacement, str]] = ..., offline_strategy: _Optional[_Union[OfflineStrategy, str]] = ...) -> None: ...
+    external_limits: _containers.RepeatedCompositeFieldContainer[ExternalLimitStatus]
+    def __init__(self, group: _Optional[str] = ..., term: _Optional[int] = ..., cycle: _Optional[int] = ..., mode: _Optional[_Union[LoadBalancingMode, str]] = ..., ct_status: _Optional[_Union[CtStatus, str]] = ..., ct_fault: _Optional[str] = ..., phases: _Optional[_Iterable[_Union[PhaseStatus, _Mapping]]] = ..., members: _Optional[_Iterable[_Union[MemberStatus, _Mapping]]] = ..., cycle_duration_ms: _Optional[float] = ..., master_id: _Optional[str] = ..., ct_placement: _Optional[_Union[CtPlacement, str]] = ..., offline_strategy: _Optional[_Union[OfflineStrategy, str]] = ..., external_limits: _Optional[_Iterable[_Union[ExternalLimitStatus, _Mapping]]] = ...) -> None: ...
+
+class ExternalLimitStatus(_message.Message):
+    __slots__ = ("source", "phases", "valid_until_unix_ms")
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    PHASES_FIELD_NUMBER: _ClassVar[int]
+    VALID_UNTIL_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    source: str
+    phases: _containers.RepeatedCompositeFieldContainer[PhaseLimit]
+    valid_until_unix_ms: int
+    def __init__(self, source: _Optional[str] = ..., phases: _Optional[_Iterable[_Union[PhaseLimit, _Mapping]]] = ..., valid_until_unix_ms: _Optional[int] = ...) -> None: ...
+
+class PhaseLimit(_message.Message):
+    __slots__ = ("phase", "limit_a")
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_A_FIELD_NUMBER: _ClassVar[int]
+    phase: Phase
+    limit_a: float
+    def __init__(self, phase: _Optional[_Union[Phase, str]] = ..., limit_a: _Optional[float] = ...) -> None: ...
 
 class GetStatusRequest(_message.Message):
     __slots__ = ()
