@@ -9,7 +9,9 @@ caller's monotonic time), no globals. It returns an `Allocation` with a current 
     shared"). Dynamic mode: other load = CT_p minus the group's own measured draw (CT on
     the grid incomer) or CT_p as read (CT on the other loads); a negative reading never
     raises the limit (manual 6.4.2). CT stale: no increases (rule 4). CT lost: the
-    static fallback limit, no CT.
+    static fallback limit, no CT. An external limit in force (`Snapshot.external_limit_a`,
+    issue 12) lowers `limit_p` on its phase to itself, never raises it; below 6 A it
+    pauses every connector on that phase.
  1. Offline members (manual 6.4.2). What an unreachable charger may still draw is
     reserved on every phase it is wired to: its last grant until that lease has run out
     and its EV has had `settle_s` to follow, then its fail-safe current (Minimise: 6 A,
@@ -166,11 +168,21 @@ class _Budget:
 
     def __init__(self, status: CtStatus, limit: float, other: FloatArray, room: FloatArray,
                  ct: tuple[float | None, ...]) -> None:
-        self.status, self.limit, self.other, self.room, self.ct = status, limit, other, room, ct
+        self.status, self.other, self.room, self.ct = status, other, room, ct
+        self.limit: FloatArray = np.full(3, limit)  # per phase
 
 
 def _budget(snap: Snapshot, t: ConnectorTable) -> _Budget:
-    """Rule 0."""
+    """Rule 0, per phase under the lowest external limit in force (if any): the group's
+    limit is lowered to it there, never raised."""
+    b = _group_budget(snap, t)
+    if snap.external_limit_a is not None:
+        cut = np.maximum(0.0, b.limit - np.asarray(snap.external_limit_a, dtype=np.float64))
+        b.limit, b.room = b.limit - cut, b.room - cut
+    return b
+
+
+def _group_budget(snap: Snapshot, t: ConnectorTable) -> _Budget:
     g = snap.group
     no_ct: tuple[float | None, ...] = (None, None, None)
     if g.mode is Mode.STATIC:
@@ -308,7 +320,7 @@ def _result(snap: Snapshot, t: ConnectorTable, x: FloatArray, reason: npt.NDArra
     phases = tuple(
         PhaseResult(
             phase=p,
-            limit_a=budget.limit,
+            limit_a=float(budget.limit[p]),
             ct_a=budget.ct[p],
             other_load_a=float(budget.other[p]),
             reserved_a=float(reserve[p]),

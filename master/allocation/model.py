@@ -349,9 +349,20 @@ class Snapshot:
     group: GroupConfig
     chargers: tuple[ChargerInput, ...]
     ct: CtReading | None = None
+    # Per site phase L1..L3, the lowest external limit in force (back office, energy
+    # manager: master.externallimits), A; inf = none on that phase. Rule 0 takes the
+    # lower of it and the group's limit.
+    external_limit_a: tuple[float, float, float] | None = None
 
     def __post_init__(self) -> None:
         _check_finite("now_s", self.now_s, -1e12, 1e12)
+        if self.external_limit_a is not None:
+            if len(self.external_limit_a) != 3:
+                raise InvalidInputError("external_limit_a needs a value for L1, L2, L3")
+            for k, amps in enumerate(self.external_limit_a):
+                if not isinstance(amps, int | float) or math.isnan(amps) or amps < 0:
+                    raise InvalidInputError(
+                        f"external_limit_a[L{k + 1}]={amps!r} must be >= 0 A (inf: none)")
         ids = [c.charger_id for c in self.chargers]
         if len(set(ids)) != len(ids):
             dupes = sorted({i for i in ids if ids.count(i) > 1})
