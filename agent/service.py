@@ -63,6 +63,7 @@ from agent.ocpp.availability import Availability
 from agent.ocpp.connection import LinkState, OcppClient
 from agent.ocpp.reports import StatusReport
 from agent.ocpp.sessions import OcppSessions, Prepared
+from agent.ocpp.stationlimit import station_limit
 from agent.ocpp.transactions import Observed, StopReason
 from agent.simdriver import EvDriver
 from agent.termstore import TermKeeper
@@ -293,7 +294,9 @@ class Agent:
         return wire.agent_state(self.config, sequence=self.seq, now=now, applier=self.applier,
                                 outputs=self.outputs, meters=self.meters, pilots=self.pilots,
                                 max_current_a=self.max_current_a,
-                                session_start_wh=self.session_start_wh)
+                                session_start_wh=self.session_start_wh,
+                                station_limit=None if self.sessions is None else station_limit(
+                                    self.sessions.profiles.entries(), datetime.now(UTC)))
 
     # --- the daemon's life -------------------------------------------------------------
     async def stop_transactions(self) -> None:

@@ -15,6 +15,7 @@ from agent.config import AgentConfig
 from agent.connector import ConnectorOutput
 from agent.faults import OcppStatus
 from agent.limits import LimitApplier, MasterLimits
+from agent.ocpp.stationlimit import StationLimit
 from hw.capabilities import MeterReading
 from hw.pilot import PilotState
 from master.allocation import Phase
@@ -64,15 +65,22 @@ def agent_state(config: AgentConfig, *, sequence: int, now: float, applier: Limi
                 outputs: Mapping[int, ConnectorOutput],
                 meters: Mapping[int, MeterReading | None],
                 pilots: Mapping[int, PilotState], max_current_a: Mapping[int, float],
-                session_start_wh: Mapping[int, float]) -> pb.AgentState:
+                session_start_wh: Mapping[int, float],
+                station_limit: StationLimit | None = None) -> pb.AgentState:
     """One step's AgentState: the applier's term, cycle and lease, and per connector its
-    pilot, status, offer and meter (a dead meter is `meter_ok = false`, never 0 A)."""
+    pilot, status, offer and meter (a dead meter is `meter_ok = false`, never 0 A); the
+    back office's ChargePointMaxProfile in force, if any (agent.ocpp.stationlimit)."""
     msg = pb.AgentState(charger_id=config.charger_id, sequence=sequence,
                         monotonic_ms=int(now * 1000), term_applied=applier.term_applied,
                         cycle_applied=applier.cycle_applied,
                         lease_ok=applier.lease_ok(now),
                         highest_term_seen=applier.last_seen_term,
                         limits_refused_reason=applier.refused_reason)
+    if station_limit is not None:
+        end = station_limit.valid_until
+        msg.station_limit.CopyFrom(pb.ExternalLimit(
+            limit_a=station_limit.limit_a, source=station_limit.source,
+            valid_until_unix_ms=0 if end is None else round(end.timestamp() * 1000)))
     for c in config.connectors:
         cid = c.connector_id
         out, meter = outputs[cid], meters[cid]
