@@ -52,6 +52,7 @@ class Kind(StrEnum):
     TLS_REFUSED = "tls_refused"  # a certificate past the handshake: revoked, other site
     IDENTITY_MISMATCH = "identity_mismatch"  # a Hello not as the certificate's charger
     ROLE_REFUSED = "role_refused"  # a GroupAdmin call the certificate's role may not make
+    EXTERNAL_LIMIT = "external_limit"  # set, changed, withdrawn, expired (externallimits)
 
 
 class Peer(Protocol):

@@ -24,6 +24,10 @@ key. Relative paths are relative to the config file's folder.
     offline_strategy = "maximise" # zero | minimise | maximise
     closed = true                 # refuse chargers nobody admitted (io7ctl admit ID);
                                   # default true with TLS, false with plaintext
+    local_controller = "io7-01"   # its ChargePointMaxProfile bounds the group (optional)
+
+    [ems]                         # energy manager over Modbus TCP (master/externalconfig.py)
+    enabled = false
 
     [tls]                         # required: dir (+ crl) or plaintext = true
     dir = "/etc/io7/tls"          # (master/tlsconfig.py)
@@ -86,6 +90,7 @@ from master.allocation import (
 )
 from master.ctwatch import DEFAULT_FROZEN_AFTER_S, DEFAULT_MIN_DRAW_CHANGE_A, FreezeSettings
 from master.errors import ConfigError
+from master.externalconfig import EmsSettings, read_ems, read_local_controller
 from master.grouplimit import with_limit
 from master.membership import Member
 from master.tlsconfig import TlsSettings, read_tls
@@ -192,6 +197,8 @@ class MasterConfig:
     lease_cycles: int = DEFAULT_LEASE_CYCLES
     ct: CtSettings | None = None
     tls: TlsSettings | None = None  # None: plaintext ([tls] plaintext = true)
+    local_controller: str | None = None  # master.externalconfig
+    ems: EmsSettings | None = None  # None: no energy manager server
 
     @property
     def cycle_s(self) -> float:
@@ -249,6 +256,7 @@ def _parse(path: Path, data: Mapping[str, Any]) -> MasterConfig:
         raise root.error("group", "is required: the [group] table (name, limit_a, ...)")
     ct_t = root.table("ct") or _Table(path, "ct", {})
     tls = read_tls(root.table("tls"), root)
+    ems = read_ems(root.table("ems"))
     root.done()
 
     master_id = master.string("id", socket.gethostname() or "io7-master")
@@ -285,6 +293,7 @@ def _parse(path: Path, data: Mapping[str, Any]) -> MasterConfig:
     if "margin_a" in group_t.data:
         kw["margin_a"] = group_t.number("margin_a")
     closed = group_t.boolean("closed", tls is not None)  # closed by default with TLS
+    local_controller = read_local_controller(group_t)
     tuning = group_t.table("tuning")
     if tuning is not None:
         for field_name in TUNING_FIELDS:
@@ -297,7 +306,8 @@ def _parse(path: Path, data: Mapping[str, Any]) -> MasterConfig:
     ct_t.done()
     return MasterConfig(file=path, master_id=master_id, listen=listen, state_db=state_db,
                         group=_group_config(path, kw), closed=closed, cycle_ms=cycle_ms,
-                        lease_cycles=lease_cycles, ct=ct, tls=tls)
+                        lease_cycles=lease_cycles, ct=ct, tls=tls,
+                        local_controller=local_controller, ems=ems)
 
 
 def _group_config(path: Path, kw: dict[str, Any]) -> GroupConfig:

@@ -68,6 +68,7 @@ from master.allocation import (
 from master.allocation.model import MAX_PLAUSIBLE_CURRENT_A
 from master.ctwatch import CtFreezeWatch, FreezeSettings, site_draw_a
 from master.errors import PeerError, RequestError
+from master.externallimits import InForce, LimitContext
 from master.grouplimit import with_limit
 from master.membership import Member, RebuildPlan, plan_rebuild
 from master.obedience import Obedience
@@ -343,8 +344,10 @@ class GroupControl:
         cols["running_since_s"] = np.where(cur > 0, self._hold_at_s, np.nan)
         return EngineState(keys=keys, columns=cols)
 
-    def cycle(self, now_s: float) -> CycleResult:
-        """Run one control cycle at `now_s` (rules 1-5)."""
+    def cycle(self, now_s: float, external: InForce | None = None,
+              now_unix_s: float = 0.0) -> CycleResult:
+        """Run one control cycle at `now_s` (rules 1-5) under the `external` limits in
+        force (master.externallimits; `now_unix_s` names their ends in the status)."""
         self.cycle_number += 1
         g, lease_s = self._group, self._group.lease_s
         holding = now_s < self.hold_until_s
@@ -354,8 +357,8 @@ class GroupControl:
         online = {cid: ok and not holding for cid, ok in reachable.items()}
         fault, alloc = "", None
         try:
-            snap = Snapshot(now_s=now_s, group=g,
-                            ct=None if self._ct_watch.frozen else self._ct,
+            snap = Snapshot(now_s=now_s, group=g, ct=None if self._ct_watch.frozen else self._ct,
+                            external_limit_a=None if external is None else external.cap_a,
                             chargers=tuple(self._charger(s, online[s.member.charger_id])
                                            for s in states))
             if holding:
@@ -376,7 +379,9 @@ class GroupControl:
             self._hold_at_s = now_s
             self._hold_grants = {(cid, lim.connector_id): lim.current_a
                                  for cid, lims in limits.items() for lim in lims}
-        status = self._status(now_s, states, reachable, alloc, limits, holding, fault)
+        ctx = LimitContext(installed_limit_a=self.installed_limit_a,
+                           external=external or InForce(), now_unix_s=now_unix_s)
+        status = self._status(now_s, states, reachable, alloc, limits, holding, fault, ctx)
         return CycleResult(term=self.term, cycle=self.cycle_number, now_s=now_s,
                            allocation=alloc, limits=limits, holding=holding,
                            failsafe_current_a=g.failsafe_current_a,
@@ -412,9 +417,10 @@ class GroupControl:
 
     def _status(self, now_s: float, states: list[_MemberState], online: dict[str, bool],
                 alloc: Allocation | None, limits: Mapping[str, tuple[ConnectorLimit, ...]],
-                holding: bool, fault: str) -> GroupStatusView:
+                holding: bool, fault: str, ctx: LimitContext) -> GroupStatusView:
         g = self._group
-        phases, ct_status = phase_views(g, alloc, limits, [s.member for s in states], holding)
+        phases, ct_status = phase_views(g, alloc, limits, [s.member for s in states], holding,
+                                        ctx)
         members = []
         for s in states:
             cid = s.member.charger_id
@@ -430,4 +436,5 @@ class GroupControl:
             group=g.name, term=self.term, cycle=self.cycle_number, mode=g.mode,
             ct_placement=g.ct_placement, offline_strategy=g.offline_strategy,
             ct_status=ct_status, ct_fault=self._ct_fault_text(now_s, ct_status),
-            phases=phases, members=tuple(members), holding=holding, fault=fault)
+            phases=phases, members=tuple(members), holding=holding, fault=fault,
+            external_limits=ctx.external.limits)

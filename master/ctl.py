@@ -161,6 +161,32 @@ def safe(text: str) -> str:
                    for ch in text)
 
 
+_OWN = ("installed limit", "set by io7ctl", "")  # the group's own limit: nothing to add
+_BY_PHASE = (pb.LIMIT_REASON_PHASE_LIMIT, pb.LIMIT_REASON_PAUSED_NO_ROOM)
+
+
+def _limited_by(p: Any) -> str:
+    """Why a phase's limit is below the configured one, in words; "" when it is not."""
+    if p.limit_source.startswith("fallback"):
+        return "the fallback limit while the CT kit is lost"
+    if p.limit_source not in _OWN:
+        return f"limited by the {safe(p.limit_source)}" if p.limit_source.startswith(
+            "back office") else f"limited by {safe(p.limit_source)}"
+    if p.configured_limit_a and p.configured_limit_a != p.limit_a:  # 0: an older master
+        return "the fallback limit while the CT kit is lost"
+    return ""
+
+
+def _grouped(phases: Any, limited: dict[Any, str]) -> dict[tuple[float, float, str], str]:
+    """Phases whose limit is lowered, by (in force, configured, why): "L1 L2"."""
+    out: dict[tuple[float, float, str], str] = {}
+    for p in phases:
+        if limited[p.phase]:
+            key = (p.limit_a, p.configured_limit_a, limited[p.phase])
+            out[key] = f"{out[key]} {_phase(p.phase)}" if key in out else _phase(p.phase)
+    return out
+
+
 def render(status: pb.GroupStatus) -> str:
     """A GroupStatus as the table a person reads. Every text from the wire goes through
     `safe`."""
@@ -176,11 +202,13 @@ def render(status: pb.GroupStatus) -> str:
         ct_a = f"{p.ct_a:6.1f}" if p.HasField("ct_a") else "     -"
         out.append(f"{_phase(p.phase):5} {p.limit_a:9.1f} {ct_a} {p.other_load_a:8.1f} "
                    f"{p.reserved_offline_a:10.1f} {p.available_a:12.1f} {p.allocated_a:12.1f}")
-    for in_force, configured in dict.fromkeys(  # 0: a master that does not say
-            (p.limit_a, p.configured_limit_a) for p in status.phases
-            if p.configured_limit_a and p.configured_limit_a != p.limit_a):
+    limited = {p.phase: _limited_by(p) for p in status.phases}
+    for (in_force, configured, why), phases in _grouped(status.phases, limited).items():
         out.append(f"  limit in force {in_force:.1f} A per phase, configured {configured:.1f} A"
-                   " (the fallback limit while the CT kit is lost)")
+                   f" ({why}){'' if len(status.phases) < 2 else ': ' + phases}")
+    for e in status.external_limits:
+        out.append(f"  external limit: {safe(e.source)}, "
+                   + ", ".join(f"{_phase(p.phase)} {p.limit_a:.1f} A" for p in e.phases))
     out.append("")
     out.append("charger      online  conn  status          offered A  allocated A  "
                "measured A (L1/L2/L3)  reason")
@@ -194,9 +222,10 @@ def render(status: pb.GroupStatus) -> str:
                     if c.HasField("measured_a") else "      -")
             why = _name(pb.LimitReason, c.reason, "LIMIT_REASON_")
             ph = _phase(c.limiting_phase)
+            by = limited.get(c.limiting_phase, "") if c.reason in _BY_PHASE else ""
             out.append(f"{cid:12} {online:6} {c.connector_id:5}  {st:15} "
                        f"{c.offered_a:9.1f} {c.allocated_a:12.1f}  {meas:21}  "
-                       f"{why}{' ' + ph if ph else ''}")
+                       f"{why}{' ' + ph if ph else ''}{f' ({by})' if by else ''}")
         if m.offline_reason:
             out.append(f"{'':12} offline: {safe(m.offline_reason)}")
         if m.limits_refused_reason:

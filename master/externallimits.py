@@ -15,7 +15,10 @@ monotonic clock.
     limit, and on expiry the group is back at its own limit, never above it.
  3. A limit is in force until `valid_until_unix_s` (exclusive), or until withdrawn when
     None. `expire` removes the ones past their end. A source that goes silent (the local
-    controller offline) keeps its last limit until its end: the safer side.
+    controller offline) keeps its last limit until its end: the safer side. A source that
+    reports continually (the local controller, every agent step) is given `grace_s` (one
+    lease) past the end it reported, so at a schedule's period boundary its next report
+    replaces the value without a moment at the group's own, higher limit.
  4. Every change (set, changed, withdrawn, expired) returns one line for the master's
     security log, naming the source; a repeat of the same limit is no change.
  5. Words for the status (`limit_source`): the binding external source and its end
@@ -47,6 +50,7 @@ class ExternalLimit:
     source: str
     limit_a: tuple[float, float, float]
     valid_until_unix_s: float | None = None
+    grace_s: float = 0.0  # rule 3: in force this long past its end (shown without it)
 
     def __post_init__(self) -> None:
         if not self.source or len(self.source) > MAX_SOURCE_CHARS or not all(
@@ -64,10 +68,12 @@ class ExternalLimit:
         end = self.valid_until_unix_s
         if end is not None and (isinstance(end, bool) or not math.isfinite(end)):
             raise ExternalLimitError(f"{self.source}: valid until {end!r} is not a time")
+        if not 0.0 <= self.grace_s <= 3600.0:
+            raise ExternalLimitError(f"{self.source}: grace {self.grace_s!r} s is not 0-3600")
 
     def in_force(self, now_unix_s: float) -> bool:
         end = self.valid_until_unix_s
-        return end is None or now_unix_s < end
+        return end is None or now_unix_s < end + self.grace_s
 
     def describe(self, tz: tzinfo | None = None) -> str:
         """"back office (...) 16.0/16.0/16.0 A until 2025-06-01 18:00:00+02:00"."""
@@ -156,3 +162,20 @@ def limit_source(phase: Phase, *, configured_a: float, installed_a: float,
     if ct_lost_limit_a is not None and ct_lost_limit_a < configured_a:
         return "fallback limit (CT lost)"
     return "set by io7ctl" if configured_a < installed_a else "installed limit"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LimitContext:
+    """What the status needs to name the limit in force on each phase (rule 5)."""
+
+    installed_limit_a: float
+    external: InForce = InForce()
+    now_unix_s: float = 0.0
+    tz: tzinfo | None = None  # None: this host's local time, as the installer reads it
+
+    def words(self, phase: Phase, *, configured_a: float, ct_lost_limit_a: float | None
+              ) -> str:
+        return limit_source(phase, configured_a=configured_a,
+                            installed_a=self.installed_limit_a,
+                            ct_lost_limit_a=ct_lost_limit_a, external=self.external,
+                            now_unix_s=self.now_unix_s, tz=self.tz)

@@ -67,8 +67,10 @@ from master.daemon import (
     state_folder_ready,
     store_term,
 )
+from master.emsserver import start_ems
 from master.errors import ConfigError, PeerError
 from master.membership import MembershipStore
+from master.sitelimits import SiteLimits
 from master.tlsconfig import PLAINTEXT_WARNING, ServerTls, load_server_tls
 from protos.identity import IdentityError, authorise_hello
 from protos.io7.cluster.v1 import cluster_pb2 as pb
@@ -105,6 +107,9 @@ class Master(pb_grpc.AgentLinkServicer, GroupAdminMixin):
             self.ct = ModbusCtKit(ModbusBus(config.ct.bus), config.ct.kit_config())
         self.log = log.bind(group=config.group.name, term=self.term)
         self.security = SecurityLog(audit.security_log_path(config.state_db))
+        self.site_limits = SiteLimits(security=self.security,  # master/sitelimits.py
+                                      local_controller=config.local_controller,
+                                      grace_s=config.lease_ms / 1000.0)
 
     # --- AgentLink ---------------------------------------------------------------
     async def Connect(self, request_iterator: AsyncIterator[pb.AgentMessage],
@@ -223,6 +228,7 @@ class Master(pb_grpc.AgentLinkServicer, GroupAdminMixin):
                 raise PeerError(peer=cid, problem=f"state for {msg.state.charger_id!r} on "
                                                   f"{cid!r}'s stream")
             problem = self.control.report(wire.report_from_state(msg.state, self.clock()))
+            self.site_limits.from_agent(cid, msg.state)
             if problem:
                 clog.warning("report refused: member offline until a valid one", why=problem)
 
@@ -248,7 +254,8 @@ class Master(pb_grpc.AgentLinkServicer, GroupAdminMixin):
     async def run_cycle(self) -> CycleResult:
         t0 = self.clock()
         ct_sampled_at = await self.poll_ct()
-        result = self.control.cycle(self.clock())
+        external, now_unix_s = self.site_limits.now()
+        result = self.control.cycle(self.clock(), external, now_unix_s)
         issued_at = self.clock()
         issued = int(issued_at * 1000)
         sent = 0
@@ -321,7 +328,14 @@ async def serve(config: MasterConfig, *, stop: asyncio.Event, listen: str | None
                               f"{address}: {exc}".split(";")[0]) from None
         master = Master(config, tls=tls)
         held.callback(master.close)
-        await _serve(master, server, f"{address.rsplit(':', 1)[0]}:{port}", stop, ready)
+        ems = await start_ems(config.ems, file=config.file, site=master.site_limits,
+                              installed_limit_a=master.control.installed_limit_a,
+                              status=lambda: master.status)
+        try:
+            await _serve(master, server, f"{address.rsplit(':', 1)[0]}:{port}", stop, ready)
+        finally:
+            if ems is not None:
+                await ems.stop()
 
 
 async def _serve(master: Master, server: grpc.aio.Server, bound: str, stop: asyncio.Event,

@@ -21,6 +21,7 @@ from master.allocation import (
     Phase,
     Reason,
 )
+from master.externallimits import ExternalLimit, LimitContext
 from master.membership import Member, Wiring
 from master.reports import ConnectorReport, ConnectorStatus, Line3, PilotState
 
@@ -49,6 +50,7 @@ class PhaseView:
     reserved_offline_a: float
     available_a: float
     allocated_a: float
+    limit_source: str = ""  # what sets limit_a, in words (master.externallimits rule 5)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -97,13 +99,16 @@ class GroupStatusView:
     members: tuple[MemberView, ...]
     holding: bool  # master.control rule 4: start-of-term hold, fail-safe only
     fault: str  # master.control rule 5: why everything is at 0 A; "" when fine
+    external_limits: tuple[ExternalLimit, ...] = ()  # in force, lowest first
 
 
 def phase_views(group: GroupConfig, alloc: Allocation | None,
                 limits: Mapping[str, Sequence[ConnectorLimit]], members: Sequence[Member],
-                holding: bool) -> tuple[tuple[PhaseView, ...], CtStatus]:
+                holding: bool, context: LimitContext | None = None
+                ) -> tuple[tuple[PhaseView, ...], CtStatus]:
     """Per site phase: the engine's accounting, with what was really sent while holding
-    (master.control rule 4); without an allocation (rule 5) only the limits."""
+    (master.control rule 4); without an allocation (rule 5) only the limits. `context`
+    names what sets each phase's limit."""
     g = group
     if alloc is None:
         phases = tuple(PhaseView(phase=p, limit_a=g.limit_a, configured_limit_a=g.limit_a,
@@ -124,7 +129,10 @@ def phase_views(group: GroupConfig, alloc: Allocation | None,
         PhaseView(phase=r.phase, limit_a=r.limit_a, configured_limit_a=g.limit_a,
                   ct_a=r.ct_a, other_load_a=r.other_load_a, reserved_offline_a=r.reserved_a,
                   available_a=r.available_a,
-                  allocated_a=sent_per_phase[r.phase] if holding else r.allocated_a)
+                  allocated_a=sent_per_phase[r.phase] if holding else r.allocated_a,
+                  limit_source="" if context is None else context.words(
+                      r.phase, configured_a=g.limit_a, ct_lost_limit_a=g.static_limit_a
+                      if alloc.ct_status is CtStatus.LOST else None))
         for r in alloc.phases), alloc.ct_status
 
 

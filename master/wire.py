@@ -170,9 +170,16 @@ def group_status(view: GroupStatusView, *, master_id: str,
         ph = msg.phases.add(phase=_PHASE_OUT[p.phase], limit_a=p.limit_a,
                             configured_limit_a=p.configured_limit_a,
                             other_load_a=p.other_load_a, reserved_offline_a=p.reserved_offline_a,
-                            available_a=p.available_a, allocated_a=p.allocated_a)
+                            available_a=p.available_a, allocated_a=p.allocated_a,
+                            limit_source=p.limit_source)
         if p.ct_a is not None:
             ph.ct_a = p.ct_a
+    for lim in view.external_limits:  # per group phase; inf (not limited there) left out
+        end = lim.valid_until_unix_s
+        msg.external_limits.add(
+            source=lim.source, valid_until_unix_ms=0 if end is None else round(end * 1000),
+            phases=[pb.PhaseLimit(phase=_PHASE_OUT[p.phase], limit_a=lim.limit_a[p.phase])
+                    for p in view.phases if math.isfinite(lim.limit_a[p.phase])])
     for m in view.members:
         mem = msg.members.add(charger_id=m.charger_id, online=m.online, address=m.address,
                               offline_reason=m.offline_reason,
