@@ -50,6 +50,8 @@ class Kind(StrEnum):
     ADMIT_REFUSED = "admit_refused"
     PLAINTEXT = "plaintext"  # started without TLS ([tls] plaintext = true)
     TLS_REFUSED = "tls_refused"  # a certificate past the handshake: revoked, other site
+    HANDSHAKE_REFUSED = "handshake_refused"  # by gRPC core's TLS (master/handshakelog.py)
+    HANDSHAKE_ABANDONED = "handshake_abandoned"  # the peer closed during it, or it timed out
     IDENTITY_MISMATCH = "identity_mismatch"  # a Hello not as the certificate's charger
     ROLE_REFUSED = "role_refused"  # a GroupAdmin call the certificate's role may not make
     EXTERNAL_LIMIT = "external_limit"  # set, changed, withdrawn, expired (externallimits)

@@ -27,11 +27,13 @@ The imperative shell around `master.control.GroupControl`:
    sent Limits, and the CT reading and allocation per site phase.
 6. Mutual TLS ([tls], master/tlsconfig.py): the server presents this charger's
    certificate and requires a client certificate of the site CA (the handshake refuses
-   none, another CA's, an expired one). Each stream or call is then checked against the
-   CRL and the site (master/admin.py rule 5), and a Hello must name the certificate's own
-   charger (PERMISSION_DENIED, security log `identity_mismatch`): a charger cannot say
-   Hello as another, and no invented id can become a member. Plaintext only with
-   `[tls] plaintext = true`, warned at every start and written to the security log.
+   none, another CA's, an expired one: each a security log `handshake_refused` line, read
+   from gRPC core's trace by master/handshaketap.py). Each stream or call is then checked
+   against the CRL and the site (master/admin.py rule 5), and a Hello must name the
+   certificate's own charger (PERMISSION_DENIED, security log `identity_mismatch`): a
+   charger cannot say Hello as another, and no invented id can become a member.
+   Plaintext only with `[tls] plaintext = true`, warned at every start and written to the
+   security log.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ from hw.logconfig import configure_logging
 from hw.modbus.ctkit import ModbusCtKit
 from hw.modbus.transport import ModbusBus
 from hw.securitylog import SecurityLog, config_digest
-from master import audit, reflection, wire
+from master import audit, handshaketap, reflection, wire
 from master.admin import GroupAdminMixin
 from master.config import MasterConfig, load_master_config
 from master.control import CycleResult, GroupControl
@@ -305,7 +307,8 @@ class Master(pb_grpc.AgentLinkServicer, GroupAdminMixin):
 
 
 async def serve(config: MasterConfig, *, stop: asyncio.Event, listen: str | None = None,
-                ready: Callable[[str], None] | None = None) -> None:
+                ready: Callable[[str], None] | None = None,
+                handshakes: handshaketap.HandshakeTap | None = None) -> None:
     """Run the master until `stop` is set. Raises ConfigError, before serving anything,
     when another master holds this state or the address is taken (master/daemon.py)."""
     address = listen or config.listen
@@ -328,6 +331,9 @@ async def serve(config: MasterConfig, *, stop: asyncio.Event, listen: str | None
                               f"{address}: {exc}".split(";")[0]) from None
         master = Master(config, tls=tls)
         held.callback(master.close)
+        if handshakes is not None:  # rule 6: refused handshakes, from here to the close
+            handshakes.record_to(master.security, log=master.log)
+            held.callback(handshakes.record_to, None)
         ems = await start_ems(config.ems, file=config.file, site=master.site_limits,
                               installed_limit_a=master.control.installed_limit_a,
                               status=lambda: master.status)
@@ -387,7 +393,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"io7-master: {err}", file=sys.stderr)
         return 2
-    configure_logging(args.log_level, stream=sys.stderr)
+    tap = handshaketap.start(reexec=argv is None) if config.tls is not None else None
+    configure_logging(args.log_level, stream=sys.stderr)  # after the tap: its sys.stderr
 
     def ready(address: str) -> None:
         print(json.dumps({"listening": address}), flush=True)
@@ -396,13 +403,16 @@ def main(argv: list[str] | None = None) -> int:
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-        await serve(config, stop=stop, listen=args.listen, ready=ready)
+        await serve(config, stop=stop, listen=args.listen, ready=ready, handshakes=tap)
 
     try:
         asyncio.run(until_signalled())
     except ConfigError as err:  # another master holds the state or the port
         print(f"io7-master: {err}", file=sys.stderr)
         return 2
+    finally:
+        if tap is not None:
+            tap.close()
     return 0
 
 

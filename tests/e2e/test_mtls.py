@@ -2,13 +2,14 @@
 real agent as processes on loopback, certificates made by io7-pki's library in the test
 (the e2e session's site, tests/e2e/harness.py), real gRPC clients for the attacker.
 
-Refused by the TLS handshake, before any handler runs (gRPC core; the master's Python
-never sees them, so they cannot reach its security log: the client sees UNAVAILABLE):
-no certificate, another CA's, an expired one. Refused by the master after it, each
-with PERMISSION_DENIED and a security log line: a revoked certificate, a charger's
-Hello as another charger, a charger certificate on GroupAdmin, a viewer changing the
-group, a charger nobody admitted. Every refusal leaves the admitted agent's limits
-flowing.
+Refused by the TLS handshake, before any handler runs (gRPC core; the client sees
+UNAVAILABLE): a plaintext client, no certificate, another CA's, an expired one. Each
+leaves a security log `handshake_refused` line with the peer's address and the reason,
+read from gRPC core's handshake trace (master/handshaketap.py): these tests pin that
+format against the installed grpcio. Refused by the master after it, each with
+PERMISSION_DENIED and a security log line: a revoked certificate, a charger's Hello as
+another charger, a charger certificate on GroupAdmin, a viewer changing the group, a
+charger nobody admitted. Every refusal leaves the admitted agent's limits flowing.
 """
 
 from __future__ import annotations
@@ -114,6 +115,7 @@ def test_handshake_refusals_and_the_ones_the_master_logs(tmp_path: Path) -> None
     with cluster(tmp_path) as c:
         master, address = c.master(limit_a=60, closed=True)
         admitted_agent(c, address, "io7-a")
+        assert not [e for e in security_log(address) if e["kind"].startswith("handshake")]
 
         async def attacks() -> dict[str, tuple[grpc.StatusCode, str]]:
             ca = load_tls(TlsFiles.in_folder(charger_dir("io7-a"))).ca_pem
@@ -122,8 +124,9 @@ def test_handshake_refusals_and_the_ones_the_master_logs(tmp_path: Path) -> None
                 said["plaintext"] = await get_status(ch)
             async with channel_with(address, grpc.ssl_channel_credentials(ca)) as ch:
                 said["no certificate"] = await say_hello(ch, "io7-b")
-            async with tls_channel(address, other.identity_folder(Kind.CHARGER, "io7-b")
-                                   ) as ch:
+            mallory = load_tls(TlsFiles.in_folder(other.identity_folder(Kind.CHARGER, "io7-b")))
+            async with channel_with(address, grpc.ssl_channel_credentials(  # trusts our CA
+                    ca, mallory.key_pem, mallory.cert_pem)) as ch:
                 said["another CA"] = await say_hello(ch, "io7-b")
             async with tls_channel(address, charger_dir("io7-expired")) as ch:
                 said["expired"] = await say_hello(ch, "io7-expired")
@@ -146,11 +149,24 @@ def test_handshake_refusals_and_the_ones_the_master_logs(tmp_path: Path) -> None
         assert "io7ctl admit io7-b" in said["not admitted"][1]
         flowing(c, address, "io7-a")
 
+        reasons = {"not TLS (plaintext or garbage)", "no client certificate",
+                   "certificate from another CA (unknown issuer)", "certificate expired"}
+        wait_for(lambda: reasons <= {e["detail"] for e in security_log(address)
+                                     if e["kind"] == "handshake_refused"},
+                 "a handshake_refused line per reason")  # written as gRPC core traces them
         log = security_log(address)
+        refused = [e for e in log if e["kind"] == "handshake_refused"]
+        assert {e["detail"] for e in refused} == reasons  # a client may retry: >= 1 each
+        assert all(e["peer"].startswith("ipv4:127.0.0.1:") and e["who"] == "ipv4:127.0.0.1"
+                   for e in refused)
+        log = [e for e in log if not e["kind"].startswith("handshake")]
         kinds = [e["kind"] for e in log]
         assert kinds[-3:] == ["identity_mismatch", "role_refused", "hello_not_member"]
         assert all(e["who"] == f"io7://{SITE}/charger/io7-b" for e in log[-3:])
         assert "plaintext" not in kinds
+        stderr = master.err.read_text()  # the tap forwards all but the trace it enabled
+        assert "CallNextHandshakerLocked" not in stderr and "PEER_DID_NOT_RETURN" in stderr
+        assert '"event": "master listening"' in stderr
 
         # admitted, the charger with a valid certificate joins
         assert ctl(address, "admit", "io7-b").returncode == 0
@@ -246,6 +262,10 @@ def test_an_agent_refuses_a_master_of_another_ca(tmp_path: Path) -> None:
                  "the agent warns about the handshake")
         assert not agent.events("joined group")
         assert '"agent joined"' not in proc.err.read_text()
+        # the agent closes the handshake: the fake master's own security log says so
+        fake_log = tmp_path / "fake.sqlite3.security.jsonl"
+        wait_for(lambda: '"kind": "handshake_abandoned"' in fake_log.read_text(),
+                 "the fake master logs the agent that left its handshake")
 
 
 def test_the_plaintext_switch_is_loud(tmp_path: Path) -> None:
