@@ -44,6 +44,7 @@ from master.allocation import (
 SECONDS_PER_DAY = 86_400.0
 PHASE_NAMES = {"L1": Phase.L1, "L2": Phase.L2, "L3": Phase.L3}
 EVENT_KINDS = ("charger_offline", "ct_silent", "load_step")
+SWAP_S = 1.0  # the least time between one car leaving a socket and the next arriving
 
 
 class ScenarioError(Exception):
@@ -108,6 +109,9 @@ class Scenario:
     events: tuple[Event, ...] = ()
     description: str = ""
     source: str = field(default="<built>", compare=False)
+    # a session log (master.sim.sessionlog) to replay here instead of `arrivals`, as the
+    # file writes it: relative to the scenario file's folder
+    sessions_csv: str = ""
 
     def group_of(self, charger_id: str) -> GroupSpec:
         charger = next(c for c in self.chargers if c.charger_id == charger_id)
@@ -307,7 +311,12 @@ def _event(t: _Table) -> Event:
 def parse_scenario(raw: Mapping[str, Any], source: str = "<scenario>") -> Scenario:
     """Build and check a scenario from its TOML data; ScenarioError names what is wrong."""
     root = _Table(source, "scenario", raw)
-    root.only("name", "description", "site", "groups", "chargers", "arrivals", "events")
+    root.only("name", "description", "site", "groups", "chargers", "arrivals", "events",
+              "sessions_csv")
+    sessions_csv = root.string("sessions_csv") if root.has("sessions_csv") else ""
+    if sessions_csv and root.has("arrivals"):
+        raise ScenarioError(f"{source}: scenario.sessions_csv: give arrivals or a session "
+                            f"log, not both")
     site_t = root.table("site")
     site_t.only("fuse_a", "profile", "peak_a", "base_a", "step_a", "step_at", "phase_factors",
                 "solar_peak_a", "noise_a", "seed", "start", "end")
@@ -347,7 +356,8 @@ def parse_scenario(raw: Mapping[str, Any], source: str = "<scenario>") -> Scenar
         start_s=start_s, end_s=end_s, groups=groups, chargers=tuple(chargers),
         arrivals=tuple(sorted((_arrival(t) for t in root.tables("arrivals")),
                               key=lambda a: a.at_s)),
-        events=tuple(_event(t) for t in root.tables("events")), source=source)
+        events=tuple(_event(t) for t in root.tables("events")), source=source,
+        sessions_csv=sessions_csv)
     check(scenario)
     return scenario
 
@@ -382,9 +392,12 @@ def check(s: Scenario) -> None:
             raise ScenarioError(f"{s.source}: arrival at {a.at_s:g} s: no connector "
                                 f"{a.charger_id}/{a.connector_id}")
         key = (a.charger_id, a.connector_id)
-        if busy.get(key, -math.inf) > a.at_s:
+        # the socket is empty for at least one step (1 s) between two cars: the run
+        # plugs arrivals in before it unplugs departures of the same second
+        if busy.get(key, -math.inf) + SWAP_S > a.at_s:
             raise ScenarioError(f"{s.source}: arrival at {a.at_s:g} s on {key}: the previous "
-                                f"EV is still there")
+                                f"EV is still there (until {busy[key]:g} s; the next may "
+                                f"arrive {SWAP_S:g} s after)")
         busy[key] = a.leave_s
     for e in s.events:
         if e.kind == "charger_offline" and e.charger_id not in by_id:
