@@ -1,4 +1,4 @@
-"""A session log replayed on a site, and the site owner's what-ifs: pure but for `prepare`, which reads the log.
+"""A session log replayed on a site, and the site owner's what-ifs (pure but `prepare`).
 
 `io7-sim run site.toml --sessions log.csv [--fuse-a 80] [--add-sockets 6]`. Rules:
 1. A row that names its station (a charger id of the site) charges there, on its

@@ -198,7 +198,7 @@ def test_a_bigger_fuse_raises_the_groups_on_it_and_caps_the_others() -> None:
     small = with_fuse(s, 25.0)
     assert [(g.config.limit_a, g.config.fallback_limit_a) for g in small.groups] == [
         (25.0, 25.0), (25.0, 16.0)]
-    with pytest.raises(ScenarioError, match="--fuse-a 3: a fuse within 6..2000 A"):
+    with pytest.raises(ScenarioError, match=r"--fuse-a 3: a fuse within 6\.\.2000 A"):
         with_fuse(s, 3.0)
 
 
