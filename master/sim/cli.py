@@ -88,8 +88,9 @@ def replay_result(replay: Replay, run: RunResult) -> dict[str, Any]:
     return {**replay.summary(), "sessions": per_row}
 
 
-def replay_lines(r: dict[str, Any]) -> list[str]:
-    """The replay in words, under the KPI table."""
+def replay_lines(results: list[dict[str, Any]]) -> list[str]:
+    """The replay in words, under the KPI table (one "got all" line per policy)."""
+    r = results[0]["replay"]
     away, cut = r["turned_away_rows"], r["cut_at_end_rows"]
     lines = [f"replay of {r['file']}{' (' + r['day'] + ')' if r['day'] else ''}: "
              f"{r['rows']} rows, {r['replayed']} replayed"
@@ -98,12 +99,15 @@ def replay_lines(r: dict[str, Any]) -> list[str]:
              + (f" (median {r['median_wait_min']:g} min)" if r["waited"] else "")
              + f"; {len(away)} turned away" + (f" ({_rows(away)})" if away else "")
              + (f"; {len(cut)} cut at the site's end ({_rows(cut)})" if cut else "")]
-    short = [s for s in r["sessions"] if s["delivered_kwh"] < 0.99 * s["wanted_kwh"]]
-    lines.append(f"got all they wanted: {len(r['sessions']) - len(short)} of "
-                 f"{len(r['sessions'])} sessions" + ("; short: " + ", ".join(
-                     f"row {s['row']} {s['delivered_kwh']:g} of {s['wanted_kwh']:g} kWh"
-                     for s in short[:6]) + (", ..." if len(short) > 6 else "")
-                     if short else ""))
+    for result in results:
+        done = result["replay"]["sessions"]
+        short = [s for s in done if s["delivered_kwh"] < 0.99 * s["wanted_kwh"]]
+        lines.append((f"{result['policy']}: " if len(results) > 1 else "")
+                     + f"got all they wanted: {len(done) - len(short)} of {len(done)} "
+                     f"sessions" + ("; short: " + ", ".join(
+                         f"row {s['row']} {s['delivered_kwh']:g} of {s['wanted_kwh']:g} kWh"
+                         for s in short[:6]) + (", ..." if len(short) > 6 else "")
+                         if short else ""))
     if r["ignored_columns"]:
         lines.append(f"columns ignored: {', '.join(r['ignored_columns'])}")
     return lines
@@ -199,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
             results = compare(args.scenario, options=options)
             print(json.dumps(results) if args.json else table(results))
         if not args.json and "replay" in results[0]:
-            print("\n" + "\n".join(replay_lines(results[0]["replay"])))
+            print("\n" + "\n".join(replay_lines(results)))
         return 0
     except ScenarioError as exc:
         print(f"io7-sim: {exc}", file=sys.stderr)
