@@ -98,6 +98,7 @@ class Agent:
         self.pilots: dict[int, PilotState] = {}
         self.last_offer: dict[int, tuple[float, object, bool]] = {}
         self.session_start_wh: dict[int, float] = {}
+        self.lines_seen: dict[int, int] = {}  # per connector, this session (wire.session_lines)
         # Agent-only mode has no master and so no term to keep.
         self.terms = TermKeeper(None if (master_address or config.master_address) is None
                                 else config.state_dir, self.log)
@@ -255,6 +256,8 @@ class Agent:
             await sock.show(prep.led if prep is not None and prep.led is not None else out.led)
             if out.status is OcppStatus.AVAILABLE or cid not in self.session_start_wh:
                 self.session_start_wh[cid] = meter.import_energy_wh if meter else 0.0
+            self.lines_seen[cid] = 0 if out.status is OcppStatus.AVAILABLE else wire.session_lines(
+                self.lines_seen.get(cid, 0), meter.phase_currents_a if meter else ())
             self.outputs[cid] = out
             self.meters[cid] = meter
             self.pilots[cid] = pilot.state
@@ -295,6 +298,7 @@ class Agent:
                                 outputs=self.outputs, meters=self.meters, pilots=self.pilots,
                                 max_current_a=self.max_current_a,
                                 session_start_wh=self.session_start_wh,
+                                lines_seen=self.lines_seen,
                                 station_limit=None if self.sessions is None else station_limit(
                                     self.sessions.profiles.entries(), datetime.now(UTC)))
 

@@ -9,7 +9,7 @@ message becomes `MasterLimits`, whose own validation judges it; the applier
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from agent.config import AgentConfig
 from agent.connector import ConnectorOutput
@@ -61,12 +61,26 @@ def master_limits(limits: pb.Limits) -> MasterLimits:
                         currents_a={c.connector_id: c.current_a for c in limits.connectors})
 
 
+# A line carrying more than this is loaded by the EV (meter noise stays well below).
+LOADED_ABOVE_A = 1.0
+
+
+def session_lines(seen: int, phase_currents_a: Sequence[float]) -> int:
+    """The lines (bit k: connector line L(k+1)) the EV has loaded in this session: `seen`
+    so far plus those loaded now. The agent keeps it from plug-in to plug-out, through
+    pauses, so the master keeps counting a paused single-phase car on its one line
+    (issue 12 §2; proto ConnectorState.phases_in_use: 0 = not learned yet)."""
+    now = sum(1 << k for k, a in enumerate(phase_currents_a[:3]) if a > LOADED_ABOVE_A)
+    return seen | now
+
+
 def agent_state(config: AgentConfig, *, sequence: int, now: float, applier: LimitApplier,
                 outputs: Mapping[int, ConnectorOutput],
                 meters: Mapping[int, MeterReading | None],
                 pilots: Mapping[int, PilotState], max_current_a: Mapping[int, float],
                 session_start_wh: Mapping[int, float],
-                station_limit: StationLimit | None = None) -> pb.AgentState:
+                station_limit: StationLimit | None = None,
+                lines_seen: Mapping[int, int] | None = None) -> pb.AgentState:
     """One step's AgentState: the applier's term, cycle and lease, and per connector its
     pilot, status, offer and meter (a dead meter is `meter_ok = false`, never 0 A); the
     back office's ChargePointMaxProfile in force, if any (agent.ocpp.stationlimit)."""
@@ -101,6 +115,6 @@ def agent_state(config: AgentConfig, *, sequence: int, now: float, applier: Limi
             cs.energy_import_wh = meter.import_energy_wh
             cs.session_energy_wh = max(0.0, meter.import_energy_wh
                                        - session_start_wh.get(cid, 0.0))
-            loaded = [a > 1.0 for a in meter.phase_currents_a]
-            cs.phases_in_use = sum(1 << k for k, on in enumerate(loaded) if on)
+            seen = 0 if lines_seen is None else lines_seen.get(cid, 0)
+            cs.phases_in_use = session_lines(seen, meter.phase_currents_a)
     return msg

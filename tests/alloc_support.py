@@ -58,7 +58,7 @@ def group(**kw: object) -> GroupConfig:
     0 A unless told otherwise), 1 A resume hysteresis and 15 min rotation, unless a test
     asks for others."""
     base: dict[str, object] = {"name": "garage", "ramp_up_a": 80.0,
-                               "demand_cap_after_s": 86400.0,
+                               "demand_cap_after_s": 86400.0, "idle_cap_after_s": 86400.0,
                                # The worked examples were written for these; the tuned
                                # defaults (README) are tested through io7-sim.
                                "resume_hysteresis_a": 1.0, "rotation_period_s": 900.0}

@@ -1,20 +1,29 @@
-"""Which connectors charge: the 6 A minimum, fair admission, rotation, anti-flapping.
+"""Which connectors charge: the 6 A minimum, fair admission, welcome, rotation.
 
 IEC 61851 cannot offer less than 6 A, so when the room does not stretch to 6 A for
-every EV on every phase it loads, some must pause. Admission is greedy in three
-passes, sharing one budget of room per site phase and per charger:
+every EV on every phase it loads, some must pause. Admission is greedy in five passes,
+sharing one budget of room per site phase and per charger; a connector needs room only
+on the phases it is counted on (phases.py), so a single-phase car on an idle phase gets
+in whatever the other phases carry:
 
-  1. connectors already charging (need 6 A): stopping one costs a contactor cycle;
-  2. waiting connectors (need 6 A, and the resume hysteresis left over on every phase
+  1. connectors already charging, and new cars in their welcome slot (need 6 A):
+     stopping one costs a contactor cycle;
+  2. lenders: connectors paused to make a welcome slot (need 6 A): back first;
+  3. new cars, never offered since they want power (need 6 A, no hysteresis): the
+     welcome slot (welcome.py), so the driver sees charging start and the meter shows
+     the lines the car loads;
+  4. waiting connectors (need 6 A, and the resume hysteresis left over on every phase
      they load, so that a resume is not undone by the next small load change), unless
      paused less than min_pause_s ago;
-  3. connectors rotated out this cycle (need 6 A): if the room they free is of no use
-     to any waiting connector, they simply carry on.
+  5. connectors rotated out this cycle, cars that draw nothing (full: their room goes
+     to a waiting car at once) and welcome slots past their time while a lender waits
+     (need 6 A): if the room they free is of no use to anyone waiting, they carry on.
 
-Within a pass the order is fair: least energy this session, then longest waiting,
-then highest priority. Rotation: when a waiting connector that did not fit has waited
-a rotation period, the longest-running connectors (run at least a rotation period and
-min_run_s) move to pass 3, as many as there are such waiting connectors.
+Then, if a new car still has no room, welcome.borrow pauses running cars for one short
+welcome slot. Within a pass the order is fair: least energy this session, then longest
+waiting, then highest priority. Rotation: when a waiting connector that did not fit has
+waited a rotation period, the longest-running connectors (run at least a rotation period
+and min_run_s) move to pass 5, as many as there are such waiting connectors.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from master.allocation import welcome
 from master.allocation.model import MIN_CURRENT_A
 
 FloatArray = npt.NDArray[np.float64]
@@ -47,6 +57,11 @@ class Candidates:
     loads: BoolArray  # (n, 3)
     partner: IntArray
     charger_limit_a: FloatArray
+    new: BoolArray  # wants power, never admitted since: due a welcome slot
+    in_welcome: BoolArray  # its welcome slot is in force: kept like a running one
+    lender: BoolArray  # paused to make a welcome slot, waiting to come back
+    yielding: BoolArray  # idle (draws nothing) or a welcome past its time with a lender out
+    idle: BoolArray  # running, draws nothing: first to lend
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +69,8 @@ class Admission:
     admitted: BoolArray
     rotated_out: BoolArray  # chosen for rotation and not re-admitted
     full_phase: IntArray  # for a refused connector: a loaded phase without room, or -1
+    lent: BoolArray  # paused this cycle to make a welcome slot
+    borrowed: BoolArray  # admitted into a welcome slot made by pausing `lent`
 
 
 def admit(
@@ -72,10 +89,29 @@ def admit(
     rotating = _rotation(c, admitted, now_s, rotation_period_s, min_run_s)
     if rotating.any():
         admitted, rem = _passes(c, order, room_a, rotating, hysteresis_a)
+    ran = now_s - np.where(np.isnan(c.running_since_s), now_s, c.running_since_s)
+    lent, borrowed = welcome.borrow(
+        order=order, new=c.eligible & c.new & ~admitted,
+        may_lend=admitted & c.running & ~c.in_welcome & ((ran >= min_run_s) | c.idle),
+        idle=c.idle, energy_wh=c.energy_wh, loads=c.loads, rem=rem,
+        blocked=_tight_partner(c, admitted), lender_out=bool((c.lender & ~admitted).any()))
+    admitted = (admitted & ~lent) | borrowed
     refused = c.eligible & ~admitted
-    no_room = refused[:, None] & c.loads & (rem < MIN_CURRENT_A + hysteresis_a - _EPS)
+    slack = np.where(c.new, 0.0, hysteresis_a)
+    no_room = refused[:, None] & c.loads & (rem < MIN_CURRENT_A + slack[:, None] - _EPS)
     full_phase = np.where(no_room.any(axis=1), np.argmax(no_room, axis=1), -1)
-    return Admission(admitted=admitted, rotated_out=rotating & ~admitted, full_phase=full_phase)
+    return Admission(admitted=admitted, rotated_out=rotating & ~admitted, full_phase=full_phase,
+                     lent=lent, borrowed=borrowed)
+
+
+def _tight_partner(c: Candidates, admitted: BoolArray) -> BoolArray:
+    """Connectors whose charger partner is admitted on a shared phase under a Charger
+    Current Limit below 2 x 6 A: no welcome slot can be made for them by borrowing."""
+    p = c.partner
+    safe_p = np.where(p >= 0, p, 0)
+    shares = (p >= 0) & (c.loads & c.loads[safe_p]).any(axis=1)
+    blocked: BoolArray = shares & admitted[safe_p] & (c.charger_limit_a < 2 * MIN_CURRENT_A - _EPS)
+    return blocked
 
 
 def _fair_order(c: Candidates, now_s: float) -> IntArray:
@@ -94,10 +130,14 @@ def _passes(
 ) -> tuple[BoolArray, FloatArray]:
     admitted = np.zeros(len(c.eligible), dtype=bool)
     rem = room_a.astype(np.float64).copy()
+    go = rotating | c.yielding
+    first = (c.running | c.in_welcome) & ~go
     passes = (
-        (c.eligible & c.running & ~rotating, 0.0),
-        (c.eligible & ~c.running & ~c.in_min_pause, hysteresis_a),
-        (c.eligible & c.running & rotating, 0.0),
+        (c.eligible & first, 0.0),
+        (c.eligible & ~first & ~c.running & c.lender, 0.0),
+        (c.eligible & ~first & ~c.running & ~c.lender & c.new, 0.0),
+        (c.eligible & ~first & ~c.running & ~c.lender & ~c.new & ~c.in_min_pause, hysteresis_a),
+        (c.eligible & c.running & go & ~first, 0.0),
     )
     for group, slack in passes:
         _greedy(order[group[order]], slack, rem, admitted, c)

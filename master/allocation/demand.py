@@ -6,6 +6,11 @@ An EV whose draw stays clearly below what it is offered (more than
 The cap follows the draw down; when the EV draws close to its cap again the cap is
 lifted at once. Every `demand_probe_every_s` the cap is lifted for one timer period so
 an EV that could take more (battery warmed up, preconditioning over) gets the chance.
+
+An EV that draws nothing at all (below `IDLE_BELOW_A`: full, or on its own timer) is
+capped as soon as it has had `IDLE_FOLLOW_S` to follow its offer, not after
+`demand_cap_after_s`: a probe of a full car then holds its share for seconds, not a
+minute, and the room goes back to the others at once (issue 12 §2).
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ import numpy.typing as npt
 from master.allocation.model import MIN_CURRENT_A, GroupConfig
 
 FloatArray = npt.NDArray[np.float64]
+# The agent's threshold for "the EV loads this line" (agent/wire.py, phases_in_use).
+IDLE_BELOW_A = 1.0
+
 BoolArray = npt.NDArray[np.bool_]
 
 
@@ -46,7 +54,9 @@ def update_demand_caps(
     """
     below = charging & (draw_a < offered_a - group.demand_cap_threshold_a)
     since = np.where(below, np.where(np.isnan(below_since_s), now_s, below_since_s), np.nan)
-    due = below & (now_s - since >= group.demand_cap_after_s)
+    idle = draw_a < IDLE_BELOW_A
+    after = min(group.idle_cap_after_s, group.demand_cap_after_s)
+    due = below & (now_s - since >= np.where(idle, after, group.demand_cap_after_s))
     cap = np.where(due, np.maximum(MIN_CURRENT_A, draw_a + group.demand_cap_headroom_a), np.nan)
     capped = np.where(due, np.where(np.isnan(capped_since_s), now_s, capped_since_s), np.nan)
     probe = due & (now_s - capped >= group.demand_probe_every_s)

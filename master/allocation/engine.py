@@ -18,11 +18,19 @@ caller's monotonic time), no globals. It returns an `Allocation` with a current 
     Zero/Maximise: 0 A). While any member is
     offline: Zero puts every connector to 0; Minimise caps every connector at 6 A;
     Maximise shares everything among the online ones.
- 2. Admission (admission.py): connectors that want power get at least 6 A on every
-    phase they load, or are paused; fair order, rotation, min run/pause, hysteresis.
+ 2. Phases, then admission. Phases (phases.py): a connector counts on the site phases
+    its EV was seen to load this session (the agent's mask, kept through pauses until
+    unplug); on every wired phase while none were seen, and for 15 s after it was seen
+    loading a new one. Admission (admission.py): connectors that want power get at
+    least 6 A on every phase they count on, or are paused; fair order, min run/pause,
+    hysteresis for a resume. A new car (never offered since it wants power) gets a
+    welcome slot at 6 A with no hysteresis; on a full site one is made by pausing a
+    lender for 45 s (welcome.py). Rotation after a rotation period; cars drawing
+    nothing yield their room first.
  3. Sharing (waterfill.py): the rest is shared max-min fairly, work-conserving, each
     connector capped by its hard max, its Charger Current Limit, and its demand cap
-    (demand.py).
+    (demand.py: draw + headroom; an EV drawing nothing is capped after 15 s, so a
+    probe of a full car hands its room back within seconds).
  4. Dynamics: decrease at once; increase by at most `ramp_up_a` per cycle; no increase
     on a stale CT; an increase only into room that decreases have really freed
     (a decreased EV is counted at its old current for `settle_s`, and at its measured
@@ -36,11 +44,13 @@ are never exceeded.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import numpy.typing as npt
 
-from master.allocation import admission, waterfill
-from master.allocation.demand import DemandCaps, update_demand_caps
+from master.allocation import admission, phases, waterfill, welcome
+from master.allocation.demand import IDLE_BELOW_A, DemandCaps, update_demand_caps
 from master.allocation.model import (
     MIN_CURRENT_A,
     CtPlacement,
@@ -74,6 +84,10 @@ def allocate(snap: Snapshot, previous: EngineState | None = None) -> Allocation:
     t = ConnectorTable.build(snap)
     mem = (previous or EngineState.empty()).aligned(t.keys)
     _expire_leases(mem, t, g.lease_s, g.settle_s, g.failsafe_current_a, now)
+    # Phases: the lines each EV was seen to load this session; a new line: every wired one.
+    lines = phases.account(now_s=now, seen=t.loads, wired=t.wired, online=t.online,
+                           mask=mem["lines_mask"], grew_at_s=mem["lines_grew_at_s"])
+    t = replace(t, loads=lines.loads)
     prev = mem["current_a"]
     online = t.online
     reason = np.full(t.size, _CODE[Reason.NO_DEMAND], dtype=np.int64)
@@ -118,12 +132,21 @@ def allocate(snap: Snapshot, previous: EngineState | None = None) -> Allocation:
 
     # Rule 2: admission.
     in_min_pause = (now - mem["paused_at_s"]) < g.min_pause_s  # NaN compares False
+    running = able & (prev > 0)
+    idle = running & ~np.isnan(demand.cap_a) & (t.draw_a < IDLE_BELOW_A)
+    # In its welcome slot: admitted first since it wants power, not paused since.
+    in_welcome = able & ((now - mem["welcomed_at_s"]) < welcome.WELCOME_S) & (
+        running | np.isnan(mem["paused_at_s"]))  # NaN compares False
+    lender = able & ~running & ((now - mem["lent_at_s"]) < welcome.LENDER_GIVE_UP_S)
+    lender_out = bool(lender.any())
+    borrower_done = running & ~in_welcome & ~np.isnan(mem["borrowed_at_s"]) & lender_out
     adm = admission.admit(
         admission.Candidates(
-            eligible=able, running=able & (prev > 0), in_min_pause=in_min_pause & (prev <= 0),
+            eligible=able, running=running, in_min_pause=in_min_pause & (prev <= 0),
             waiting_since_s=mem["waiting_since_s"], running_since_s=mem["running_since_s"],
             energy_wh=t.energy_wh, priority=t.priority, loads=t.loads, partner=t.partner,
-            charger_limit_a=t.charger_limit_a,
+            charger_limit_a=t.charger_limit_a, new=np.isnan(mem["welcomed_at_s"]) & ~running,
+            in_welcome=in_welcome, lender=lender, yielding=idle | borrower_done, idle=idle,
         ),
         room, now_s=now, hysteresis_a=g.resume_hysteresis_a,
         rotation_period_s=g.rotation_period_s, min_run_s=g.min_run_s,
@@ -135,7 +158,7 @@ def allocate(snap: Snapshot, previous: EngineState | None = None) -> Allocation:
     held_off = refused & in_min_pause & (prev <= 0) & (adm.full_phase < 0)
     reason[held_off] = _CODE[Reason.PAUSED_MIN_PAUSE]
     phase_of[held_off] = -1
-    reason[adm.rotated_out] = _CODE[Reason.PAUSED_ROTATION]
+    reason[adm.rotated_out | (adm.lent & ~adm.admitted)] = _CODE[Reason.PAUSED_ROTATION]
 
     # Rule 3: max-min fair sharing among the admitted.
     fill = waterfill.water_fill(
@@ -159,7 +182,7 @@ def allocate(snap: Snapshot, previous: EngineState | None = None) -> Allocation:
     x[x < MIN_CURRENT_A - _EPS] = 0.0
     x[~online] = 0.0
 
-    state = _remember(snap, t, mem, x, held, demand)
+    state = _remember(snap, t, mem, x, held, demand, lines, adm)
     return _result(snap, t, x, reason, phase_of, budget, reserve, state)
 
 
@@ -219,7 +242,9 @@ def _expire_leases(mem: dict[str, FloatArray], t: ConnectorTable, lease_s: float
                                    mem["hold_until_s"])
     mem["current_a"] = np.where(expired, np.minimum(mem["current_a"], failsafe),
                                 mem["current_a"])
-    mem["running_since_s"] = np.where(mem["current_a"] > 0, mem["running_since_s"], np.nan)
+    lent = ~np.isnan(mem["lent_at_s"])  # a lender keeps its run time for its rotation turn
+    mem["running_since_s"] = np.where((mem["current_a"] > 0) | lent, mem["running_since_s"],
+                                      np.nan)
 
 
 def _offline_reservation(snap: Snapshot, t: ConnectorTable, prev: FloatArray,
@@ -281,23 +306,40 @@ def _dynamics(snap: Snapshot, t: ConnectorTable, x: FloatArray, prev: FloatArray
 
 
 def _remember(snap: Snapshot, t: ConnectorTable, mem: dict[str, FloatArray], x: FloatArray,
-              held: FloatArray, demand: DemandCaps) -> EngineState:
+              held: FloatArray, demand: DemandCaps, lines: phases.Accounted,
+              adm: admission.Admission) -> EngineState:
     """The memory for next cycle; offline connectors keep theirs unchanged."""
     now, g = snap.now_s, snap.group
     on, prev = t.online, mem["current_a"]
     wants = t.wants
     was_running = prev > 0
+    nan = np.full(t.size, np.nan)
+    # Welcome (welcome.py): begun at the first admission since the car wants power; a
+    # borrowed one is remembered while it runs; a lender until it is back (or gives up).
+    welcomed = np.where(np.isnan(mem["welcomed_at_s"]) & adm.admitted, now, mem["welcomed_at_s"])
+    lent = np.where(adm.lent, now, np.where(x > 0, np.nan, mem["lent_at_s"]))
+    lender_out = bool((~np.isnan(lent) & wants & on).any())
+    keep = (x > 0) & (((now - mem["borrowed_at_s"]) < welcome.WELCOME_S) | lender_out)
+    borrowed = np.where(adm.borrowed, now, np.where(keep, mem["borrowed_at_s"], np.nan))
     new = {
+        "lines_mask": lines.mask,
+        "lines_grew_at_s": lines.grew_at_s,
+        "welcomed_at_s": np.where(wants, welcomed, nan),
+        "borrowed_at_s": np.where(wants, borrowed, nan),
+        "lent_at_s": np.where(wants, lent, nan),
         "current_a": x,
         "granted_at_s": np.full(t.size, now),
+        # A lender's run time and a borrower's wait go on through a welcome slot, so
+        # neither loses its rotation turn to it.
         "running_since_s": np.where(
-            x > 0, np.where(was_running & ~np.isnan(mem["running_since_s"]),
-                            mem["running_since_s"], now), np.nan),
+            x > 0, np.where((was_running | ~np.isnan(mem["lent_at_s"]))
+                            & ~np.isnan(mem["running_since_s"]), mem["running_since_s"], now),
+            np.where(~np.isnan(lent), mem["running_since_s"], np.nan)),
         "paused_at_s": np.where(
             wants & (x <= 0), np.where(was_running, now, mem["paused_at_s"]), np.nan),
         "waiting_since_s": np.where(
-            wants & (x <= 0), np.where(np.isnan(mem["waiting_since_s"]), now,
-                                       mem["waiting_since_s"]), np.nan),
+            wants & ((x <= 0) | ~np.isnan(borrowed)),
+            np.where(np.isnan(mem["waiting_since_s"]), now, mem["waiting_since_s"]), np.nan),
         "below_since_s": demand.below_since_s,
         "cap_a": demand.cap_a,
         "capped_since_s": demand.capped_since_s,
@@ -309,6 +351,7 @@ def _remember(snap: Snapshot, t: ConnectorTable, mem: dict[str, FloatArray], x: 
     new["hold_until_s"] = np.where(dec, now + g.settle_s,
                                    np.where(still, mem["hold_until_s"], np.nan))
     columns = {name: np.where(on, col, mem[name]) for name, col in new.items()}
+    columns["lines_mask"], columns["lines_grew_at_s"] = lines.mask, lines.grew_at_s
     return EngineState(keys=t.keys, columns=columns)
 
 

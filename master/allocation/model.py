@@ -298,6 +298,7 @@ class GroupConfig:
     demand_cap_threshold_a: float = 1.0
     demand_cap_headroom_a: float = 3.0
     demand_probe_every_s: float = 600.0
+    idle_cap_after_s: float = 15.0  # demand.py: an EV drawing nothing is capped this soon
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -326,6 +327,7 @@ class GroupConfig:
         _check_finite("demand_cap_threshold_a", self.demand_cap_threshold_a, 0.1, 32.0)
         _check_finite("demand_cap_headroom_a", self.demand_cap_headroom_a, 0.5, 32.0)
         _check_finite("demand_probe_every_s", self.demand_probe_every_s, 1.0, 86400.0)
+        _check_finite("idle_cap_after_s", self.idle_cap_after_s, 1.0, 86400.0)
 
     @property
     def static_limit_a(self) -> float:

@@ -29,7 +29,14 @@ COLUMNS = (
     "hold_a",  # a decrease not yet taken effect: the EV may still draw this much
     "hold_until_s",  # ... until then (architecture: decrease at once, increase gradually)
     "decreased_at_s",  # the last decrease: its measured draw counts until it has followed
+    "lines_mask",  # site phases the EV was reported to load last cycle (bits; 0: none yet)
+    "lines_grew_at_s",  # it was last seen loading a phase it had not loaded (phases.py)
+    "welcomed_at_s",  # its welcome slot began (admitted first since it wants power)
+    "borrowed_at_s",  # its welcome slot was made by pausing a lender (welcome.py)
+    "lent_at_s",  # paused to lend its room to a welcome slot; back first when it ends
 )
+# Columns whose "nothing" is 0 rather than NaN.
+_ZERO = ("current_a", "hold_a", "lines_mask")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +60,7 @@ class EngineState:
         known = src >= 0
         out: dict[str, FloatArray] = {}
         for name in COLUMNS:
-            fresh = 0.0 if name in ("current_a", "hold_a") else np.nan
+            fresh = 0.0 if name in _ZERO else np.nan
             col = np.full(len(keys), fresh)
             if len(self.keys):
                 col[known] = self.columns[name][src[known]]

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from agent.connector import ActionKind, Connector, ConnectorInputs, OcppStatus, State
 from agent.limits import LimitApplier, MasterLimits
+from agent.wire import session_lines
 from hw.pilot import PilotState as HwPilot
 from hw.sim.ev import EvModel
 from master.reports import ConnectorReport, ConnectorStatus, MemberReport, PilotState
@@ -32,6 +33,8 @@ class Session:
     pauses: int = 0
     last_offer_a: float = 0.0
     offers: list[float] = field(default_factory=list)
+    lines_seen: int = 0  # connector lines the EV loaded this session (agent.wire.session_lines)
+    first_offer_s: float | None = None  # when the PWM first offered >= 6 A (KPI: first offer)
 
     @property
     def delivered_wh(self) -> float:
@@ -123,8 +126,18 @@ class SimAgent:
                         and s.ev.status.requesting):
                     s.pauses += 1
                 s.last_offer_a = out.pwm_a
+                if s.first_offer_s is None and out.pwm_a >= PAUSE_MIN_OFFER_A:
+                    s.first_offer_s = now_s
             self.pwm_a[cid], self.closed[cid] = out.pwm_a, out.contactor_closed
             self.status[cid], self.wants[cid] = out.status, out.wants_power
+
+    @staticmethod
+    def _lines(s: Session | None, amps: tuple[float, float, float]) -> int:
+        """The session-long mask the agent reports (agent.wire.session_lines)."""
+        if s is None:
+            return 0
+        s.lines_seen = session_lines(s.lines_seen, amps)
+        return s.lines_seen
 
     def report(self, now_s: float) -> MemberReport:
         """The AgentState this agent would send now, as the master's control loop reads it."""
@@ -139,7 +152,7 @@ class SimAgent:
                 status=ConnectorStatus(self.status[cid].value), current_a=amps,
                 voltage_v=(NOMINAL_V,) * 3,
                 session_energy_wh=0.0 if s is None else s.delivered_wh,
-                phases_in_use=sum(1 << k for k, a in enumerate(amps) if a > 1.0),
+                phases_in_use=self._lines(s, amps),
                 offered_a=self.pwm_a[cid], max_current_a=self.spec.connector_max_a,
                 wants_power=self.wants[cid]))
         return MemberReport(charger_id=self.spec.charger_id, sequence=self.sequence,

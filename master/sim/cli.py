@@ -42,6 +42,8 @@ ROWS = (
     ("pauses_per_session", "pauses per session"),
     ("contactor_switches", "contactor switches"),
     ("unserved_sessions", "unserved sessions"),
+    ("first_offer_median_s", "first offer, median (s)"),
+    ("first_offer_p90_s", "first offer, p90 (s)"),
     ("max_cycle_ms", "max cycle (ms)"),
 )
 

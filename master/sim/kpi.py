@@ -11,10 +11,14 @@
    maximum (its energy wanted, or less if the stay was too short), and r is capped at 1.
 4. Pauses: a session's offer falling from >= 6 A to 0 while the EV still asks for energy.
    Unserved: sessions that received less than 1 % of what they wanted while plugged in.
+5. First offer: seconds from plug-in to the first PWM offer of at least 6 A, median and
+   90th percentile (nearest rank) over sessions; a session never offered counts its
+   whole stay (issue 12 goal: median <= 60 s, p90 <= 15 min).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from master.sim.agents import Session
@@ -31,6 +35,17 @@ def wanted_while_plugged_wh(s: Scenario, session: Session) -> float:
     cap_a = min(a.ev.onboard_max_a, spec.connector_max_a, spec.current_limit_a)
     stay_h = (a.leave_s - a.at_s) / 3600.0
     return min(a.wanted_wh, cap_a * a.ev.phase_v * a.ev.phases * stay_h)
+
+
+def first_offer_s(sessions: tuple[Session, ...]) -> tuple[float, float]:
+    """Median and p90 (nearest rank) of plug-in to first offer >= 6 A (rule 5)."""
+    waits = sorted((x.first_offer_s if x.first_offer_s is not None else x.arrival.leave_s)
+                   - x.arrival.at_s for x in sessions)
+    if not waits:
+        return 0.0, 0.0
+    n = len(waits)
+    median = (waits[(n - 1) // 2] + waits[n // 2]) / 2.0
+    return median, waits[max(0, math.ceil(0.9 * n) - 1)]
 
 
 def jain(values: list[float]) -> float:
@@ -53,6 +68,7 @@ def measures(s: Scenario, run: RunResult, possible: Possible) -> dict[str, Any]:
         if x.delivered_wh < UNSERVED_FRACTION * want:
             unserved += 1
     n = len(run.sessions)
+    first_median_s, first_p90_s = first_offer_s(run.sessions)
     return {
         "scenario": s.name,
         "policy": run.policy,
@@ -68,5 +84,7 @@ def measures(s: Scenario, run: RunResult, possible: Possible) -> dict[str, Any]:
         "pauses_per_session": round(sum(x.pauses for x in run.sessions) / n, 2) if n else 0.0,
         "contactor_switches": run.contactor_switches,
         "unserved_sessions": unserved,
+        "first_offer_median_s": round(first_median_s, 1),
+        "first_offer_p90_s": round(first_p90_s, 1),
         "max_cycle_ms": round(run.max_cycle_ms, 2),
     }

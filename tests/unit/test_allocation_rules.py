@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -269,14 +270,31 @@ def test_admission_tie_goes_to_the_longest_waiting_then_priority() -> None:
 
 
 def test_resume_needs_the_hysteresis_headroom() -> None:
+    # b had its welcome slot and was paused (no room on L1 at 6.5 A): to resume it needs
+    # 6 A + 1 A of hysteresis beside a's 6 A.
     for limit, b_runs in ((12.5, False), (13.0, True)):
-        g = group(limit_a=limit, resume_hysteresis_a=1.0, settle_s=0.0)
-        a_only = [charger("a", conn(1, wiring=single(L1))),
-                  charger("b", conn(1, wiring=single(L1), wants=False))]
-        first = run(g, a_only, now=0.0)
-        both = [a_only[0], charger("b", conn(1, wiring=single(L1)))]
-        second = run(g, both, now=1.0, state=first.state)
+        g = group(limit_a=limit, resume_hysteresis_a=1.0, settle_s=0.0, min_pause_s=0.0)
+        both = [charger("a", conn(1, wiring=single(L1))),
+                charger("b", conn(1, wiring=single(L1), energy_wh=10.0))]
+        small = replace(g, limit_a=6.5)
+        first = run(g, both, now=0.0)
+        assert first.current_a("b", 1) > 0  # its welcome: no hysteresis
+        paused = run(small, both, now=1.0, state=first.state)
+        assert paused.current_a("b", 1) == 0.0
+        second = run(g, both, now=2.0, state=paused.state)
         assert (second.current_a("b", 1) > 0) is b_runs, limit
+
+
+def test_a_new_car_is_welcomed_without_the_hysteresis() -> None:
+    # 12.5 A on L1, a runs at 12.5 A; b plugs in: 6 A + 6 A fit, the 1 A hysteresis does
+    # not; a new car needs no hysteresis, so b gets 6.2 A at once (shared max-min fairly).
+    g = group(limit_a=12.5, resume_hysteresis_a=1.0, settle_s=0.0)
+    a_only = [charger("a", conn(1, wiring=single(L1))),
+              charger("b", conn(1, wiring=single(L1), wants=False))]
+    first = run(g, a_only, now=0.0)
+    both = [a_only[0], charger("b", conn(1, wiring=single(L1)))]
+    second = run(g, both, now=1.0, state=first.state)
+    assert currents(second) == {("a", 1): 6.2, ("b", 1): 6.2}
 
 
 def test_paused_connectors_rotate_in_after_the_rotation_period() -> None:
