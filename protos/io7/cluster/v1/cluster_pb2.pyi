@@ -184,7 +184,7 @@ class Hello(_message.Message):
     def __init__(self, charger_id: _Optional[str] = ..., group: _Optional[str] = ..., firmware_version: _Optional[str] = ..., software_version: _Optional[str] = ..., charger_current_limit_a: _Optional[float] = ..., connectors: _Optional[_Iterable[_Union[ConnectorInfo, _Mapping]]] = ..., last_seen_term: _Optional[int] = ...) -> None: ...
 
 class ConnectorState(_message.Message):
-    __slots__ = ("connector_id", "pilot_state", "status", "error_code", "vendor_error_code", "current_a", "voltage_v", "active_power_w", "energy_import_wh", "session_energy_wh", "phases_in_use", "offered_current_a", "max_current_a", "wants_power", "session_id", "transaction_id", "meter_ok")
+    __slots__ = ("connector_id", "pilot_state", "status", "error_code", "vendor_error_code", "current_a", "voltage_v", "active_power_w", "energy_import_wh", "session_energy_wh", "phases_in_use", "offered_current_a", "max_current_a", "wants_power", "session_id", "transaction_id", "meter_ok", "tag_pseudonym")
     CONNECTOR_ID_FIELD_NUMBER: _ClassVar[int]
     PILOT_STATE_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -202,6 +202,7 @@ class ConnectorState(_message.Message):
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     TRANSACTION_ID_FIELD_NUMBER: _ClassVar[int]
     METER_OK_FIELD_NUMBER: _ClassVar[int]
+    TAG_PSEUDONYM_FIELD_NUMBER: _ClassVar[int]
     connector_id: int
     pilot_state: PilotState
     status: ConnectorStatus
@@ -219,7 +220,8 @@ class ConnectorState(_message.Message):
     session_id: str
     transaction_id: str
     meter_ok: bool
-    def __init__(self, connector_id: _Optional[int] = ..., pilot_state: _Optional[_Union[PilotState, str]] = ..., status: _Optional[_Union[ConnectorStatus, str]] = ..., error_code: _Optional[str] = ..., vendor_error_code: _Optional[str] = ..., current_a: _Optional[_Union[LineValues, _Mapping]] = ..., voltage_v: _Optional[_Union[LineValues, _Mapping]] = ..., active_power_w: _Optional[float] = ..., energy_import_wh: _Optional[float] = ..., session_energy_wh: _Optional[float] = ..., phases_in_use: _Optional[int] = ..., offered_current_a: _Optional[float] = ..., max_current_a: _Optional[float] = ..., wants_power: _Optional[bool] = ..., session_id: _Optional[str] = ..., transaction_id: _Optional[str] = ..., meter_ok: _Optional[bool] = ...) -> None: ...
+    tag_pseudonym: str
+    def __init__(self, connector_id: _Optional[int] = ..., pilot_state: _Optional[_Union[PilotState, str]] = ..., status: _Optional[_Union[ConnectorStatus, str]] = ..., error_code: _Optional[str] = ..., vendor_error_code: _Optional[str] = ..., current_a: _Optional[_Union[LineValues, _Mapping]] = ..., voltage_v: _Optional[_Union[LineValues, _Mapping]] = ..., active_power_w: _Optional[float] = ..., energy_import_wh: _Optional[float] = ..., session_energy_wh: _Optional[float] = ..., phases_in_use: _Optional[int] = ..., offered_current_a: _Optional[float] = ..., max_current_a: _Optional[float] = ..., wants_power: _Optional[bool] = ..., session_id: _Optional[str] = ..., transaction_id: _Optional[str] = ..., meter_ok: _Optional[bool] = ..., tag_pseudonym: _Optional[str] = ...) -> None: ...
 
 class AgentState(_message.Message):
     __slots__ = ("charger_id", "sequence", "monotonic_ms", "connectors", "term_applied", "cycle_applied", "lease_ok", "highest_term_seen", "limits_refused_reason", "station_limit")
