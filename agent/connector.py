@@ -56,6 +56,7 @@ from hw.pilot import MAX_CURRENT_A, MIN_CURRENT_A, PilotState, contactor_may_ope
 CONTACTOR_SETTLE_S = 0.5  # team choice: contactors switch in tens of ms; room for bounce
 EV_IDLE_GIVE_UP_S = 600.0  # team choice: 10 min of an unused offer = full or scheduled
 EV_IDLE_RETRY_S = 1800.0  # team choice: offer a declined EV again every 30 min
+_NO_FAULTS: frozenset[Fault] = frozenset()
 
 # The output's types come with the machine (OcppStatus, State): master.sim imports them here.
 __all__ = [
@@ -201,12 +202,16 @@ class Connector:
         if now < mem.last_now_s:
             raise ValueError(f"now_s went backwards: {now} < {mem.last_now_s}")
         active = inputs.faults | self._derived_faults(inputs, mem)
-        latched = frozenset(f for f in mem.latched | active if FAULTS[f].latch is not Latch.NONE)
-        if inputs.pilot is PilotState.A:
-            latched = frozenset(f for f in latched
-                                if f in active or FAULTS[f].latch is Latch.UNTIL_RESET)
-        faults = active | latched
-        blocking = frozenset(f for f in faults if FAULTS[f].stops_charging)
+        if not active and not mem.latched:  # the usual step: nothing to latch or block
+            latched = faults = blocking = _NO_FAULTS
+        else:
+            latched = frozenset(f for f in mem.latched | active
+                                if FAULTS[f].latch is not Latch.NONE)
+            if inputs.pilot is PilotState.A:
+                latched = frozenset(f for f in latched
+                                    if f in active or FAULTS[f].latch is Latch.UNTIL_RESET)
+            faults = active | latched
+            blocking = frozenset(f for f in faults if FAULTS[f].stops_charging)
         row = transition_for(mem.state, classify(inputs, blocking), connector_id=self.connector_id)
         info = STATES[row.target]
 
@@ -245,7 +250,7 @@ class Connector:
                 found.add(Fault.WELDED_CONTACTOR)
             if mem.contactor_closed and not inputs.contactor_feedback_closed:
                 found.add(Fault.CONTACTOR_STUCK_OPEN)
-        return frozenset(found)
+        return frozenset(found) if found else _NO_FAULTS
 
     @staticmethod
     def _contactor(inputs: ConnectorInputs, mem: _Memory, target: State, pwm_a: float,

@@ -149,6 +149,9 @@ def floor_to_step_da(amps: float) -> int:
 def split_fairly(targets_da: Mapping[int, int], capacity_da: int) -> dict[int, int]:
     """Rule 5: share `capacity_da` max-min fairly over the positive targets (0.1 A steps),
     each capped at its target; while any share is below 6 A the highest id gets 0."""
+    if sum(targets_da.values()) <= capacity_da and all(
+            t >= _MIN_DA or t <= 0 for t in targets_da.values()):
+        return {cid: t if t > 0 else 0 for cid, t in targets_da.items()}  # all fit as asked
     out = dict.fromkeys(targets_da, 0)
     active = sorted(cid for cid, t in targets_da.items() if t > 0)
     while active:
@@ -341,15 +344,16 @@ class LimitApplier:
     def _target_da(self, cid: int, lease: bool) -> tuple[int, OfferSource]:
         """Rules 2-4 for one connector, in 0.1 A steps."""
         if lease and self._accepted is not None:
-            candidates = [(self._accepted.currents_a.get(cid, 0.0), OfferSource.MASTER)]
+            amps, source = self._accepted.currents_a.get(cid, 0.0), OfferSource.MASTER
         else:
-            candidates = [(self._failsafe_a, OfferSource.FAILSAFE)]
-        candidates += [(self.charger_limit_a, OfferSource.CHARGER_LIMIT),
-                       (self._hard_max_a[cid], OfferSource.HARD_MAX)]
-        local = self._local_a[cid]
-        if local is not None:
-            candidates.append((local, OfferSource.LOCAL))
-        amps, source = min(candidates, key=lambda c: c[0])  # ties: the first listed
+            amps, source = self._failsafe_a, OfferSource.FAILSAFE
+        # The lowest; at a tie the first in this order (master or fail-safe, charger
+        # limit, hard max, local).
+        for bound, why in ((self.charger_limit_a, OfferSource.CHARGER_LIMIT),
+                           (self._hard_max_a[cid], OfferSource.HARD_MAX),
+                           (self._local_a[cid], OfferSource.LOCAL)):
+            if bound is not None and bound < amps:
+                amps, source = bound, why
         steps = floor_to_step_da(amps)
         if 0 < steps < _MIN_DA:
             return 0, OfferSource.BELOW_MINIMUM

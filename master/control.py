@@ -44,6 +44,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 
@@ -51,9 +52,7 @@ from master.allocation import (
     MIN_CURRENT_A,
     Allocation,
     ChargerInput,
-    ConnectorInput,
     CtReading,
-    CtStatus,
     EngineState,
     GroupConfig,
     InfeasibleGroupError,
@@ -72,19 +71,21 @@ from master.externallimits import InForce, LimitContext
 from master.grouplimit import with_limit
 from master.membership import Member, RebuildPlan, plan_rebuild
 from master.obedience import Obedience
-from master.reports import ConnectorReport, MemberReport, judge, out_of_range
+from master.reports import ConnectorReport, MemberInputs, MemberReport, judge, out_of_range
 from master.statusview import (
     ConnectorLimit,
+    CycleFacts,
     GroupStatusView,
-    member_view,
-    phase_views,
+    MemberSeen,
+    group_view,
 )
 
 
 @dataclass(frozen=True, kw_only=True)
 class CycleResult:
     """One cycle's decisions. `limits` has an entry per connected member, holding only
-    that member's connectors. `allocation` is None when rule 5 applied."""
+    that member's connectors. `allocation` is None when rule 5 applied. `status` is
+    built on first use from what the cycle captured (io7-sim never asks for it)."""
 
     term: int
     cycle: int
@@ -94,7 +95,12 @@ class CycleResult:
     failsafe_current_a: float
     lease_ms: int
     holding: bool
-    status: GroupStatusView
+    facts: CycleFacts = field(repr=False, compare=False)
+
+    @cached_property
+    def status(self) -> GroupStatusView:
+        """The group's status after this cycle (master.statusview.group_view)."""
+        return group_view(self.facts)
 
 
 @dataclass(slots=True)
@@ -109,6 +115,7 @@ class _MemberState:
     refused: str = ""  # why the last report was refused; "" after a valid one
     by_connector: dict[int, ConnectorReport] = field(default_factory=dict)
     obedience: Obedience = field(default_factory=Obedience)  # rule 6
+    inputs: MemberInputs = field(default_factory=MemberInputs)  # the engine's, cached
 
     def offline_reason(self, now_s: float, lease_s: float) -> str:
         """Rule 1: "" when online, else why not."""
@@ -311,26 +318,9 @@ class GroupControl:
     # -- the cycle ------------------------------------------------------------------------
 
     def _charger(self, st: _MemberState, online: bool) -> ChargerInput:
-        conns = []
-        for mc in st.member.connectors:
-            r = st.by_connector.get(mc.connector_id) if online else None
-            if r is None:  # offline: its hard max, so the engine reserves its fail-safe
-                conns.append(ConnectorInput(connector_id=mc.connector_id, wiring=mc.wiring,
-                                            max_current_a=mc.hard_max_a))
-                continue
-            # An untrusted meter counts 0 A: with the CT on the grid incomer, that
-            # overstates the other loads, never understates them.
-            measured = r.current_a if r.meter_ok and r.current_a is not None else (0.0,) * 3
-            conns.append(ConnectorInput(
-                connector_id=mc.connector_id, wiring=mc.wiring,
-                max_current_a=min(mc.hard_max_a, r.max_current_a),
-                wants_power=r.wants_power, ev_lines=r.ev_lines(),
-                measured_a=(measured[0], measured[1], measured[2]),
-                session_energy_wh=r.session_energy_wh,
-            ))
-        return ChargerInput(charger_id=st.member.charger_id, online=online,
-                            current_limit_a=st.member.charger_current_limit_a,
-                            connectors=tuple(conns))
+        """Rule 2: the member's engine input (offline: no reports, so the engine reserves
+        what it may still draw)."""
+        return st.inputs.build(st.member, st.by_connector if online else None)
 
     def _seed(self) -> EngineState | None:
         """Rule 4: the engine's memory after the hold: connectors hold their fail-safe."""
@@ -352,8 +342,8 @@ class GroupControl:
         g, lease_s = self._group, self._group.lease_s
         holding = now_s < self.hold_until_s
         states = [self._members[cid] for cid in sorted(self._members)]
-        reachable = {s.member.charger_id: not s.offline_reason(now_s, lease_s)
-                     and not self._refusal(s, now_s) for s in states}
+        seen = tuple(self._seen(s, now_s) for s in states)
+        reachable = {m.member.charger_id: m.online for m in seen}
         online = {cid: ok and not holding for cid, ok in reachable.items()}
         fault, alloc = "", None
         try:
@@ -381,11 +371,21 @@ class GroupControl:
                                  for cid, lims in limits.items() for lim in lims}
         ctx = LimitContext(installed_limit_a=self.installed_limit_a,
                            external=external or InForce(), now_unix_s=now_unix_s)
-        status = self._status(now_s, states, reachable, alloc, limits, holding, fault, ctx)
+        facts = CycleFacts(group=g, term=self.term, cycle=self.cycle_number, now_s=now_s,
+                           holding=holding, fault=fault, ct=self._ct, ct_fault=self._ct_fault,
+                           alloc=alloc, limits=limits, members=seen, context=ctx)
         return CycleResult(term=self.term, cycle=self.cycle_number, now_s=now_s,
                            allocation=alloc, limits=limits, holding=holding,
                            failsafe_current_a=g.failsafe_current_a,
-                           lease_ms=round(lease_s * 1000), status=status)
+                           lease_ms=round(lease_s * 1000), facts=facts)
+
+    def _seen(self, s: _MemberState, now_s: float) -> MemberSeen:
+        """Rules 1 and 6 for one member this cycle, as the status will show them."""
+        reason = s.offline_reason(now_s, self._group.lease_s)
+        refusal = self._refusal(s, now_s) if s.connected else ""
+        return MemberSeen(member=s.member, reports=s.by_connector,
+                          online=not reason and not refusal, address=s.address,
+                          offline_reason=reason, refusal=refusal, last_heard_s=s.last_heard_s)
 
     def _limit(self, st: _MemberState, connector_id: int, alloc: Allocation | None,
                holding: bool) -> ConnectorLimit:
@@ -402,39 +402,6 @@ class GroupControl:
             return ConnectorLimit(connector_id=connector_id,
                                   current_a=failsafe if max_a >= MIN_CURRENT_A else 0.0,
                                   reason=Reason.FAILSAFE)
-        res = alloc.result(st.member.charger_id, connector_id)
-        return ConnectorLimit(connector_id=connector_id, current_a=res.current_a,
-                              reason=res.reason, limiting_phase=res.limiting_phase)
-
-    # -- status -------------------------------------------------------------------------
-
-    def _ct_fault_text(self, now_s: float, status: CtStatus) -> str:
-        if self._ct_fault or status in (CtStatus.OK, CtStatus.NOT_USED):
-            return self._ct_fault
-        if self._ct is None:
-            return "no CT reading yet"
-        return f"last CT reading {now_s - self._ct.taken_at_s:.1f} s old"
-
-    def _status(self, now_s: float, states: list[_MemberState], online: dict[str, bool],
-                alloc: Allocation | None, limits: Mapping[str, tuple[ConnectorLimit, ...]],
-                holding: bool, fault: str, ctx: LimitContext) -> GroupStatusView:
-        g = self._group
-        phases, ct_status = phase_views(g, alloc, limits, [s.member for s in states], holding,
-                                        ctx)
-        members = []
-        for s in states:
-            cid = s.member.charger_id
-            refusal = self._refusal(s, now_s) if s.connected else ""
-            members.append(member_view(
-                member=s.member, reports=s.by_connector, online=online[cid],
-                address=s.address, alloc=alloc, sent=limits.get(cid),
-                offline_reason=s.offline_reason(now_s, g.lease_s) or (
-                    "it refuses this master's limits" if refusal else ""),
-                limits_refused_reason=refusal,
-                last_seen_ago_s=None if s.last_heard_s is None else now_s - s.last_heard_s))
-        return GroupStatusView(
-            group=g.name, term=self.term, cycle=self.cycle_number, mode=g.mode,
-            ct_placement=g.ct_placement, offline_strategy=g.offline_strategy,
-            ct_status=ct_status, ct_fault=self._ct_fault_text(now_s, ct_status),
-            phases=phases, members=tuple(members), holding=holding, fault=fault,
-            external_limits=ctx.external.limits)
+        i = alloc.index(st.member.charger_id, connector_id)
+        return ConnectorLimit(connector_id=connector_id, current_a=alloc.currents_a[i],
+                              reason=alloc.reasons[i], limiting_phase=alloc.limiting_phases[i])

@@ -4,16 +4,19 @@ judged (master.control rule 1).
 A report arrives as the peer sent it; `judge` says why it cannot be used (NaN, negative or
 absurd values, unknown or missing connectors) or returns None. A refused report takes its
 member offline, so the engine reserves what it may still draw: it is never read as 0 A.
-The bounds below are physical facts of the io7, not tuning.
+The bounds below are physical facts of the io7, not tuning. `MemberInputs` turns a
+member's valid reports into the engine's input, and keeps it while they do not change.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from master.membership import Member
+from master.allocation import ChargerInput, ConnectorInput
+from master.membership import Member, MemberConnector
 
 Line3 = tuple[float, float, float]
 
@@ -79,6 +82,11 @@ class ConnectorReport:
 
     def problem(self) -> str | None:
         """Why this report cannot be used, or None."""
+        try:
+            if self._plausible():
+                return None
+        except TypeError:  # a value that is not a number: the checks below name it
+            pass
         c = f"connector {self.connector_id}"
         checks: list[tuple[str, float | None, float, float]] = [
             ("session_energy_wh", self.session_energy_wh, 0.0, MAX_SESSION_ENERGY_WH),
@@ -102,6 +110,27 @@ class ConnectorReport:
         if not 0 <= self.phases_in_use <= 0b111:
             return f"{c} phases_in_use={self.phases_in_use} is not a mask of L1-L3 (0-7)"
         return None
+
+    def _plausible(self) -> bool:
+        """True when `problem` would find nothing: the same bounds in one expression, so
+        a valid report (nearly every one) costs a few comparisons. NaN and infinities
+        fail them too; a False sends the report through the checks that say why."""
+        line, volt = MAX_LINE_CURRENT_A, MAX_VOLTAGE_V
+        if not (0.0 <= self.session_energy_wh <= MAX_SESSION_ENERGY_WH
+                and 0.0 <= self.offered_a <= line and 0.0 <= self.max_current_a <= line
+                and 0 <= self.phases_in_use <= 0b111):
+            return False
+        cur, v = self.current_a, self.voltage_v
+        if (cur is not None and len(cur) != 3) or (v is not None and len(v) != 3):
+            return False
+        if not self.meter_ok:
+            return True
+        e = self.energy_import_wh
+        return ((cur is None or (0.0 <= cur[0] <= line and 0.0 <= cur[1] <= line
+                                 and 0.0 <= cur[2] <= line))
+                and (v is None or (0.0 <= v[0] <= volt and 0.0 <= v[1] <= volt
+                                   and 0.0 <= v[2] <= volt))
+                and (e is None or 0.0 <= e <= MAX_ENERGY_REGISTER_WH))
 
     def ev_lines(self) -> tuple[bool, bool, bool] | None:
         """The lines the EV loads, or None when unknown (every wired line counts)."""
@@ -131,13 +160,73 @@ def judge(member: Member, report: MemberReport) -> str | None:
         return f"received_at_s={report.received_at_s!r} is not a time"
     ids = [c.connector_id for c in report.connectors]
     expected = sorted(c.connector_id for c in member.connectors)
-    unknown = sorted(set(ids) - set(expected))
-    if unknown:
-        return f"unknown connector ids {unknown}; the Hello named {expected}"
     if sorted(ids) != expected:
+        unknown = sorted(set(ids) - set(expected))
+        if unknown:
+            return f"unknown connector ids {unknown}; the Hello named {expected}"
         return f"connectors {ids} reported; expected each of {expected} once"
     for c in report.connectors:
         problem = c.problem()
         if problem is not None:
             return problem
     return None
+
+
+def engine_input(mc: MemberConnector, r: ConnectorReport | None) -> ConnectorInput:
+    """One connector's engine input from its Hello entry and its last valid report (None:
+    offline, its hard max, so the engine reserves its fail-safe current)."""
+    if r is None:
+        return ConnectorInput(connector_id=mc.connector_id, wiring=mc.wiring,
+                              max_current_a=mc.hard_max_a)
+    # An untrusted meter counts 0 A: with the CT on the grid incomer, that
+    # overstates the other loads, never understates them.
+    measured = r.current_a if r.meter_ok and r.current_a is not None else (0.0,) * 3
+    return ConnectorInput(
+        connector_id=mc.connector_id, wiring=mc.wiring,
+        max_current_a=min(mc.hard_max_a, r.max_current_a),
+        wants_power=r.wants_power, ev_lines=r.ev_lines(),
+        measured_a=(measured[0], measured[1], measured[2]),
+        session_energy_wh=r.session_energy_wh,
+    )
+
+
+class MemberInputs:
+    """One member's engine input, rebuilt (and so validated) only where it changed: a
+    connector whose Hello entry and report are the same as last cycle keeps its
+    `ConnectorInput`, and the charger keeps its `ChargerInput` when all of them and its
+    online verdict are unchanged. An idle socket's input is built once per change, not
+    once per cycle."""
+
+    def __init__(self) -> None:
+        # per connector id: (its Hello entry, the report used or None, the input)
+        self._conns: dict[int, tuple[MemberConnector, ConnectorReport | None,
+                                     ConnectorInput]] = {}
+        self._last: ChargerInput | None = None
+
+    def build(self, member: Member, reports: Mapping[int, ConnectorReport] | None
+              ) -> ChargerInput:
+        """`member`'s input from its valid reports by connector id; None: offline."""
+        conns = []
+        fresh = False
+        for mc in member.connectors:
+            r = None if reports is None else reports.get(mc.connector_id)
+            cached = self._conns.get(mc.connector_id)
+            if cached is not None and cached[0] is mc and (
+                    cached[1] is r or (r is not None and cached[1] == r)):
+                conns.append(cached[2])
+                continue
+            fresh = True
+            ci = engine_input(mc, r)
+            self._conns[mc.connector_id] = (mc, r, ci)
+            conns.append(ci)
+        online = reports is not None
+        last = self._last
+        if (not fresh and last is not None and last.online is online
+                and last.charger_id == member.charger_id
+                and last.current_limit_a == member.charger_current_limit_a
+                and len(last.connectors) == len(conns)):
+            return last
+        self._last = ChargerInput(charger_id=member.charger_id, online=online,
+                                  current_limit_a=member.charger_current_limit_a,
+                                  connectors=tuple(conns))
+        return self._last

@@ -4,16 +4,22 @@ cycle's decisions. Pure; `master.wire` turns it into protobuf.
 A connector shows what it was sent this cycle (or, when nothing was sent, what the engine
 gave it), what it reports and why it got what it got; a member shows why it is offline or
 refuses this master's limits; a phase shows the limit in force beside the configured one.
+
+The control loop captures each member as a `MemberSeen` (cheap: references and the
+verdicts it computed anyway) and builds the view with `group_view` only when someone asks
+for it (`CycleResult.status`): a simulated day of 86 400 cycles never does.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from master.allocation import (
     Allocation,
     CtPlacement,
+    CtReading,
     CtStatus,
     GroupConfig,
     Mode,
@@ -163,3 +169,62 @@ def member_view(*, member: Member, reports: Mapping[int, ConnectorReport], onlin
         charger_id=cid, online=online, address=address, offline_reason=offline_reason,
         limits_refused_reason=limits_refused_reason, last_seen_ago_s=last_seen_ago_s,
         connectors=tuple(views))
+
+
+class MemberSeen(NamedTuple):
+    """One member as the cycle saw it: what `member_view` needs, captured at the cycle."""
+
+    member: Member
+    reports: Mapping[int, ConnectorReport]  # replaced, never changed, by a valid report
+    online: bool
+    address: str
+    offline_reason: str  # "" when online (master.control rule 1)
+    refusal: str  # why it does not obey this master (rule 6); "" when it does
+    last_heard_s: float | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CycleFacts:
+    """Everything a cycle decided that its status view shows, captured at the cycle."""
+
+    group: GroupConfig
+    term: int
+    cycle: int
+    now_s: float
+    holding: bool
+    fault: str
+    ct: CtReading | None
+    ct_fault: str  # the CT kit's last failure, "" after a good sample
+    alloc: Allocation | None
+    limits: Mapping[str, Sequence[ConnectorLimit]]
+    members: tuple[MemberSeen, ...]
+    context: LimitContext
+
+
+def _ct_fault_text(f: CycleFacts, status: CtStatus) -> str:
+    if f.ct_fault or status in (CtStatus.OK, CtStatus.NOT_USED):
+        return f.ct_fault
+    if f.ct is None:
+        return "no CT reading yet"
+    return f"last CT reading {f.now_s - f.ct.taken_at_s:.1f} s old"
+
+
+def group_view(f: CycleFacts) -> GroupStatusView:
+    """The group's status after the cycle `f` describes."""
+    g = f.group
+    phases, ct_status = phase_views(g, f.alloc, f.limits, [m.member for m in f.members],
+                                    f.holding, f.context)
+    members = tuple(member_view(
+        member=m.member, reports=m.reports, online=m.online, address=m.address,
+        alloc=f.alloc, sent=f.limits.get(m.member.charger_id),
+        offline_reason=m.offline_reason or (
+            "it refuses this master's limits" if m.refusal else ""),
+        limits_refused_reason=m.refusal,
+        last_seen_ago_s=None if m.last_heard_s is None else f.now_s - m.last_heard_s)
+        for m in f.members)
+    return GroupStatusView(
+        group=g.name, term=f.term, cycle=f.cycle, mode=g.mode,
+        ct_placement=g.ct_placement, offline_strategy=g.offline_strategy,
+        ct_status=ct_status, ct_fault=_ct_fault_text(f, ct_status),
+        phases=phases, members=members, holding=f.holding, fault=f.fault,
+        external_limits=f.context.external.limits)

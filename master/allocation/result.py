@@ -73,6 +73,10 @@ class Allocation:
         """One connector's result; KeyError when it is not a member."""
         return self.connectors[self._index[(charger_id, connector_id)]]
 
+    def index(self, charger_id: str, connector_id: int) -> int:
+        """One connector's row in the columns; KeyError when it is not a member."""
+        return self._index[(charger_id, connector_id)]
+
     def current_a(self, charger_id: str, connector_id: int) -> float:
         """One connector's allocation; KeyError when it is not a member."""
         return self.currents_a[self._index[(charger_id, connector_id)]]

@@ -22,6 +22,8 @@ from master.sim.scenario import Arrival, ChargerSpec
 NOMINAL_V = 230.0
 PAUSE_MIN_OFFER_A = 6.0  # an offer at or above the IEC minimum that drops to 0 is a pause
 _PILOT = {HwPilot.A: PilotState.A, HwPilot.B: PilotState.B, HwPilot.C: PilotState.C}
+_STATUS = {s: ConnectorStatus(s.value) for s in OcppStatus}
+_VOLTS = (NOMINAL_V,) * 3
 
 
 @dataclass(slots=True)
@@ -60,6 +62,9 @@ class SimAgent:
         self.contactor_switches = 0
         self.sequence = 0
         self.started_s = now_s
+        # per connector: the last report sent and what it was made of; sent again (the
+        # same object) while nothing changed, as an idle socket's mostly is
+        self._sent: dict[int, tuple[tuple[object, ...], ConnectorReport]] = {}
 
     # -- the physical side ------------------------------------------------------------
 
@@ -147,13 +152,18 @@ class SimAgent:
             amps = self.line_currents_a(cid)
             s = self.sessions.get(cid)
             pilot = HwPilot.A if s is None else s.ev.status.pilot_state
-            conns.append(ConnectorReport(
-                connector_id=cid, pilot_state=_PILOT[pilot],
-                status=ConnectorStatus(self.status[cid].value), current_a=amps,
-                voltage_v=(NOMINAL_V,) * 3,
-                session_energy_wh=0.0 if s is None else s.delivered_wh,
-                phases_in_use=self._lines(s, amps),
-                offered_a=self.pwm_a[cid], max_current_a=self.spec.connector_max_a,
-                wants_power=self.wants[cid]))
+            made_of = (pilot, self.status[cid], amps, 0.0 if s is None else s.delivered_wh,
+                       self._lines(s, amps), self.pwm_a[cid], self.wants[cid])
+            last = self._sent.get(cid)
+            if last is not None and last[0] == made_of:
+                conns.append(last[1])
+                continue
+            report = ConnectorReport(
+                connector_id=cid, pilot_state=_PILOT[pilot], status=_STATUS[made_of[1]],
+                current_a=amps, voltage_v=_VOLTS, session_energy_wh=made_of[3],
+                phases_in_use=made_of[4], offered_a=made_of[5],
+                max_current_a=self.spec.connector_max_a, wants_power=made_of[6])
+            self._sent[cid] = (made_of, report)
+            conns.append(report)
         return MemberReport(charger_id=self.spec.charger_id, sequence=self.sequence,
                             received_at_s=now_s, connectors=tuple(conns))
