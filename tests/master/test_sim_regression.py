@@ -7,7 +7,7 @@ re-pin by running
     .venv/bin/python -m tests.master.test_sim_regression
 
 and pasting what it prints over `EXPECTED` (say in the commit why the numbers moved).
-Pinned at 8ed897f (before the speed-up).
+Pinned before the speed-up, re-pinned after 0214eaf (welcome slot, phases kept).
 The days: depot-events (rotation and pauses, a charger offline for ten minutes, the CT
 kit silent for a minute, a load step) and a generated office day of 20 sockets over 24 h
 (the size the README's speed figure is for).
@@ -16,7 +16,6 @@ kit silent for a minute, a load step) and a generated office day of 20 sockets o
 from __future__ import annotations
 
 import hashlib
-import statistics
 from pathlib import Path
 from typing import Any
 
@@ -70,10 +69,7 @@ def day_kpis(name: str) -> dict[str, Any]:
     run = simulate(scenario, "project")
     kpis = {k: v for k, v in measures(scenario, run, energy_possible(scenario)).items()
             if k not in UNPINNED}
-    firsts = first_offers_s(run)
-    kpis["first_offer_median_s"] = statistics.median(firsts)
-    kpis["first_offer_p90_s"] = float(np.percentile(firsts, 90))
-    kpis["first_offer_max_s"] = max(firsts)
+    kpis["first_offer_max_s"] = max(first_offers_s(run))  # median and p90: in measures
     kpis["trace_digest"] = trace_digest(run)
     return kpis
 
@@ -85,19 +81,19 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "sessions": 14,
         "overload_amp_seconds": [0.0, 0.0, 0.0],
         "peak_overload_a": 0.0,
-        "peak_overload_in_step_allowance_a": 15.5,
+        "peak_overload_in_step_allowance_a": 15.82,
         "load_steps": 140,
-        "energy_delivered_kwh": 419.45,
+        "energy_delivered_kwh": 414.52,
         "energy_possible_kwh": 462.47,
-        "utilisation": 0.907,
-        "fairness_jain": 0.9159,
-        "pauses_per_session": 1.29,
-        "contactor_switches": 76,
+        "utilisation": 0.8963,
+        "fairness_jain": 0.9258,
+        "pauses_per_session": 1.71,
+        "contactor_switches": 86,
         "unserved_sessions": 0,
-        "first_offer_median_s": 6.5,
-        "first_offer_p90_s": 3065.600000000002,
-        "first_offer_max_s": 4626.0,
-        "trace_digest": "d27669584ecd7c5c",
+        "first_offer_median_s": 6.2,
+        "first_offer_p90_s": 9.2,
+        "first_offer_max_s": 10.0,
+        "trace_digest": "2af0d7f94151f154",
     },
     "office-20-sockets-seed-7": {
         "scenario": "random-7",
@@ -107,17 +103,17 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "peak_overload_a": 0.0,
         "peak_overload_in_step_allowance_a": 0.56,
         "load_steps": 208,
-        "energy_delivered_kwh": 696.88,
+        "energy_delivered_kwh": 698.62,
         "energy_possible_kwh": 784.75,
-        "utilisation": 0.888,
-        "fairness_jain": 0.8478,
-        "pauses_per_session": 0.57,
-        "contactor_switches": 128,
+        "utilisation": 0.8902,
+        "fairness_jain": 0.8477,
+        "pauses_per_session": 0.95,
+        "contactor_switches": 148,
         "unserved_sessions": 0,
-        "first_offer_median_s": 9.0,
-        "first_offer_p90_s": 3419.7999999999997,
-        "first_offer_max_s": 3716.0,
-        "trace_digest": "c6710cd12d354f96",
+        "first_offer_median_s": 8.2,
+        "first_offer_p90_s": 10.2,
+        "first_offer_max_s": 497.0,
+        "trace_digest": "b326dd7f4d90c49d",
     },
 }
 
