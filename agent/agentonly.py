@@ -65,9 +65,12 @@ class LocalBalancer:
 
     def limits(self, now: float, outputs: Mapping[int, ConnectorOutput],
                meters: Mapping[int, MeterReading | None],
-               max_current_a: Mapping[int, float]) -> MasterLimits:
+               max_current_a: Mapping[int, float],
+               lines_seen: Mapping[int, int] | None = None) -> MasterLimits:
         """Run the allocation for this charger's own connectors: their last outputs and
-        meter readings, and each one's maximum (hard max or OCPP composite limit)."""
+        meter readings, each one's maximum (hard max or OCPP composite limit), and the
+        lines its EV has loaded this session (wire.session_lines; 0 or absent: unknown,
+        every wired line counts), as a master would get them."""
         settings = self.config.agent_only
         group = settings.group if settings is not None else GroupConfig(
             name=self.config.group, limit_a=self.config.charger_limit_a)
@@ -75,7 +78,9 @@ class LocalBalancer:
         for c in self.config.connectors:
             out, meter = outputs.get(c.connector_id), meters.get(c.connector_id)
             amps = [*(meter.phase_currents_a if meter else ()), 0.0, 0.0, 0.0][:3]
+            seen = (lines_seen or {}).get(c.connector_id, 0)
             conns.append(ConnectorInput(
+                ev_lines=None if seen == 0 else (bool(seen & 1), bool(seen & 2), bool(seen & 4)),
                 connector_id=c.connector_id, wiring=tuple([*c.wiring, None, None][:3]),  # type: ignore[arg-type]
                 max_current_a=max_current_a.get(c.connector_id, c.hard_max_a),
                 wants_power=bool(out and out.wants_power),

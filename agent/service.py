@@ -336,7 +336,8 @@ class Agent:
                 if self.link is None and self.clock() >= next_local:
                     await self.local.read_clamps(self.clock())
                     self.applier.on_limits(self.local.limits(
-                        self.clock(), self.outputs, self.meters, self.max_current_a),
+                        self.clock(), self.outputs, self.meters, self.max_current_a,
+                        self.lines_seen),
                         self.clock())
                     next_local += AGENT_ONLY_CYCLE_S
                 await self.step()
