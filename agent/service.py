@@ -99,6 +99,7 @@ class Agent:
         self.last_offer: dict[int, tuple[float, object, bool]] = {}
         self.session_start_wh: dict[int, float] = {}
         self.lines_seen: dict[int, int] = {}  # per connector, this session (wire.session_lines)
+        self.tag_key = wire.tag_key(config.group, _site_ca(config.tls_dir))
         # Agent-only mode has no master and so no term to keep.
         self.terms = TermKeeper(None if (master_address or config.master_address) is None
                                 else config.state_dir, self.log)
@@ -298,7 +299,8 @@ class Agent:
                                 outputs=self.outputs, meters=self.meters, pilots=self.pilots,
                                 max_current_a=self.max_current_a,
                                 session_start_wh=self.session_start_wh,
-                                lines_seen=self.lines_seen,
+                                lines_seen=self.lines_seen, key=self.tag_key,
+                                id_tags=None if self.sessions is None else self.sessions.id_tags(),
                                 station_limit=None if self.sessions is None else station_limit(
                                     self.sessions.profiles.entries(), datetime.now(UTC)))
 
@@ -404,3 +406,13 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _site_ca(tls_dir: Path | None) -> bytes:
+    """The site CA certificate's bytes (part of the tag pseudonyms' key), b"" without TLS."""
+    if tls_dir is None:
+        return b""
+    try:
+        return (tls_dir / "ca.pem").read_bytes()
+    except OSError:
+        return b""  # link_tls reports a missing file with its own words

@@ -9,6 +9,8 @@ message becomes `MasterLimits`, whose own validation judges it; the applier
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Mapping, Sequence
 
 from agent.config import AgentConfig
@@ -74,16 +76,43 @@ def session_lines(seen: int, phase_currents_a: Sequence[float]) -> int:
     return seen | now
 
 
+# 16 hex digits (64 bits) of HMAC-SHA256: no two cards of a site collide in practice,
+# and the idTag itself never leaves the charger (issue 12 §3).
+PSEUDONYM_HEX = 16
+
+
+def tag_key(group: str, ca_certificate: bytes = b"") -> bytes:
+    """The key of the site's tag pseudonyms: the group name and the site CA certificate
+    (the same on every charger of the site, different between sites, so one card is one
+    pseudonym across the group and cannot be linked between sites). Not a secret from
+    someone holding that certificate: it keeps idTags out of the master's database and
+    logs, it does not stop a brute force over a card's few bytes by an insider."""
+    return hashlib.sha256(b"io7 tag pseudonym v1\0" + group.encode() + b"\0"
+                          + ca_certificate).digest()
+
+
+def tag_pseudonym(id_tag: str, key: bytes) -> str:
+    """The keyed hash the master learns a card's habits under (proto
+    ConnectorState.tag_pseudonym); "" for no idTag."""
+    if not id_tag:
+        return ""
+    mac = hmac.new(key, id_tag.strip().upper().encode(), hashlib.sha256)
+    return mac.hexdigest()[:PSEUDONYM_HEX]
+
+
 def agent_state(config: AgentConfig, *, sequence: int, now: float, applier: LimitApplier,
                 outputs: Mapping[int, ConnectorOutput],
                 meters: Mapping[int, MeterReading | None],
                 pilots: Mapping[int, PilotState], max_current_a: Mapping[int, float],
                 session_start_wh: Mapping[int, float],
                 station_limit: StationLimit | None = None,
-                lines_seen: Mapping[int, int] | None = None) -> pb.AgentState:
+                lines_seen: Mapping[int, int] | None = None,
+                id_tags: Mapping[int, str] | None = None, key: bytes = b"") -> pb.AgentState:
     """One step's AgentState: the applier's term, cycle and lease, and per connector its
     pilot, status, offer and meter (a dead meter is `meter_ok = false`, never 0 A); the
-    back office's ChargePointMaxProfile in force, if any (agent.ocpp.stationlimit)."""
+    back office's ChargePointMaxProfile in force, if any (agent.ocpp.stationlimit); the
+    pseudonym of the session's idTag (`id_tags`, from agent.ocpp.sessions), keyed with
+    `key` (tag_key)."""
     msg = pb.AgentState(charger_id=config.charger_id, sequence=sequence,
                         monotonic_ms=int(now * 1000), term_applied=applier.term_applied,
                         cycle_applied=applier.cycle_applied,
@@ -104,7 +133,8 @@ def agent_state(config: AgentConfig, *, sequence: int, now: float, applier: Limi
             error_code=out.error_code.value, vendor_error_code=out.vendor_error_code,
             offered_current_a=out.pwm_a,
             max_current_a=max_current_a.get(cid, c.hard_max_a),
-            wants_power=out.wants_power, meter_ok=meter is not None)
+            wants_power=out.wants_power, meter_ok=meter is not None,
+            tag_pseudonym=tag_pseudonym((id_tags or {}).get(cid, ""), key))
         if meter is not None:
             amps = [*meter.phase_currents_a, 0.0, 0.0][:3]
             volts = [*meter.phase_voltages_v, 0.0, 0.0][:3]

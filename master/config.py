@@ -35,6 +35,9 @@ key. Relative paths are relative to the config file's folder.
     [group.tuning]                # optional; GroupConfig field names and defaults
     ramp_up_a = 8.0
 
+    [priorities]                  # optional: class 0-9 per charger or "charger/connector"
+    "io7-01" = 2                  #   (master/priorityconfig.py)
+
     [ct]                          # the Sense CT kit, Modbus RTU (or TCP via a gateway)
     enabled = true
     rated_a = 100                 # every clamp's rated value (manual 6.3)
@@ -93,6 +96,7 @@ from master.errors import ConfigError
 from master.externalconfig import EmsSettings, read_ems, read_local_controller
 from master.grouplimit import with_limit
 from master.membership import Member
+from master.priorityconfig import read_priorities
 from master.tlsconfig import TlsSettings, read_tls
 
 DEFAULT_LISTEN = "0.0.0.0:50051"
@@ -106,7 +110,7 @@ LEASE_CYCLES_RANGE = (2, 30)  # >= 2: one lost Limits message must not drop an a
 TUNING_FIELDS = (
     "rotation_period_s", "min_run_s", "min_pause_s", "resume_hysteresis_a", "ramp_up_a",
     "settle_s", "demand_cap_after_s", "demand_cap_threshold_a", "demand_cap_headroom_a",
-    "demand_probe_every_s",
+    "demand_probe_every_s", "share_by_power", "priority_max_starve_s",
 )
 # GroupConfig field -> the TOML key it comes from, to label GroupConfig's own messages.
 _FIELD_KEYS = {
@@ -257,6 +261,7 @@ def _parse(path: Path, data: Mapping[str, Any]) -> MasterConfig:
     ct_t = root.table("ct") or _Table(path, "ct", {})
     tls = read_tls(root.table("tls"), root)
     ems = read_ems(root.table("ems"))
+    priorities = read_priorities(root.table("priorities"))
     root.done()
 
     master_id = master.string("id", socket.gethostname() or "io7-master")
@@ -283,6 +288,7 @@ def _parse(path: Path, data: Mapping[str, Any]) -> MasterConfig:
         "offline_strategy": group_t.choice("offline_strategy", OfflineStrategy,
                                            OfflineStrategy.MAXIMISE),
         "lease_s": cycle_ms * lease_cycles / 1000.0,
+        "priorities": priorities,
     }
     fallback = group_t.raw("fallback_limit_a", None)
     if fallback is None and mode is Mode.DYNAMIC:

@@ -64,7 +64,7 @@ from master.allocation import (
     allocate,
     check_minimise,
 )
-from master.allocation.model import MAX_PLAUSIBLE_CURRENT_A
+from master.allocation.model import MAX_PLAUSIBLE_CURRENT_A, Need
 from master.ctwatch import CtFreezeWatch, FreezeSettings, site_draw_a
 from master.errors import PeerError, RequestError
 from master.externallimits import InForce, LimitContext
@@ -335,9 +335,10 @@ class GroupControl:
         return EngineState(keys=keys, columns=cols)
 
     def cycle(self, now_s: float, external: InForce | None = None,
-              now_unix_s: float = 0.0) -> CycleResult:
+              now_unix_s: float = 0.0, needs: tuple[Need, ...] = ()) -> CycleResult:
         """Run one control cycle at `now_s` (rules 1-5) under the `external` limits in
-        force (master.externallimits; `now_unix_s` names their ends in the status)."""
+        force (master.externallimits; `now_unix_s` names their ends in the status), with
+        the drivers' `needs` where known (master.habits)."""
         self.cycle_number += 1
         g, lease_s = self._group, self._group.lease_s
         holding = now_s < self.hold_until_s
@@ -349,6 +350,7 @@ class GroupControl:
         try:
             snap = Snapshot(now_s=now_s, group=g, ct=None if self._ct_watch.frozen else self._ct,
                             external_limit_a=None if external is None else external.cap_a,
+                            needs=needs,
                             chargers=tuple(self._charger(s, online[s.member.charger_id])
                                            for s in states))
             if holding:

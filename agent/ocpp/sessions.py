@@ -155,6 +155,13 @@ class OcppSessions(SessionCommands):
         self._card: str | None = None
         self._last_now: datetime | None = None
 
+    def id_tags(self) -> dict[int, str]:
+        """Per connector, the idTag of a driver's own authorisation (a card or a remote
+        start), for the master's per-card learning (agent.wire.tag_pseudonym hashes it);
+        the free idTag of plug-and-charge is nobody's and is left out."""
+        return {cid: g.id_tag for cid, g in self.grants.items()
+                if g is not None and g.id_tag and g.id_tag != self.free_id_tag}
+
     # --- the agent's step ----------------------------------------------------------------
     def _clock(self, now: datetime) -> datetime:
         """Wall-clock time never goes backwards here (an NTP step would upset the core)."""

@@ -8,7 +8,8 @@ in whatever the other phases carry:
 
   1. connectors already charging, and new cars in their welcome slot (need 6 A):
      stopping one costs a contactor cycle;
-  2. lenders: connectors paused to make a welcome slot (need 6 A): back first;
+  2. lenders: connectors paused to make a welcome slot (need 6 A): back first; with
+     them, connectors of a lower class starved for max_starve_s (below);
   3. new cars, never offered since they want power (need 6 A, no hysteresis): the
      welcome slot (welcome.py), so the driver sees charging start and the meter shows
      the lines the car loads;
@@ -20,15 +21,23 @@ in whatever the other phases carry:
      (need 6 A): if the room they free is of no use to anyone waiting, they carry on.
 
 Then, if a new car still has no room, welcome.borrow pauses running cars for one short
-welcome slot. Within a pass the order is fair: least energy this session, then longest
-waiting, then highest priority. Rotation: when a waiting connector that did not fit has
-waited a rotation period, the longest-running connectors (run at least a rotation period
-and min_run_s) move to pass 5, as many as there are such waiting connectors.
+welcome slot. Within a pass the order is: highest priority class first (issue 12 §3),
+then fair: least energy this session, then longest waiting. Rotation: when a waiting
+connector that did not fit has waited a rotation period, the longest-running connectors
+(run at least a rotation period and min_run_s) move to pass 5, as many as there are such
+waiting connectors.
+
+Priority classes (only when the eligible connectors are not all of one class, so a site
+without priorities runs exactly as above): a waiting connector pre-empts a running one of
+a lower class that has run min_run_s; rotation never pauses a higher class for a lower
+one; and a connector that has waited `max_starve_s` counts as the top class, so it gets
+its turn (pausing the lowest class that has run min_run_s) within about
+max_starve_s + min_run_s: the bound on starvation (tests/property).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -81,14 +90,22 @@ def admit(
     hysteresis_a: float,
     rotation_period_s: float,
     min_run_s: float,
+    max_starve_s: float = 3600.0,
 ) -> Admission:
     """Choose the connectors that get at least 6 A within `room_a` (per site phase)."""
+    starved = _starved(c, now_s, max_starve_s)
+    if starved is not None:
+        c = replace(c, priority=np.where(starved, c.priority.max() + 1.0, c.priority))
     order = _fair_order(c, now_s)
     none = np.zeros(len(c.eligible), dtype=bool)
-    admitted, rem = _passes(c, order, room_a, none, hysteresis_a)
-    rotating = _rotation(c, admitted, now_s, rotation_period_s, min_run_s)
+    free = none if starved is None else starved  # a starved turn needs no hysteresis
+    admitted, rem = _passes(c, order, room_a, none, hysteresis_a, free)
+    if starved is None:
+        rotating = _rotation(c, admitted, now_s, rotation_period_s, min_run_s)
+    else:
+        rotating = _class_rotation(c, admitted, now_s, rotation_period_s, min_run_s, starved)
     if rotating.any():
-        admitted, rem = _passes(c, order, room_a, rotating, hysteresis_a)
+        admitted, rem = _passes(c, order, room_a, rotating, hysteresis_a, free)
     ran = now_s - np.where(np.isnan(c.running_since_s), now_s, c.running_since_s)
     lent, borrowed = welcome.borrow(
         order=order, new=c.eligible & c.new & ~admitted,
@@ -115,10 +132,22 @@ def _tight_partner(c: Candidates, admitted: BoolArray) -> BoolArray:
 
 
 def _fair_order(c: Candidates, now_s: float) -> IntArray:
-    """Least session energy, then longest waiting, then priority, then row."""
+    """Highest priority class, then least session energy, then longest waiting, then row."""
     waiting = np.where(np.isnan(c.waiting_since_s), now_s, c.waiting_since_s)
     rows = np.arange(len(c.eligible))
-    return np.lexsort((rows, -c.priority, waiting, c.energy_wh)).astype(np.int64)
+    return np.lexsort((rows, waiting, c.energy_wh, -c.priority)).astype(np.int64)
+
+
+def _starved(c: Candidates, now_s: float, max_starve_s: float) -> BoolArray | None:
+    """None when the eligible connectors are all of one class; else those that have
+    waited `max_starve_s` (they count as the top class this cycle)."""
+    cls = c.priority[c.eligible]
+    if cls.size == 0 or cls.min() == cls.max():
+        return None
+    waited = now_s - np.where(np.isnan(c.waiting_since_s), now_s, c.waiting_since_s)
+    starved: BoolArray = c.eligible & ~c.running & (waited >= max_starve_s) \
+        & (c.priority < cls.max())  # the top class has no one to be starved by
+    return starved
 
 
 def _passes(
@@ -127,6 +156,7 @@ def _passes(
     room_a: FloatArray,
     rotating: BoolArray,
     hysteresis_a: float,
+    free: BoolArray,
 ) -> tuple[BoolArray, FloatArray]:
     admitted = np.zeros(len(c.eligible), dtype=bool)
     rem = room_a.astype(np.float64).copy()
@@ -134,9 +164,10 @@ def _passes(
     first = (c.running | c.in_welcome) & ~go
     passes = (
         (c.eligible & first, 0.0),
-        (c.eligible & ~first & ~c.running & c.lender, 0.0),
-        (c.eligible & ~first & ~c.running & ~c.lender & c.new, 0.0),
-        (c.eligible & ~first & ~c.running & ~c.lender & ~c.new & ~c.in_min_pause, hysteresis_a),
+        (c.eligible & ~first & ~c.running & (c.lender | free), 0.0),
+        (c.eligible & ~first & ~c.running & ~c.lender & ~free & c.new, 0.0),
+        (c.eligible & ~first & ~c.running & ~c.lender & ~c.new & ~free & ~c.in_min_pause,
+         hysteresis_a),
         (c.eligible & c.running & go & ~first, 0.0),
     )
     for group, slack in passes:
@@ -205,4 +236,36 @@ def _rotation(c: Candidates, admitted: BoolArray, now_s: float, period_s: float,
         return rotating
     longest_first = can_go[np.argsort(-ran[can_go], kind="stable")]
     rotating[longest_first[: int(due.sum())]] = True
+    return rotating
+
+
+def _class_rotation(c: Candidates, admitted: BoolArray, now_s: float, period_s: float,
+                    min_run_s: float, starved: BoolArray) -> BoolArray:
+    """Rotation with priority classes: each waiting connector left out, highest class
+    first, may pause one running connector: of a lower class that has run min_run_s
+    (pre-emption; a starved one counts as the top class), or of its own class that has
+    run a rotation period and min_run_s (its rotation turn). Lowest class first, then
+    the longest running."""
+    rotating = np.zeros(len(admitted), dtype=bool)
+    waited = now_s - np.where(np.isnan(c.waiting_since_s), now_s, c.waiting_since_s)
+    ran = now_s - np.where(np.isnan(c.running_since_s), now_s, c.running_since_s)
+    left = c.eligible & ~c.running & ~c.in_min_pause & ~admitted
+    if not left.any():
+        return rotating
+    runners = np.flatnonzero(admitted & c.running & (ran >= min_run_s))
+    if runners.size == 0:
+        return rotating
+    runners = runners[np.lexsort((-ran[runners], c.priority[runners]))]
+    waiters = np.flatnonzero(left)
+    waiters = waiters[np.lexsort((-waited[waiters], -c.priority[waiters]))]
+    for j in waiters:
+        turn = waited[j] >= period_s
+        for v in runners:
+            if rotating[v]:
+                continue
+            lower = c.priority[v] < c.priority[j]
+            if lower or (turn and c.priority[v] == c.priority[j]
+                         and ran[v] >= max(period_s, min_run_s)):
+                rotating[v] = True
+                break
     return rotating

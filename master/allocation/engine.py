@@ -49,12 +49,13 @@ from dataclasses import replace
 import numpy as np
 import numpy.typing as npt
 
-from master.allocation import admission, phases, waterfill, welcome
+from master.allocation import admission, phases, sharing, waterfill, welcome
 from master.allocation.demand import IDLE_BELOW_A, DemandCaps, update_demand_caps
 from master.allocation.model import (
     MIN_CURRENT_A,
     CtPlacement,
     CtStatus,
+    GroupConfig,
     Mode,
     OfflineStrategy,
     Phase,
@@ -90,6 +91,7 @@ def allocate(snap: Snapshot, previous: EngineState | None = None) -> Allocation:
     t = replace(t, loads=lines.loads)
     prev = mem["current_a"]
     online = t.online
+    klass, needs = _classes(g, t), _needs(snap, t)
     reason = np.full(t.size, _CODE[Reason.NO_DEMAND], dtype=np.int64)
     phase_of = np.full(t.size, -1, dtype=np.int64)
 
@@ -144,12 +146,13 @@ def allocate(snap: Snapshot, previous: EngineState | None = None) -> Allocation:
         admission.Candidates(
             eligible=able, running=running, in_min_pause=in_min_pause & (prev <= 0),
             waiting_since_s=mem["waiting_since_s"], running_since_s=mem["running_since_s"],
-            energy_wh=t.energy_wh, priority=t.priority, loads=t.loads, partner=t.partner,
+            energy_wh=t.energy_wh, priority=klass, loads=t.loads, partner=t.partner,
             charger_limit_a=t.charger_limit_a, new=np.isnan(mem["welcomed_at_s"]) & ~running,
             in_welcome=in_welcome, lender=lender, yielding=idle | borrower_done, idle=idle,
         ),
         room, now_s=now, hysteresis_a=g.resume_hysteresis_a,
         rotation_period_s=g.rotation_period_s, min_run_s=g.min_run_s,
+        max_starve_s=g.priority_max_starve_s,
     )
     refused = able & ~adm.admitted
     reason[refused] = _CODE[Reason.PAUSED_NO_ROOM]
@@ -160,10 +163,15 @@ def allocate(snap: Snapshot, previous: EngineState | None = None) -> Allocation:
     phase_of[held_off] = -1
     reason[adm.rotated_out | (adm.lent & ~adm.admitted)] = _CODE[Reason.PAUSED_ROTATION]
 
-    # Rule 3: max-min fair sharing among the admitted.
-    fill = waterfill.water_fill(
+    # Rule 3: max-min fair sharing among the admitted, by class and weight (sharing.py).
+    weight = sharing.power_weight(t.loads, g.share_by_power)
+    if snap.needs:
+        weight = weight * sharing.urgency_weight(
+            departure_in_s=needs[0], need_wh=needs[1], energy_wh=t.energy_wh, loads=t.loads,
+            cap_a=np.minimum(t.max_a, t.charger_limit_a))
+    fill = sharing.share(
         adm.admitted, np.where(adm.admitted, cap, 0.0), cap_reason == _CODE[Reason.CHARGER_LIMIT],
-        t.loads, room, t.charger_limit_a, t.partner,
+        t.loads, room, t.charger_limit_a, t.partner, weight, klass,
     )
     x = fill.current_a
     on = adm.admitted
@@ -184,6 +192,27 @@ def allocate(snap: Snapshot, previous: EngineState | None = None) -> Allocation:
 
     state = _remember(snap, t, mem, x, held, demand, lines, adm)
     return _result(snap, t, x, reason, phase_of, budget, reserve, state)
+
+
+def _classes(g: GroupConfig, t: ConnectorTable) -> FloatArray:
+    """Each connector's priority class: the higher of its input's and the config's."""
+    if not g.priorities:
+        return t.priority
+    by_key = {(c, k): cls for c, k, cls in g.priorities}
+    conf = [by_key.get(key, by_key.get((key[0], 0), 0)) for key in t.keys]
+    return np.maximum(t.priority, np.array(conf, dtype=np.float64))
+
+
+def _needs(snap: Snapshot, t: ConnectorTable) -> tuple[FloatArray, FloatArray]:
+    """Departure in s and energy need in Wh per row, NaN where not known."""
+    dep, wh = np.full(t.size, np.nan), np.full(t.size, np.nan)
+    if snap.needs:
+        row = {k: i for i, k in enumerate(t.keys)}
+        for n in snap.needs:
+            i = row.get((n.charger_id, n.connector_id))
+            if i is not None:
+                dep[i], wh[i] = n.departure_in_s, n.energy_wh
+    return dep, wh
 
 
 class _Budget:

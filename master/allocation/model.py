@@ -26,6 +26,8 @@ MAX_PLAUSIBLE_CURRENT_A = 2000.0
 # Sanity bound for a group limit: far above any LV connection, low enough to catch a
 # value typed in W instead of A (100 kW would be refused).
 MAX_GROUP_LIMIT_A = 50_000.0
+# Priority classes 0 (default) to 9: ten are more than any site has asked for.
+MAX_PRIORITY_CLASS = 9
 
 
 class AllocationError(Exception):
@@ -328,6 +330,14 @@ class GroupConfig:
     demand_cap_headroom_a: float = 3.0
     demand_probe_every_s: float = 600.0
     idle_cap_after_s: float = 15.0  # demand.py: an EV drawing nothing is capped this soon
+    # Issue 12 §3 (sharing.py). 0: equal amps above 6 A; 1: equal power (a single-phase
+    # car gets 3x the amps of a three-phase one). README, design: chosen with io7-sim.
+    share_by_power: float = 0.0
+    # Priority classes: (charger id, connector id or 0 for every connector, class 0-9);
+    # higher classes are admitted and filled first (admission.py, sharing.py).
+    priorities: tuple[tuple[str, int, int], ...] = ()
+    # A car of a lower class waiting this long gets its rotation turn (admission.py).
+    priority_max_starve_s: float = 3600.0
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -357,6 +367,20 @@ class GroupConfig:
         _check_finite("demand_cap_headroom_a", self.demand_cap_headroom_a, 0.5, 32.0)
         _check_finite("demand_probe_every_s", self.demand_probe_every_s, 1.0, 86400.0)
         _check_finite("idle_cap_after_s", self.idle_cap_after_s, 1.0, 86400.0)
+        _check_finite("share_by_power", self.share_by_power, 0.0, 1.0)
+        _check_finite("priority_max_starve_s", self.priority_max_starve_s, 60.0, 86400.0)
+        for entry in self.priorities:
+            if (len(entry) != 3 or not isinstance(entry[0], str) or not entry[0]
+                    or not 0 <= entry[1] <= 255 or not 0 <= entry[2] <= MAX_PRIORITY_CLASS):
+                raise InvalidInputError(
+                    f"priorities entry {entry!r} must be (charger id, connector 0-255, "
+                    f"class 0-{MAX_PRIORITY_CLASS})")
+
+    def priority_of(self, key: tuple[str, int]) -> int:
+        """The configured class of connector `key`: its own entry, else its charger's
+        (connector 0), else 0."""
+        best = {(c, k): cls for c, k, cls in self.priorities}
+        return best.get(key, best.get((key[0], 0), 0))
 
     @property
     def static_limit_a(self) -> float:
@@ -373,6 +397,24 @@ ConnectorKey = tuple[str, int]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Need:
+    """What a connector's driver is known to need: `energy_wh` in the whole session, and
+    leaving in `departure_in_s` from the snapshot's now (OCPP 1.6 carries neither: the
+    master learns them per card, master.habits)."""
+
+    charger_id: str
+    connector_id: int
+    departure_in_s: float
+    energy_wh: float
+
+    def __post_init__(self) -> None:
+        _check_finite(f"need of {self.charger_id}/{self.connector_id} departure_in_s",
+                      self.departure_in_s, -86400.0 * 7, 86400.0 * 7)
+        _check_finite(f"need of {self.charger_id}/{self.connector_id} energy_wh",
+                      self.energy_wh, 0.0, 1e9)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Snapshot:
     """Everything one allocation needs. `now_s` is the shell's monotonic clock."""
 
@@ -384,6 +426,9 @@ class Snapshot:
     # manager: master.externallimits), A; inf = none on that phase. Rule 0 takes the
     # lower of it and the group's limit.
     external_limit_a: tuple[float, float, float] | None = None
+    # Cars whose departure and energy need are known (learned per card: master.habits;
+    # sharing.py weighs them); a connector without one behaves as if nothing were known.
+    needs: tuple[Need, ...] = ()
 
     def __post_init__(self) -> None:
         _check_finite("now_s", self.now_s, -1e12, 1e12)

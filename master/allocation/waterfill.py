@@ -9,8 +9,9 @@ site phase its EV loads. Constraints:
     is one pair constraint per charger);
   - per site phase p: the connectors loading p sum to at most room_p.
 
-Progressive filling raises one water level L for all unfrozen connectors; a connector
-freezes when its own cap, its charger pair, or a phase it loads is full. The result is
+Progressive filling raises one water level L for all unfrozen connectors, each drawing
+w_i x L (its weight: 1 everywhere unless sharing by power or by departure, sharing.py);
+a connector freezes when its own cap, its charger pair, or a phase it loads is full. The result is
 the max-min fair allocation, and it is work-conserving: no frozen connector could get
 more without breaking a constraint. The pair constraint has a closed form (a pair
 shares C as min(cap, max(C/2, C - smaller cap))), so the loop only steps through phase
@@ -51,13 +52,16 @@ def water_fill(
     room_a: FloatArray,
     charger_limit_a: FloatArray,
     partner: IntArray,
+    weight: FloatArray | None = None,
 ) -> Filling:
-    """Share `room_a` (per site phase) max-min fairly among `members`.
+    """Share `room_a` (per site phase) max-min fairly among `members`, in proportion to
+    `weight` (> 0; None: all 1, plain max-min in amps).
 
     `cap_a` is each connector's own cap, already at most its charger limit;
     `cap_is_charger` says the charger limit is what set it. Non-members get 0.
     """
     n = len(cap_a)
+    w = np.ones(n) if weight is None else weight
     x = np.zeros(n)
     limiter = np.full(n, BY_OWN_CAP, dtype=np.int64)
     phase = np.full(n, -1, dtype=np.int64)
@@ -67,24 +71,24 @@ def water_fill(
         if not active.any():
             break
         e, e_charger = _effective_caps(active, x, cap_a, cap_is_charger, paired, partner,
-                                       charger_limit_a)
+                                       charger_limit_a, w)
         used = x @ loads
         level, p_star = np.inf, -1
         for p in range(3):
             on_p = active & loads[:, p]
             if on_p.any():
-                lp = _saturation_level(e[on_p], float(room_a[p] - used[p]))
+                lp = _saturation_level(e[on_p], float(room_a[p] - used[p]), w[on_p])
                 if lp < level:
                     level, p_star = lp, p
         if p_star < 0:
             x[active] = e[active]
             limiter[active] = np.where(e_charger[active], BY_CHARGER, BY_OWN_CAP)
             break
-        at_cap = active & (e <= level + _EPS)
+        at_cap = active & (e <= w * level + _EPS)
         on_star = active & loads[:, p_star] & ~at_cap
         x[at_cap] = e[at_cap]
         limiter[at_cap] = np.where(e_charger[at_cap], BY_CHARGER, BY_OWN_CAP)
-        x[on_star] = level
+        x[on_star] = w[on_star] * level
         limiter[on_star] = BY_PHASE
         phase[on_star] = p_star
         active &= ~(at_cap | on_star)
@@ -108,8 +112,10 @@ def _effective_caps(
     paired: BoolArray,
     partner: IntArray,
     charger_limit_a: FloatArray,
+    w: FloatArray,
 ) -> tuple[FloatArray, BoolArray]:
-    """Each active connector's cap with its charger pair's share applied."""
+    """Each active connector's cap with its charger pair's share applied: a pair sharing
+    C rising together splits it as min(cap, max(C w / (w + w_other), C - cap_other))."""
     e = cap_a.copy()
     by_charger = cap_is_charger.copy()
     rows = np.flatnonzero(active & paired)
@@ -118,7 +124,8 @@ def _effective_caps(
         limit = charger_limit_a[rows]
         both_rising = active[other]
         pair_sum = cap_a[rows] + cap_a[other]
-        split = np.maximum(limit / 2, limit - np.minimum(cap_a[rows], cap_a[other]))
+        share = limit * w[rows] / (w[rows] + w[other])
+        split = np.maximum(share, limit - np.minimum(cap_a[rows], cap_a[other]))
         tau = np.where(pair_sum <= limit + _EPS, np.inf, split)
         tau = np.where(both_rising, tau, limit - x[other])
         tighter = tau < e[rows]
@@ -127,15 +134,17 @@ def _effective_caps(
     return e, by_charger
 
 
-def _saturation_level(caps: FloatArray, room: float) -> float:
-    """The level L at which sum(min(L, cap)) reaches `room`; inf if it never does."""
+def _saturation_level(caps: FloatArray, room: float, w: FloatArray) -> float:
+    """The level L at which sum(min(w L, cap)) reaches `room`; inf if it never does."""
     if caps.sum() <= room + _EPS:
         return float("inf")
     if room <= 0:
         return 0.0
-    s = np.sort(caps)
-    m = len(s)
+    ratio = caps / w
+    order = np.argsort(ratio, kind="stable")
+    s, ws = caps[order], w[order]
     below = np.concatenate(([0.0], np.cumsum(s)[:-1]))  # sum of the k smallest
-    levels = (room - below) / (m - np.arange(m))
-    k = int(np.argmax(levels <= s + _EPS))
+    rest = np.cumsum(ws[::-1])[::-1]  # weight of the k-th and every larger one
+    levels = (room - below) / rest
+    k = int(np.argmax(levels <= ratio[order] + _EPS))
     return float(levels[k])

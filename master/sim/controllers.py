@@ -34,6 +34,7 @@ from master.allocation import (
     Snapshot,
     allocate,
 )
+from master.allocation.model import Need
 from master.control import GroupControl
 from master.membership import Member, MemberConnector
 from master.reports import MemberReport, PilotState
@@ -81,7 +82,7 @@ class ProjectController:
         self.control.member_disconnected(charger_id, now_s)
 
     def cycle(self, now_s: float, reports: Mapping[str, MemberReport],
-              ct: CtValues | None) -> Mapping[str, MasterLimits]:
+              ct: CtValues | None, needs: tuple[Need, ...] = ()) -> Mapping[str, MasterLimits]:
         started = time.perf_counter()
         for report in reports.values():
             self.control.report(report)
@@ -90,7 +91,7 @@ class ProjectController:
         else:
             self.control.ct_sample({Phase(p): v for p, v in enumerate(ct) if v is not None},
                                    now_s)
-        result = self.control.cycle(now_s)
+        result = self.control.cycle(now_s, needs=needs)
         self.max_cycle_ms = max(self.max_cycle_ms, (time.perf_counter() - started) * 1000)
         return {cid: MasterLimits(term=result.term, cycle=result.cycle,
                                   valid_for_s=result.lease_ms / 1000,

@@ -16,7 +16,7 @@ No sleeps and no clocks: a day of 20 connectors takes seconds.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,8 +24,9 @@ import numpy.typing as npt
 
 from hw.sim.site import SiteModel
 from master.allocation import CtPlacement
+from master.allocation.model import Need
 from master.sim.agents import Session, SimAgent
-from master.sim.controllers import Controller, make_controller
+from master.sim.controllers import Controller, ProjectController, make_controller
 from master.sim.scenario import Event, Scenario, check
 
 AGENT_STEP_AFTER_S = 0.25  # the agent's 250 ms step after the master's cycle
@@ -74,10 +75,32 @@ def _membership(now: float, agents: dict[str, SimAgent], controllers: dict[str, 
             connected.add(cid)
 
 
+def known_needs(agents: Iterable[SimAgent], group: str, now_s: float,
+                share: float) -> tuple[Need, ...]:
+    """The departure and energy wanted of the cars of `group` whose (arrival time x
+    2654435761) mod 1000 falls below share x 1000: a fixed, spread-out share of the day's
+    cars, as if the master had learned their cards' habits exactly (an upper bound on
+    what master.habits can give; the seeded days are separate days with no card history,
+    so feeding the engine directly measures the rule, not the learning)."""
+    out = []
+    for agent in agents:
+        if agent.spec.group != group:
+            continue
+        for cid, s in agent.sessions.items():
+            a = s.arrival
+            if (int(a.at_s) * 2654435761) % 1000 < share * 1000 and a.leave_s > now_s:
+                out.append(Need(charger_id=agent.spec.charger_id, connector_id=cid,
+                                departure_in_s=a.leave_s - now_s, energy_wh=a.wanted_wh))
+    return tuple(out)
+
+
 def simulate(scenario: Scenario, policy: str = "project",
-             progress: Callable[[float], None] | None = None) -> RunResult:
+             progress: Callable[[float], None] | None = None,
+             known_share: float = 0.0) -> RunResult:
     """Run `scenario` under `policy` (master.sim.controllers.POLICIES). ScenarioError if
-    the scenario does not hold together (e.g. a Minimise group without room)."""
+    the scenario does not hold together (e.g. a Minimise group without room).
+    `known_share`: the share of cars whose departure and energy the project's master is
+    told (as if learned per card, master.habits: `known_needs`)."""
     check(scenario)
     start, end = int(scenario.start_s), math.ceil(scenario.end_s)
     site = SiteModel(scenario.site)
@@ -152,7 +175,12 @@ def simulate(scenario: Scenario, policy: str = "project",
                                            for p in range(3))
             reports = {cid: agents[cid].report(now) for cid in sorted(connected)
                        if agents[cid].spec.group == name}
-            limits = controllers[name].cycle(now, reports, ct)  # type: ignore[arg-type]
+            controller = controllers[name]
+            if known_share > 0.0 and isinstance(controller, ProjectController):
+                limits = controller.cycle(now, reports, ct,  # type: ignore[arg-type]
+                                          known_needs(agents.values(), name, now, known_share))
+            else:
+                limits = controller.cycle(now, reports, ct)  # type: ignore[arg-type]
             for cid, msg in limits.items():
                 if cid in connected:
                     agents[cid].on_limits(msg, now + LIMITS_IN_FLIGHT_S)

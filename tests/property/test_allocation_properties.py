@@ -201,11 +201,13 @@ def test_one_allocation_is_safe_fair_work_conserving_and_deterministic(snap: Sna
         if x >= cap - STEP - TOL:
             continue
         # Not at its own cap: some constraint it belongs to is full and it has (within
-        # rounding) the largest share in it: the bottleneck condition of max-min fairness,
-        # which also proves work conservation.
+        # rounding) the largest share in it among its priority class and the lower ones
+        # (higher classes are filled first: sharing.py): the bottleneck condition of
+        # max-min fairness, which also proves work conservation.
         ok = False
         for p in k.loaded_phases():
-            on_p = [y for _, kk, y in admitted if p in kk.loaded_phases()]
+            on_p = [y for _, kk, y in admitted
+                    if p in kk.loaded_phases() and kk.priority <= k.priority]
             if slack[p] <= STEP * n_on[p] + TOL and x >= max(on_p) - STEP - TOL:
                 ok = True
         for kk in c.connectors:
@@ -214,7 +216,7 @@ def test_one_allocation_is_safe_fair_work_conserving_and_deterministic(snap: Sna
             y = a.current_a(c.charger_id, kk.connector_id)
             shared = set(kk.loaded_phases()) & set(k.loaded_phases())
             full = x + y >= c.current_limit_a - 2 * STEP - TOL
-            if y > 0 and shared and full and x >= y - STEP - TOL:
+            if y > 0 and shared and full and (x >= y - STEP - TOL or kk.priority > k.priority):
                 ok = True
         assert ok, f"{c.charger_id}/{k.connector_id} at {x} A has no bottleneck"
     # Admission pauses nobody needlessly: a refused connector lacks 6 A + hysteresis

@@ -251,12 +251,14 @@ def test_admission_order_is_least_session_energy_first() -> None:
     assert currents(a) == {("c1", 1): 0.0, ("c2", 1): 6.5, ("c3", 1): 6.5}
 
 
-def test_admission_tie_goes_to_the_longest_waiting_then_priority() -> None:
+def test_admission_tie_goes_to_the_longest_waiting() -> None:
+    # (Issue 12 §3: a priority class now comes before waiting time; see
+    # test_allocation_priorities.py. Here both are class 0.)
     g = group(limit_a=7.0, settle_s=0.0)
     x = charger("x", conn(1, wiring=single(L1)))
     b = charger("b", conn(1, wiring=single(L1)))
     c_idle = charger("c", conn(1, wiring=single(L1), wants=False))
-    c_wants = charger("c", conn(1, wiring=single(L1), priority=5))
+    c_wants = charger("c", conn(1, wiring=single(L1)))
     a = run(g, [x, b, c_idle], now=0.0)
     assert currents(a)[("x", 1)] == 7.0
     for now in range(1, 20):  # one cycle a second; c starts waiting at t=10
@@ -265,7 +267,8 @@ def test_admission_tie_goes_to_the_longest_waiting_then_priority() -> None:
     a = run(g, [x_gone, b, c_wants], now=20.0, state=a.state)
     assert currents(a) == {("x", 1): 0.0, ("b", 1): 7.0, ("c", 1): 0.0}  # b waited longer
     # Same waiting time and energy: the higher priority goes first.
-    fresh = run(g, [b, c_wants], now=0.0)
+    c_first = charger("c", conn(1, wiring=single(L1), priority=5))
+    fresh = run(g, [b, c_first], now=0.0)
     assert currents(fresh) == {("b", 1): 0.0, ("c", 1): 7.0}
 
 
