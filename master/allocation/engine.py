@@ -27,7 +27,9 @@ caller's monotonic time), no globals. It returns an `Allocation` with a current 
     welcome slot at 6 A with no hysteresis; on a full site one is made by pausing a
     lender for 45 s (welcome.py). Rotation after a rotation period; cars drawing
     nothing yield their room first.
- 3. Sharing (waterfill.py): the rest is shared max-min fairly, work-conserving, each
+ 3. Sharing (sharing.py, waterfill.py): the rest is shared max-min fairly, by priority
+    class (higher classes first above 6 A each) and weight (share_by_power; a known
+    departure weighs at most 2x), work-conserving, each
     connector capped by its hard max, its Charger Current Limit, and its demand cap
     (demand.py: draw + headroom; an EV drawing nothing is capped after 15 s, so a
     probe of a full car hands its room back within seconds).
