@@ -82,7 +82,12 @@ def test_a_failing_sink_or_parser_never_stops_the_forwarding(tmp_path: Path) -> 
     text = out.read_text()
     assert "cannot record the refused handshake of ipv4:127.0.0.1:" in text
     assert "(certificate expired): RuntimeError('disk on fire')" in text
-    assert text.endswith("still here\na chunk the parser cannot read\nand the next\n")
+    # the sink's complaint comes after the chunk it was in was forwarded, whether
+    # "still here" was read in the same chunk as the trace or not: leave it out
+    forwarded_lines = "".join(line for line in text.splitlines(keepends=True)
+                              if "cannot record the refused handshake" not in line)
+    assert forwarded_lines.endswith(
+        "still here\na chunk the parser cannot read\nand the next\n")
 
 
 def test_the_tracer_is_appended_to_the_users() -> None:
