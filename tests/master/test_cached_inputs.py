@@ -47,11 +47,8 @@ EDGES = (0.0, -0.0, -1e-9, 79.999, 80.0, 80.0001, 81.0, 499.9, 500.0, 500.5, 200
          1e9, 1e9 + 1, 1e12, 1e12 + 1e3, math.nan, math.inf, -math.inf, True, 7, None)
 
 
-@pytest.mark.parametrize("value", EDGES, ids=repr)
-@pytest.mark.parametrize("where", REPORT_FIELDS, ids=str)
-def test_a_report_at_each_bound_gets_the_same_verdict_from_both_paths(
-        where: tuple[str, int | None], value: Any) -> None:
-    kw = dict(VALID_REPORT)
+def changed(kw: dict[str, Any], where: tuple[str, int | None], value: Any) -> dict[str, Any]:
+    """`kw` with one field (`name`, None) or one line of a triple (`name`, k) set to `value`."""
     name, k = where
     if k is None:
         kw[name] = value
@@ -59,11 +56,23 @@ def test_a_report_at_each_bound_gets_the_same_verdict_from_both_paths(
         line = list(kw[name])
         line[k] = value
         kw[name] = tuple(line)
+    return kw
+
+
+def both_paths_agree(kw: dict[str, Any]) -> None:
+    """The fast path's verdict on this report is the full checks' verdict."""
     r = ConnectorReport(connector_id=1, **kw)
     fast = r.problem()
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(ConnectorReport, "_plausible", lambda self: False)
         assert fast == r.problem()
+
+
+@pytest.mark.parametrize("value", EDGES, ids=repr)
+@pytest.mark.parametrize("where", REPORT_FIELDS, ids=str)
+def test_a_report_at_each_bound_gets_the_same_verdict_from_both_paths(
+        where: tuple[str, int | None], value: Any) -> None:
+    both_paths_agree(changed(dict(VALID_REPORT), where, value))
 
 
 @settings(max_examples=600, deadline=None)
@@ -75,20 +84,11 @@ def test_a_report_is_refused_by_the_fast_path_exactly_when_by_the_full_checks(
         whole: bool) -> None:
     """A valid report with one value changed (one line, or a whole triple)."""
     kw = dict(VALID_REPORT, phases_in_use=mask, meter_ok=meter_ok)
-    name, k = where
-    if k is None:
-        kw[name] = value
-    elif whole:
-        kw[name] = other
+    if whole and where[1] is not None:
+        kw[where[0]] = other
     else:
-        line = list(kw[name])
-        line[k] = value
-        kw[name] = tuple(line)
-    r = ConnectorReport(connector_id=1, **kw)
-    fast = r.problem()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(ConnectorReport, "_plausible", lambda self: False)
-        assert fast == r.problem()
+        kw = changed(kw, where, value)
+    both_paths_agree(kw)
 
 
 WIRINGS = st.one_of(
