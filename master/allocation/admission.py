@@ -60,7 +60,8 @@ class Candidates:
     running: BoolArray  # had an allocation > 0 last cycle
     in_min_pause: BoolArray  # paused by the engine less than min_pause_s ago
     waiting_since_s: FloatArray  # NaN when not waiting
-    running_since_s: FloatArray  # NaN when not running
+    running_since_s: FloatArray  # NaN when not running; a lender keeps it (fair order)
+    started_at_s: FloatArray  # its latest start (NaN: unknown, running_since_s stands)
     energy_wh: FloatArray
     priority: FloatArray
     loads: BoolArray  # (n, 3)
@@ -106,10 +107,9 @@ def admit(
         rotating = _class_rotation(c, admitted, now_s, rotation_period_s, min_run_s, starved)
     if rotating.any():
         admitted, rem = _passes(c, order, room_a, rotating, hysteresis_a, free)
-    ran = now_s - np.where(np.isnan(c.running_since_s), now_s, c.running_since_s)
     lent, borrowed = welcome.borrow(
         order=order, new=c.eligible & c.new & ~admitted,
-        may_lend=admitted & c.running & ~c.in_welcome & ((ran >= min_run_s) | c.idle),
+        may_lend=admitted & c.running & ~c.in_welcome & (_settled(c, now_s, min_run_s) | c.idle),
         idle=c.idle, energy_wh=c.energy_wh, loads=c.loads, rem=rem,
         blocked=_tight_partner(c, admitted), lender_out=bool((c.lender & ~admitted).any()))
     admitted = (admitted & ~lent) | borrowed
@@ -129,6 +129,14 @@ def _tight_partner(c: Candidates, admitted: BoolArray) -> BoolArray:
     shares = (p >= 0) & (c.loads & c.loads[safe_p]).any(axis=1)
     blocked: BoolArray = shares & admitted[safe_p] & (c.charger_limit_a < 2 * MIN_CURRENT_A - _EPS)
     return blocked
+
+
+def _settled(c: Candidates, now_s: float, min_run_s: float) -> BoolArray:
+    """Running at least min_run_s since its latest start: only then may it be paused by
+    rotation or lending, whatever run time it kept for the fair order (a lender does)."""
+    since = np.fmax(c.running_since_s, c.started_at_s)
+    settled: BoolArray = (now_s - np.where(np.isnan(since), now_s, since)) >= min_run_s
+    return settled
 
 
 def _fair_order(c: Candidates, now_s: float) -> IntArray:
@@ -231,7 +239,8 @@ def _rotation(c: Candidates, admitted: BoolArray, now_s: float, period_s: float,
     if not due.any():
         return rotating
     ran = now_s - np.where(np.isnan(c.running_since_s), now_s, c.running_since_s)
-    can_go = np.flatnonzero(admitted & c.running & (ran >= max(period_s, min_run_s)))
+    can_go = np.flatnonzero(admitted & c.running & (ran >= max(period_s, min_run_s))
+                            & _settled(c, now_s, min_run_s))
     if can_go.size == 0:
         return rotating
     longest_first = can_go[np.argsort(-ran[can_go], kind="stable")]
@@ -252,7 +261,8 @@ def _class_rotation(c: Candidates, admitted: BoolArray, now_s: float, period_s: 
     left = c.eligible & ~c.running & ~c.in_min_pause & ~admitted
     if not left.any():
         return rotating
-    runners = np.flatnonzero(admitted & c.running & (ran >= min_run_s))
+    runners = np.flatnonzero(admitted & c.running & (ran >= min_run_s)
+                             & _settled(c, now_s, min_run_s))
     if runners.size == 0:
         return rotating
     runners = runners[np.lexsort((-ran[runners], c.priority[runners]))]

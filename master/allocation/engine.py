@@ -148,6 +148,7 @@ def allocate(snap: Snapshot, previous: EngineState | None = None) -> Allocation:
         admission.Candidates(
             eligible=able, running=running, in_min_pause=in_min_pause & (prev <= 0),
             waiting_since_s=mem["waiting_since_s"], running_since_s=mem["running_since_s"],
+            started_at_s=mem["started_at_s"],
             energy_wh=t.energy_wh, priority=klass, loads=t.loads, partner=t.partner,
             charger_limit_a=t.charger_limit_a, new=np.isnan(mem["welcomed_at_s"]) & ~running,
             in_welcome=in_welcome, lender=lender, yielding=idle | borrower_done, idle=idle,
@@ -350,7 +351,9 @@ def _remember(snap: Snapshot, t: ConnectorTable, mem: dict[str, FloatArray], x: 
     welcomed = np.where(np.isnan(mem["welcomed_at_s"]) & adm.admitted, now, mem["welcomed_at_s"])
     lent = np.where(adm.lent, now, np.where(x > 0, np.nan, mem["lent_at_s"]))
     lender_out = bool((~np.isnan(lent) & wants & on).any())
-    keep = (x > 0) & (((now - mem["borrowed_at_s"]) < welcome.WELCOME_S) | lender_out)
+    # Admitted, not only drawing: a guest held at 0 A while its lender's decrease settles
+    # is still a guest, and yields to its lender when its WELCOME_S are up.
+    keep = adm.admitted & (((now - mem["borrowed_at_s"]) < welcome.WELCOME_S) | lender_out)
     borrowed = np.where(adm.borrowed, now, np.where(keep, mem["borrowed_at_s"], np.nan))
     new = {
         "lines_mask": lines.mask,
@@ -366,6 +369,9 @@ def _remember(snap: Snapshot, t: ConnectorTable, mem: dict[str, FloatArray], x: 
             x > 0, np.where((was_running | ~np.isnan(mem["lent_at_s"]))
                             & ~np.isnan(mem["running_since_s"]), mem["running_since_s"], now),
             np.where(~np.isnan(lent), mem["running_since_s"], np.nan)),
+        "started_at_s": np.where(
+            x > 0, np.where(was_running & ~np.isnan(mem["started_at_s"]), mem["started_at_s"],
+                            now), np.nan),
         "paused_at_s": np.where(
             wants & (x <= 0), np.where(was_running, now, mem["paused_at_s"]), np.nan),
         "waiting_since_s": np.where(

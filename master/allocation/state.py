@@ -20,7 +20,8 @@ FloatArray = npt.NDArray[np.float64]
 COLUMNS = (
     "current_a",  # the last allocation granted (for an offline charger: its last grant)
     "granted_at_s",  # when current_a was granted: the lease of an offline charger runs from it
-    "running_since_s",  # allocation > 0 since
+    "running_since_s",  # allocation > 0 since (a lender keeps it through its lend)
+    "started_at_s",  # allocation > 0 since its latest start (min_run_s guards this one)
     "paused_at_s",  # the engine stopped it while it wanted power (min pause timer)
     "waiting_since_s",  # wants power and has 0 A since (fair admission order)
     "below_since_s",  # draws clearly less than offered since (demand cap timer)

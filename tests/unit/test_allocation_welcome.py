@@ -109,3 +109,55 @@ def test_a_full_car_probed_again_gives_its_room_back_within_seconds() -> None:
     for now in range(617, 632):
         s = run(g, cars(currents(s)[("c", 1)]), now=float(now), state=s.state)
     assert currents(s) == {("f", 1): 6.0, ("c", 1): 14.0}
+
+
+def test_after_its_welcome_a_guest_yields_to_its_lender_even_while_the_lender_settles() -> None:
+    # 6 A on L1, settle_s 5 s: a runs from t = 0; b plugs in at 300 (a has run min_run_s).
+    # a lends at 300; b is admitted but held at 0 A until a's decrease has settled (305).
+    # At 300 + WELCOME_S = 345 b yields and a comes back first (6 A from 350, after b's
+    # own decrease has settled); b waits its rotation turn like any other car.
+    g = group(limit_a=6.0, settle_s=5.0, min_run_s=300.0, rotation_period_s=900.0,
+              min_pause_s=0.0, resume_hysteresis_a=0.0)
+    a_only = [charger("a", conn(1, wiring=(L1, None, None))),
+              charger("b", conn(1, wiring=(L1, None, None), wants=False))]
+    s = cycles(g, a_only, 0, 299, None)
+    both = [a_only[0], charger("b", conn(1, wiring=(L1, None, None)))]
+    s = run(g, both, now=300.0, state=s.state)
+    assert currents(s) == {("a", 1): 0.0, ("b", 1): 0.0}
+    s = cycles(g, both, 301, 305, s.state)
+    assert currents(s) == {("a", 1): 0.0, ("b", 1): 6.0}
+    s = cycles(g, both, 306, int(300 + WELCOME_S), s.state)
+    assert currents(s) == {("a", 1): 0.0, ("b", 1): 0.0}
+    s = cycles(g, both, int(301 + WELCOME_S), 350, s.state)
+    assert currents(s) == {("a", 1): 6.0, ("b", 1): 0.0}
+    s = cycles(g, both, 351, 1199, s.state)
+    assert currents(s)[("b", 1)] == 0.0
+
+
+def test_no_car_is_paused_by_lending_or_rotation_within_min_run_s_of_its_latest_start() -> None:
+    # 6 A on L1, settle 0, min_run_s 300, rotation 900: a runs from 0; b and c want power
+    # from 0 (new). At 300 a lends to b; at 345 a is back (it keeps its run time since 0
+    # for fairness) but restarted at 345: it may not lend to c before 345 + 300 = 645.
+    g = group(limit_a=6.0, settle_s=0.0, min_run_s=300.0, rotation_period_s=900.0,
+              min_pause_s=0.0, resume_hysteresis_a=0.0)
+    cars = [charger(k, conn(1, wiring=(L1, None, None))) for k in ("a", "b", "c")]
+    s = run(g, cars[:1], now=0.0)
+    s = cycles(g, cars, 1, 299, s.state)
+    s = run(g, cars, now=300.0, state=s.state)
+    assert currents(s) == {("a", 1): 0.0, ("b", 1): 6.0, ("c", 1): 0.0}
+    s = run(g, cars, now=300.0 + WELCOME_S, state=s.state)
+    assert currents(s) == {("a", 1): 6.0, ("b", 1): 0.0, ("c", 1): 0.0}
+    s = run(g, cars, now=301.0 + WELCOME_S, state=s.state)
+    assert currents(s) == {("a", 1): 6.0, ("b", 1): 0.0, ("c", 1): 0.0}
+    s = cycles(g, cars, int(302 + WELCOME_S), 644, s.state)
+    assert currents(s) == {("a", 1): 6.0, ("b", 1): 0.0, ("c", 1): 0.0}
+    s = run(g, cars, now=645.0, state=s.state)
+    assert currents(s) == {("a", 1): 0.0, ("b", 1): 0.0, ("c", 1): 6.0}
+    # a is back at 690. b has waited since 0: its rotation turn is due from 900, but a
+    # restarted at 690 (run time kept since 0): it runs until 990, then b gets its turn.
+    s = cycles(g, cars, 646, 690, s.state)
+    assert currents(s) == {("a", 1): 6.0, ("b", 1): 0.0, ("c", 1): 0.0}
+    s = cycles(g, cars, 691, 989, s.state)
+    assert currents(s) == {("a", 1): 6.0, ("b", 1): 0.0, ("c", 1): 0.0}
+    s = run(g, cars, now=990.0, state=s.state)
+    assert currents(s) == {("a", 1): 0.0, ("b", 1): 6.0, ("c", 1): 0.0}
