@@ -364,6 +364,17 @@ class Agent:
             self.audit.close()
 
 
+
+def _site_ca(tls_dir: Path | None) -> bytes:
+    """The site CA certificate's bytes (part of the tag pseudonyms' key), b"" without TLS."""
+    if tls_dir is None:
+        return b""
+    try:
+        return (tls_dir / "ca.pem").read_bytes()
+    except OSError:
+        return b""  # link_tls reports a missing file with its own words
+
+
 async def serve(config: AgentConfig, *, stop: asyncio.Event,
                 master_address: str | None = None) -> None:
     """Run the agent until `stop` is set; the hardware is left in its safe state."""
@@ -406,13 +417,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-def _site_ca(tls_dir: Path | None) -> bytes:
-    """The site CA certificate's bytes (part of the tag pseudonyms' key), b"" without TLS."""
-    if tls_dir is None:
-        return b""
-    try:
-        return (tls_dir / "ca.pem").read_bytes()
-    except OSError:
-        return b""  # link_tls reports a missing file with its own words
