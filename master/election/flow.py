@@ -1,0 +1,46 @@
+"""One append_entries in flight per follower: the transport's flow control. Pure.
+
+PySyncObj's leader advances a follower's next index optimistically with every
+append_entries it sends, and a follower that lacks the entry before a message answers
+"reset to my log's end". When a follower comes back with a diverged tail (a healed
+partition) while more than one message is in flight (a probe sent at once plus the
+heartbeat, or a slow link), the answers to the optimistic messages undo the leader's
+step back on each round: the follower never catches up, nothing commits, and no lease
+is confirmed while a majority is up (found by tests/election's group model, seed 32).
+
+So the transport sends a follower the next append_entries only when the previous one was
+answered (next_node_idx) or `timeout_s` has passed (a lost message); the others are
+dropped, which Raft tolerates: the leader's next heartbeat is built from the corrected
+index and carries every entry from there.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class AppendWindow:
+    """Stop-and-wait per peer for append_entries; every other message passes."""
+
+    def __init__(self, timeout_s: float = 1.0) -> None:
+        if not timeout_s > 0.0:
+            raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
+        self.timeout_s = timeout_s
+        self._sent_at: dict[str, float] = {}
+        self.dropped = 0
+
+    def may_send(self, peer: str, message: dict[str, Any], now_s: float) -> bool:
+        """True: send it (and it is now the one in flight); False: drop it."""
+        if message.get("type") != "append_entries":
+            return True
+        sent = self._sent_at.get(peer)
+        if sent is not None and now_s - sent < self.timeout_s:
+            self.dropped += 1
+            return False
+        self._sent_at[peer] = now_s
+        return True
+
+    def on_received(self, peer: str, message: dict[str, Any]) -> None:
+        """A follower's answer frees its window."""
+        if message.get("type") == "next_node_idx":
+            self._sent_at.pop(peer, None)
