@@ -252,7 +252,9 @@ def load_master_config(path: Path) -> MasterConfig:
     return _parse(path, data)
 
 
-def _parse(path: Path, data: Mapping[str, Any]) -> MasterConfig:
+def _parse(path: Path, data: Mapping[str, Any], *, kit_elsewhere: bool = False) -> MasterConfig:
+    """`kit_elsewhere` (io7d): a dynamic group whose CT kit is wired to another member;
+    without [ct] this master candidate runs in CT-lost mode (the fallback limit)."""
     root = _Table(path, "", data)
     master = root.table("master") or _Table(path, "master", {})
     group_t = root.table("group")
@@ -308,7 +310,7 @@ def _parse(path: Path, data: Mapping[str, Any]) -> MasterConfig:
         tuning.done()
     group_t.done()
 
-    ct = _ct_settings(ct_t, phases, mode, kw)
+    ct = _ct_settings(ct_t, phases, Mode.STATIC if kit_elsewhere else mode, kw)
     ct_t.done()
     return MasterConfig(file=path, master_id=master_id, listen=listen, state_db=state_db,
                         group=_group_config(path, kw), closed=closed, cycle_ms=cycle_ms,
