@@ -56,6 +56,16 @@ BACKOFF_MAX_S = 2.0
 REFUSALS = ("PERMISSION_DENIED", "FAILED_PRECONDITION")  # rule 4: the master said no
 
 
+async def _first(*events: asyncio.Event) -> None:
+    """Return when any of `events` is set."""
+    waits = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
+
+
 class LinkClosedError(Exception):
     """The master closed the stream; the message is its status code and details."""
 
@@ -100,11 +110,15 @@ def _handshake_hint(details: str) -> str:
 
 
 class MasterLink:
-    """Keeps one AgentLink.Connect stream to `address` ("host:port") open."""
+    """Keeps one AgentLink.Connect stream to `address` ("host:port") open.
+
+    Under io7d (issue 13) `address` is a function giving the elected master's address at
+    each (re)connect, None while no member leads; `retarget()` ends the current stream when
+    the leader changes, so the agent dials the new one at once."""
 
     def __init__(
         self,
-        address: str,
+        address: str | Callable[[], str | None],
         hello: Callable[[], pb.Hello],
         on_welcome: Callable[[pb.Welcome], None],
         on_limits: Callable[[pb.Limits], None],
@@ -113,7 +127,10 @@ class MasterLink:
         tls: TlsMaterial | None = None,
         audit: AgentAudit | None = None,
     ) -> None:
-        self._address = address
+        self._resolve: Callable[[], str | None] = (
+            address if callable(address) else (lambda: address))
+        self._address = self._resolve() or ""
+        self._moved = asyncio.Event()
         self._tls = tls
         self._audit = audit
         self._hello = hello
@@ -124,17 +141,31 @@ class MasterLink:
         self._rng = rng or random.Random()
         self.connected = False
         self.last_error = ""
-        self._log = structlog.get_logger("agent.link").bind(master=address)
+        self._log = structlog.get_logger("agent.link").bind(master=self._address)
 
     def publish(self, state: pb.AgentState) -> None:
         """Send `state` as soon as the stream can; replaces any unsent one."""
         self._latest = state
         self._fresh.set()
 
+    def retarget(self) -> None:
+        """The elected master changed: close the stream, dial the new one now."""
+        self._moved.set()
+
     async def run(self, stop: asyncio.Event) -> None:
         """Connect and reconnect until `stop` is set."""
         backoff = BACKOFF_START_S
         while not stop.is_set():
+            address = self._resolve()
+            self._moved.clear()
+            if address is None:  # an election is on: nobody to dial yet
+                self.last_error = "no elected master"
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._moved.wait(), timeout=BACKOFF_START_S)
+                continue
+            if address != self._address:
+                self._address = address
+                self._log = structlog.get_logger("agent.link").bind(master=address)
             try:
                 await self._session(stop)
                 backoff = BACKOFF_START_S
@@ -149,10 +180,13 @@ class MasterLink:
                 self._audit_failure("")
             finally:
                 self.connected = False
+            if self._moved.is_set():
+                backoff = BACKOFF_START_S
+                continue
             delay = backoff * (0.5 + self._rng.random())
             backoff = min(BACKOFF_MAX_S, backoff * 2)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=delay)
+                await asyncio.wait_for(_first(stop, self._moved), timeout=delay)
 
     def _audit_failure(self, kind: str) -> None:
         """Rule 6: a handshake failure (`kind` given) or a refusal by the master."""
@@ -181,7 +215,7 @@ class MasterLink:
     async def _converse(self, call: grpc.aio.StreamStreamCall, stop: asyncio.Event) -> None:
         await call.write(pb.AgentMessage(hello=self._hello()))
         reader = asyncio.create_task(self._read(call), name="link-reader")
-        stopper = asyncio.create_task(stop.wait(), name="link-stop")
+        stopper = asyncio.create_task(_first(stop, self._moved), name="link-stop")
         try:
             while True:
                 fresh = asyncio.create_task(self._fresh.wait(), name="link-fresh")

@@ -85,7 +85,8 @@ class Agent:
     """One charger: board, state machines, limit applier, link."""
 
     def __init__(self, config: AgentConfig, *, clock: Callable[[], float] = time.monotonic,
-                 master_address: str | None = None, tls: TlsMaterial | None = None) -> None:
+                 master_address: str | Callable[[], str | None] | None = None,
+                 tls: TlsMaterial | None = None) -> None:
         self.config = config
         self.clock = clock
         self.log = log.bind(charger_id=config.charger_id)
@@ -325,7 +326,8 @@ class Agent:
             await sock.open_contactor()
 
     async def run(self, stop: asyncio.Event) -> None:
-        self.audit.started(master=self.address, tls=self.tls, ocpp=self.ocpp is not None,
+        self.audit.started(master=self.address if not callable(self.address) else
+                           "the elected master (io7d)", tls=self.tls, ocpp=self.ocpp is not None,
                            term=self.applier.last_seen_term)
         tasks = []
         if self.link is not None:

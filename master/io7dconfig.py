@@ -56,6 +56,7 @@ from master.config import _parse as parse_master
 from master.errors import ConfigError
 
 MAX_MEMBERS = 32
+MIN_ELECTED_LEASE_S = 1.5  # = io7d.MIN_VALID_S (1 s) + room for two probes and a cycle
 AGENT_TABLES = ("charger", "connectors", "ocpp", "board", "sim", "logging", "state")
 MASTER_TABLES = ("group", "ct", "ems", "priorities")
 
@@ -135,6 +136,12 @@ def parse(path: Path, data: Mapping[str, Any]) -> Io7Config:
                                  **{k: data[k] for k in ("ct", "ems", "priorities") if k in data},
                                  **({"tls": tls} if tls is not None else {})},
                           kit_elsewhere=ct_charger is not None and ct_charger != agent.charger_id)
+    lease_s = master.lease_ms / 1000.0
+    if len(members) > 1 and lease_s < MIN_ELECTED_LEASE_S:
+        raise _err(path, "master.lease_cycles", f"cycle_ms x lease_cycles = {lease_s:g} s: "
+                   f"an elected master needs a lease of at least {MIN_ELECTED_LEASE_S:g} s "
+                   "(its leases end with its leader lease, and agents refuse leases under "
+                   "1 s): raise lease_cycles")
     if master.tls is None and len(members) > 1:
         raise _err(path, "tls.plaintext", "a group of several chargers elects its master "
                    "over mutual TLS only: set [tls] dir (deploy/PKI.md)")

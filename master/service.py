@@ -46,6 +46,7 @@ import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -84,18 +85,36 @@ SHUTDOWN_GRACE_S = 2.0
 log = structlog.get_logger("master")
 
 
+@dataclass(frozen=True, slots=True)
+class Elected:
+    """io7d's master (issue 13): its term is the Raft term it leads, not a term file;
+    `lease_left_s()` is master.election.lease's valid_for_s now (0: issue nothing);
+    `members` are the group's configured members, admitted without `io7ctl admit`."""
+
+    term: int
+    lease_left_s: Callable[[], float]
+    members: tuple[str, ...]
+
+
 class Master(pb_grpc.AgentLinkServicer, GroupAdminMixin):
     """The group's state in one process: control core, membership, streams, status."""
 
     def __init__(self, config: MasterConfig, *, tls: ServerTls | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 elected: Elected | None = None) -> None:
         self.config = config
         self.tls = tls
         self.clock = clock
+        self.elected = elected
         config.state_db.parent.mkdir(parents=True, exist_ok=True)
         self.store = MembershipStore(config.state_db, group=config.group.name,
                                      closed=config.closed)
-        self.term = next_term(config.state_db)
+        if elected is None:
+            self.term = next_term(config.state_db)
+        else:
+            self.term = elected.term
+            for cid in elected.members:
+                self.store.admit_id(cid, now_wall=datetime.now(UTC))
         self.control = GroupControl(group=config.group_config(), term=self.term,
                                     members=self.store.known(), now_s=clock(),
                                     ct_freeze=None if config.ct is None else config.ct.freeze)
@@ -208,6 +227,12 @@ class Master(pb_grpc.AgentLinkServicer, GroupAdminMixin):
         it (this master lost its term file, or another master ran the group): move above
         it, stored before any Limits carry it; the control core holds at fail-safe again
         (control rule 4, `needs_raise`)."""
+        if self.control.needs_raise(seen_term) and self.elected is not None:
+            # The Raft term is the fence: never step outside it. The agent ignores us
+            # until a later election (every member lost its Raft journal?).
+            self.log.error("agent has seen a term above this elected master's: it will not "
+                           "obey this master", charger_id=cid, seen_term=seen_term)
+            return
         if self.control.needs_raise(seen_term):
             store_term(self.config.state_db, seen_term + 1)
         old = self.term
@@ -261,13 +286,16 @@ class Master(pb_grpc.AgentLinkServicer, GroupAdminMixin):
         issued_at = self.clock()
         issued = int(issued_at * 1000)
         sent = 0
-        for cid, limits in result.limits.items():
+        lease_ms = result.lease_ms
+        if self.elected is not None:  # master.election.lease rules 3-4
+            lease_ms = min(lease_ms, int(self.elected.lease_left_s() * 1000))
+        for cid, limits in result.limits.items() if lease_ms > 0 else ():
             box = self.outbox.get(cid)
             if box is None:
                 continue
             if box.full():  # latest wins: drop the oldest unsent Limits
                 box.get_nowait()
-            box.put_nowait(wire.limits_message(result, limits, issued))
+            box.put_nowait(wire.limits_message(result, limits, issued, lease_ms=lease_ms))
             sent += 1
         took_ms = (self.clock() - t0) * 1000
         # Rule 5: one line per cycle at debug level. Times are this host's monotonic
@@ -308,9 +336,11 @@ class Master(pb_grpc.AgentLinkServicer, GroupAdminMixin):
 
 async def serve(config: MasterConfig, *, stop: asyncio.Event, listen: str | None = None,
                 ready: Callable[[str], None] | None = None,
-                handshakes: handshaketap.HandshakeTap | None = None) -> None:
+                handshakes: handshaketap.HandshakeTap | None = None,
+                elected: Elected | None = None) -> None:
     """Run the master until `stop` is set. Raises ConfigError, before serving anything,
-    when another master holds this state or the address is taken (master/daemon.py)."""
+    when another master holds this state or the address is taken (master/daemon.py).
+    `elected`: io7d's master of one Raft term (Elected)."""
     address = listen or config.listen
     with contextlib.ExitStack() as held:
         held.enter_context(hold_state_lock(config.state_db, config_file=config.file))
@@ -329,7 +359,7 @@ async def serve(config: MasterConfig, *, stop: asyncio.Event, listen: str | None
         except RuntimeError as exc:  # taken between the probe and the bind, or refused
             raise ConfigError(file=config.file, key=key, problem=f"cannot listen on "
                               f"{address}: {exc}".split(";")[0]) from None
-        master = Master(config, tls=tls)
+        master = Master(config, tls=tls, elected=elected)
         held.callback(master.close)
         if handshakes is not None:  # rule 6: refused handshakes, from here to the close
             handshakes.record_to(master.security, log=master.log)

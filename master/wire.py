@@ -140,11 +140,13 @@ def report_from_state(state: pb.AgentState, received_at_s: float) -> MemberRepor
 
 
 def limits_message(result: CycleResult, limits: tuple[ConnectorLimit, ...],
-                   issued_at_ms: int) -> pb.MasterMessage:
+                   issued_at_ms: int, *, lease_ms: int | None = None) -> pb.MasterMessage:
+    """`lease_ms`: a shorter lease than the cycle's (an elected master's, capped at its
+    leader lease: master.election.lease)."""
     return pb.MasterMessage(limits=pb.Limits(
         term=result.term,
         cycle=result.cycle,
-        valid_for_ms=result.lease_ms,
+        valid_for_ms=result.lease_ms if lease_ms is None else lease_ms,
         failsafe_current_a=result.failsafe_current_a,
         issued_at_ms=issued_at_ms,
         connectors=[

@@ -48,6 +48,8 @@ def _example() -> dict[str, Any]:
     (lambda d: d.update({"tls": {"plaintext": True}}), "tls.plaintext", "mutual TLS"),
     (lambda d: d["group"].update({"limit_a": -5}), "group.limit_a", ""),
     (lambda d: d.update({"mqtt": {}}), "mqtt", "unknown"),
+    (lambda d: d.update({"master": {"cycle_ms": 250, "lease_cycles": 4}}),
+     "master.lease_cycles", "at least 1.5 s"),
 ])
 def test_bad_values_name_the_file_and_the_key(change: Any, key: str, says: str) -> None:
     data = _example()

@@ -1,0 +1,187 @@
+"""`io7d --config io7.toml`: everything one io7 runs: its agent and a master candidate.
+
+The composition root of issue 13 (the one module that imports both agent and master):
+
+1. The agent (agent.service.Agent) runs as `io7-agent` does, except that its link dials
+   the member its own Raft node names as the leader, and is retargeted when that changes.
+2. The election: this charger's GroupRaft (master.election.raft, PySyncObj) over the
+   mutual-TLS Raft link (master.election.tlstransport) on the port after its member
+   address, ticked every TICK_S from this event loop. Its journal keeps the term across
+   restarts (<state dir>/raft.journal).
+3. While this member leads with a confirmed leader lease, it runs the group's master
+   (master.service.serve with `Elected`): term = the Raft term, every Limits lease capped
+   at the leader lease, the start-of-term hold from its start. When it stops leading, or
+   its term changes, that master stops (its gRPC server closes: agents dial the new
+   one). A leader that is not the CT holder runs in CT-lost mode (the fallback limit).
+4. A one-member group (scenario A's lone charger with a master of its own) has no
+   election: its master runs at once with a term from its term file, as io7-master does.
+5. Every leadership change is one log line and one security-log entry on the member that
+   takes or leaves the lead ("io7-02 leads group garage in term 7").
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import structlog
+
+from agent.link import link_tls
+from agent.service import Agent
+from hw.logconfig import configure_logging
+from master.election.lease import LeaseSettings
+from master.election.raft import ElectionView, GroupRaft
+from master.election.tlstransport import tls_transport_class
+from master.errors import ConfigError
+from master.io7dconfig import Io7Config, load_io7_config
+from master.service import Elected, serve
+from master.tlsconfig import load_server_tls
+from protos.tls import TlsFiles
+
+TICK_S = 0.05
+# The shortest lease worth issuing: agents refuse leases below their [link] min_lease_s,
+# 1 s by default (agent/bounds.py), so a leader lease closer to its end than that stops.
+MIN_VALID_S = 1.0
+log = structlog.get_logger("io7d")
+
+
+class Candidate:
+    """Rule 3: runs this member's master while it leads with a confirmed lease."""
+
+    def __init__(self, config: Io7Config, raft: GroupRaft | None) -> None:
+        self.config = config
+        self.raft = raft
+        self.term: int | None = None
+        self._stop: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.log = log.bind(charger_id=config.charger_id, group=config.master.group.name)
+
+    def lease_left_s(self) -> float:
+        return 0.0 if self.raft is None else self.raft.lease.valid_for_s(time.monotonic())
+
+    async def follow(self, view: ElectionView) -> None:
+        """Start or stop this member's master after a tick (rule 3)."""
+        running = self._task is not None and not self._task.done()
+        if running and (not view.leading or view.term != self.term):
+            self.log.warning("no longer leads: master stopped", term=self.term,
+                             leader=view.leader_id)
+            await self.stop()
+            running = False
+        if not running and view.leading and view.valid_for_s > 0.0:
+            self.start(view.term)
+
+    def start(self, term: int | None) -> None:
+        """Serve the group's master; `term` None: a lone charger's own (rule 4)."""
+        self.term = term
+        self._stop = asyncio.Event()
+        elected = None if term is None else Elected(
+            term=term, lease_left_s=self.lease_left_s, members=tuple(self.config.members))
+        self._task = asyncio.create_task(serve(self.config.master, stop=self._stop,
+                                               elected=elected), name="master")
+        self.log.warning("leads the group: master started", term=term,
+                         ct="this charger's kit" if self.config.holds_ct else
+                         "none here: CT-lost mode, fallback limit")
+
+    async def stop(self) -> None:
+        if self._stop is not None and self._task is not None:
+            self._stop.set()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._task, 10)
+        self._task = self._stop = None
+        self.term = None
+
+
+def _raft(config: Io7Config, loop: asyncio.AbstractEventLoop) -> GroupRaft:
+    tls = config.master.tls
+    if tls is None:  # io7dconfig refuses plaintext for groups of several members
+        raise ConfigError(file=config.file, key="tls.dir", problem="the election needs TLS")
+    server_tls, _ = load_server_tls(tls, file=config.file, now=datetime.now(UTC))
+    addresses = {cid: config.raft_address(cid) for cid in config.members}
+    transport = tls_transport_class(server_tls.material, TlsFiles.in_folder(tls.dir),
+                                    addresses, loop, log.bind(charger_id=config.charger_id),
+                                    revocations=server_tls.crl.current)
+    lease = LeaseSettings(lease_s=config.master.lease_ms / 1000.0, min_valid_s=MIN_VALID_S)
+    return GroupRaft(config.charger_id, addresses, lease=lease, transport_class=transport,
+                     journal_path=str(config.agent.state_dir / "raft.journal"))
+
+
+async def run(config: Io7Config, stop: asyncio.Event) -> None:
+    """Rules 1-5 until `stop` is set."""
+    config.agent.state_dir.mkdir(parents=True, exist_ok=True)
+    lone = len(config.members) == 1
+    raft = None if lone else _raft(config, asyncio.get_running_loop())
+    view: ElectionView | None = None
+
+    def leader_address() -> str | None:
+        if lone:
+            return config.members[config.charger_id]
+        if view is None or view.leader_id is None:
+            return None
+        return config.members[view.leader_id]
+
+    agent = Agent(config.agent, master_address=leader_address,
+                  tls=link_tls(config.agent, now=datetime.now(UTC),
+                               master_address=config.members[config.charger_id]))
+    candidate = Candidate(config, raft)
+    agent_task = asyncio.create_task(agent.run(stop), name="agent")
+    try:
+        if raft is None:
+            candidate.start(None)
+            await stop.wait()
+            return
+        leader: str | None = None
+        while not stop.is_set():
+            view = raft.tick(time.monotonic())
+            if view.leader_id != leader:
+                leader = view.leader_id
+                log.info("leader", charger_id=config.charger_id, leader=leader,
+                         term=view.term)
+                if agent.link is not None:
+                    agent.link.retarget()
+            await candidate.follow(view)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=TICK_S)
+    finally:
+        stop.set()
+        await candidate.stop()
+        await agent_task
+        if raft is not None:
+            raft.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="io7d", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--config", type=Path, required=True, help="io7.toml")
+    args = ap.parse_args(argv)
+    try:
+        config = load_io7_config(args.config)
+    except ConfigError as err:
+        print(f"io7d: {err}", file=sys.stderr)
+        return 2
+    configure_logging(config.agent.log_level.upper(), stream=sys.stderr)
+    print(json.dumps({"io7d": config.charger_id, "members": sorted(config.members)}),
+          flush=True)
+
+    async def until_signalled() -> None:
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        await run(config, stop)
+
+    try:
+        asyncio.run(until_signalled())
+    except ConfigError as err:
+        print(f"io7d: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
