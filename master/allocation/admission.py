@@ -105,13 +105,14 @@ def admit(
         rotating = _rotation(c, admitted, now_s, rotation_period_s, min_run_s)
     else:
         rotating = _class_rotation(c, admitted, now_s, rotation_period_s, min_run_s, starved)
-    if rotating.any():
+    if np.count_nonzero(rotating):
         admitted, rem = _passes(c, order, room_a, rotating, hysteresis_a, free)
     lent, borrowed = welcome.borrow(
         order=order, new=c.eligible & c.new & ~admitted,
         may_lend=admitted & c.running & ~c.in_welcome & (_settled(c, now_s, min_run_s) | c.idle),
         idle=c.idle, energy_wh=c.energy_wh, loads=c.loads, rem=rem,
-        blocked=_tight_partner(c, admitted), lender_out=bool((c.lender & ~admitted).any()))
+        blocked=_tight_partner(c, admitted),
+        lender_out=bool(np.count_nonzero(c.lender & ~admitted)))
     admitted = (admitted & ~lent) | borrowed
     refused = c.eligible & ~admitted
     slack = np.where(c.new, 0.0, hysteresis_a)
@@ -217,7 +218,7 @@ def _prefix_greedy(idx: IntArray, slack: float, rem: FloatArray, admitted: BoolA
         mine = loads[idx]
         cum = np.cumsum(mine * need, axis=0)
         over = ((cum + slack > rem + _EPS) & mine).any(axis=1)
-        if not over.any():
+        if not np.count_nonzero(over):
             admitted[idx] = True
             rem -= cum[-1]
             return
@@ -236,7 +237,7 @@ def _rotation(c: Candidates, admitted: BoolArray, now_s: float, period_s: float,
     rotating = np.zeros(len(admitted), dtype=bool)
     waited = now_s - np.where(np.isnan(c.waiting_since_s), now_s, c.waiting_since_s)
     due = c.eligible & ~c.running & ~c.in_min_pause & ~admitted & (waited >= period_s)
-    if not due.any():
+    if not np.count_nonzero(due):
         return rotating
     ran = now_s - np.where(np.isnan(c.running_since_s), now_s, c.running_since_s)
     can_go = np.flatnonzero(admitted & c.running & (ran >= max(period_s, min_run_s))
@@ -259,7 +260,7 @@ def _class_rotation(c: Candidates, admitted: BoolArray, now_s: float, period_s: 
     waited = now_s - np.where(np.isnan(c.waiting_since_s), now_s, c.waiting_since_s)
     ran = now_s - np.where(np.isnan(c.running_since_s), now_s, c.running_since_s)
     left = c.eligible & ~c.running & ~c.in_min_pause & ~admitted
-    if not left.any():
+    if not np.count_nonzero(left):
         return rotating
     runners = np.flatnonzero(admitted & c.running & (ran >= min_run_s)
                              & _settled(c, now_s, min_run_s))

@@ -105,7 +105,7 @@ def allocate(snap: Snapshot, previous: EngineState | None = None) -> Allocation:
     # Rule 1: what offline members may still draw, and the strategy.
     reserve = _offline_reservation(snap, t, prev, mem)
     room = np.where(in_group, np.maximum(0.0, budget.room - reserve), 0.0)
-    any_offline = bool((~online).any())
+    any_offline = bool(np.count_nonzero(~online))
     zero_all = any_offline and g.offline_strategy is OfflineStrategy.ZERO
     minimise = any_offline and g.offline_strategy is OfflineStrategy.MINIMISE
 
@@ -142,7 +142,7 @@ def allocate(snap: Snapshot, previous: EngineState | None = None) -> Allocation:
     in_welcome = able & ((now - mem["welcomed_at_s"]) < welcome.WELCOME_S) & (
         running | np.isnan(mem["paused_at_s"]))  # NaN compares False
     lender = able & ~running & ((now - mem["lent_at_s"]) < welcome.LENDER_GIVE_UP_S)
-    lender_out = bool(lender.any())
+    lender_out = bool(np.count_nonzero(lender))
     borrower_done = running & ~in_welcome & ~np.isnan(mem["borrowed_at_s"]) & lender_out
     adm = admission.admit(
         admission.Candidates(
@@ -178,11 +178,10 @@ def allocate(snap: Snapshot, previous: EngineState | None = None) -> Allocation:
     )
     x = fill.current_a
     on = adm.admitted
-    reason[on] = np.select(
-        [fill.limiter[on] == waterfill.BY_PHASE, fill.limiter[on] == waterfill.BY_CHARGER],
-        [_CODE[Reason.PHASE_LIMIT], _CODE[Reason.CHARGER_LIMIT]],
-        cap_reason[on],
-    )
+    limiter = fill.limiter[on]
+    reason[on] = np.where(limiter == waterfill.BY_PHASE, _CODE[Reason.PHASE_LIMIT],
+                          np.where(limiter == waterfill.BY_CHARGER, _CODE[Reason.CHARGER_LIMIT],
+                                   cap_reason[on]))
     phase_of[on] = fill.phase[on]
 
     # Rule 4: dynamics.
@@ -284,7 +283,7 @@ def _offline_reservation(snap: Snapshot, t: ConnectorTable, prev: FloatArray,
     """Rule 1: per site phase, what offline chargers may draw without us: the last
     grant (or a held decrease) until it has had time to take effect, else fail-safe."""
     off = ~t.online
-    if not off.any():
+    if not np.count_nonzero(off):
         return np.zeros(3)
     g = snap.group
     failsafe = np.where(t.max_a >= MIN_CURRENT_A, g.failsafe_current_a, 0.0)
@@ -326,7 +325,7 @@ def _dynamics(snap: Snapshot, t: ConnectorTable, x: FloatArray, prev: FloatArray
     following = t.online & (now < mem["decreased_at_s"] + FOLLOW_LIMIT_S)  # NaN: False
     committed = np.maximum(committed, np.where(following, t.draw_a, 0.0))
     over = committed @ t.loads - room
-    if (over > _SUM_TOL_A).any() and inc.any():
+    if np.count_nonzero(over > _SUM_TOL_A) and np.count_nonzero(inc):
         inc_p = inc @ t.loads
         with np.errstate(divide="ignore", invalid="ignore"):
             f_p = np.where(over > _SUM_TOL_A, np.clip(1.0 - over / inc_p, 0.0, 1.0), 1.0)
@@ -350,7 +349,7 @@ def _remember(snap: Snapshot, t: ConnectorTable, mem: dict[str, FloatArray], x: 
     # borrowed one is remembered while it runs; a lender until it is back (or gives up).
     welcomed = np.where(np.isnan(mem["welcomed_at_s"]) & adm.admitted, now, mem["welcomed_at_s"])
     lent = np.where(adm.lent, now, np.where(x > 0, np.nan, mem["lent_at_s"]))
-    lender_out = bool((~np.isnan(lent) & wants & on).any())
+    lender_out = bool(np.count_nonzero(~np.isnan(lent) & wants & on))
     # Admitted, not only drawing: a guest held at 0 A while its lender's decrease settles
     # is still a guest, and yields to its lender when its WELCOME_S are up.
     keep = adm.admitted & (((now - mem["borrowed_at_s"]) < welcome.WELCOME_S) | lender_out)
@@ -387,8 +386,11 @@ def _remember(snap: Snapshot, t: ConnectorTable, mem: dict[str, FloatArray], x: 
     new["decreased_at_s"] = np.where(dec, now, mem["decreased_at_s"])
     new["hold_until_s"] = np.where(dec, now + g.settle_s,
                                    np.where(still, mem["hold_until_s"], np.nan))
-    columns = {name: np.where(on, col, mem[name]) for name, col in new.items()}
-    columns["lines_mask"], columns["lines_grew_at_s"] = lines.mask, lines.grew_at_s
+    if np.count_nonzero(on) == t.size:  # none offline: np.where(on, col, _) is col
+        columns = new
+    else:
+        columns = {name: np.where(on, col, mem[name]) for name, col in new.items()}
+        columns["lines_mask"], columns["lines_grew_at_s"] = lines.mask, lines.grew_at_s
     return EngineState(keys=t.keys, columns=columns)
 
 

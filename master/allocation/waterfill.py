@@ -68,7 +68,7 @@ def water_fill(
     paired = _paired(members, loads, partner)
     active = members.copy()
     for _ in range(4):  # one round per saturated phase, plus the last
-        if not active.any():
+        if not np.count_nonzero(active):
             break
         e, e_charger = _effective_caps(active, x, cap_a, cap_is_charger, paired, partner,
                                        charger_limit_a, w)
@@ -76,7 +76,7 @@ def water_fill(
         level, p_star = np.inf, -1
         for p in range(3):
             on_p = active & loads[:, p]
-            if on_p.any():
+            if np.count_nonzero(on_p):
                 lp = _saturation_level(e[on_p], float(room_a[p] - used[p]), w[on_p])
                 if lp < level:
                     level, p_star = lp, p

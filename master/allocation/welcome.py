@@ -50,7 +50,7 @@ def borrow(*, order: IntArray, new: BoolArray, may_lend: BoolArray, idle: BoolAr
     slot is already out, or no set of lenders makes it fit). Updates `rem`."""
     n = len(new)
     lent, borrowed = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
-    if lender_out or MAX_BORROWED < 1 or not (new & ~blocked).any():
+    if lender_out or MAX_BORROWED < 1 or not np.count_nonzero(new & ~blocked):
         return lent, borrowed
     first = order[(new & ~blocked)[order]]
     # Lenders: idle first, then the most energy this session, then row.
@@ -61,19 +61,19 @@ def borrow(*, order: IntArray, new: BoolArray, may_lend: BoolArray, idle: BoolAr
     for j in first:
         need = loads[j]
         short = need & (rem < MIN_CURRENT_A - _EPS)
-        if not short.any():
+        if not np.count_nonzero(short):
             continue  # fits already (the passes refused it for a charger pair): not ours
         freed = rem.copy()
         chosen = []
         for k in pref:
-            if not (loads[k] & short).any():
+            if not np.count_nonzero(loads[k] & short):
                 continue
             chosen.append(k)
             freed = freed + MIN_CURRENT_A * loads[k]
             short = need & (freed < MIN_CURRENT_A - _EPS)
-            if not short.any():
+            if not np.count_nonzero(short):
                 break
-        if short.any():
+        if np.count_nonzero(short):
             continue
         lent[chosen] = True
         borrowed[j] = True
