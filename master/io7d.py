@@ -13,10 +13,14 @@ The composition root of issue 13 (the one module that imports both agent and mas
    at the leader lease, the start-of-term hold from its start. When it stops leading, or
    its term changes, that master stops (its gRPC server closes: agents dial the new
    one). A leader that is not the CT holder runs in CT-lost mode (the fallback limit).
-4. A one-member group (scenario A's lone charger with a master of its own) has no
+4. Placement: the CT holder ([group] ct_charger) is the preferred leader: another leader
+   hands over to it once it is up and caught up (GroupRaft `preferred`); the new term
+   starts with its hold, so the hand-over never relies on the old leases.
+5. A one-member group (scenario A's lone charger with a master of its own) has no
    election: its master runs at once with a term from its term file, as io7-master does.
-5. Every leadership change is one log line and one security-log entry on the member that
-   takes or leaves the lead ("io7-02 leads group garage in term 7").
+6. Every leadership change is a log line on every member ("leader", with the term), and
+   on the member that takes or leaves the lead its master's security-log entries
+   (master started / stopped, with the term).
 """
 
 from __future__ import annotations
@@ -109,7 +113,8 @@ def _raft(config: Io7Config, loop: asyncio.AbstractEventLoop) -> GroupRaft:
                                     revocations=server_tls.crl.current)
     lease = LeaseSettings(lease_s=config.master.lease_ms / 1000.0, min_valid_s=MIN_VALID_S)
     return GroupRaft(config.charger_id, addresses, lease=lease, transport_class=transport,
-                     journal_path=str(config.agent.state_dir / "raft.journal"))
+                     journal_path=str(config.agent.state_dir / "raft.journal"),
+                     preferred=config.ct_charger)
 
 
 async def run(config: Io7Config, stop: asyncio.Event) -> None:

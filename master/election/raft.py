@@ -28,6 +28,13 @@ from pysyncobj import SyncObj, SyncObjConf, replicated  # type: ignore[import-un
 from master.election.lease import LeaderLease, LeaseSettings
 
 FAIL_SUCCESS = 0  # pysyncobj.FAIL_REASON.SUCCESS
+# Placement (the CT holder leads when it can): a leader that is not the preferred member
+# hands over after leading this long, pausing its probes for at most HANDOVER_S (the
+# target must have every entry: PySyncObj refuses a transfer otherwise), then retries
+# after RETRY_S if the target did not take over (its link may be up but silent).
+PREFER_AFTER_S = 5.0
+HANDOVER_S = 1.5
+RETRY_S = 20.0
 
 
 class _ReappliedEntries(logging.Filter):
@@ -81,7 +88,7 @@ class GroupRaft(SyncObj):  # type: ignore[misc]
 
     def __init__(self, member_id: str, members: Mapping[str, str], *, lease: LeaseSettings,
                  transport_class: type, timing: RaftTiming = RaftTiming(),
-                 journal_path: str | None = None) -> None:
+                 journal_path: str | None = None, preferred: str | None = None) -> None:
         if member_id not in members:
             raise ValueError(f"{member_id!r} is not among the group's members {sorted(members)}")
         self.member_id = member_id
@@ -98,6 +105,12 @@ class GroupRaft(SyncObj):  # type: ignore[misc]
         super().__init__(me, [a for c, a in members.items() if c != member_id], conf,
                          transportClass=transport_class)
         self.lease = LeaderLease(lease)
+        if preferred is not None and preferred not in members:
+            raise ValueError(f"preferred leader {preferred!r} is not a member")
+        self._preferred = None if preferred in (None, member_id) else members[preferred]
+        self._handover_until: float | None = None
+        self._next_handover_s = 0.0
+        self._transfer_sent = False
 
     @replicated  # type: ignore[untyped-decorator]
     def _probe(self) -> None:
@@ -109,7 +122,8 @@ class GroupRaft(SyncObj):  # type: ignore[misc]
         term: int = self.raftCurrentTerm
         leading: bool = self._isLeader()
         self.lease.on_leading(term if leading else None, now_s)
-        if self.lease.probe_due(now_s):
+        handing_over = self._hand_over(leading, now_s)
+        if not handing_over and self.lease.probe_due(now_s):
             def done(_result: Any, error: int, term: int = term, sent: float = now_s) -> None:
                 if error == FAIL_SUCCESS and self.raftCurrentTerm == term:
                     self.lease.on_committed(term, sent)
@@ -118,6 +132,30 @@ class GroupRaft(SyncObj):  # type: ignore[misc]
         leader_id = None if leader is None else self._by_address.get(leader.address)
         return ElectionView(member_id=self.member_id, term=term, leader_id=leader_id,
                             leading=leading, valid_for_s=self.lease.valid_for_s(now_s))
+
+    def _hand_over(self, leading: bool, now_s: float) -> bool:
+        """Placement: True while this leader pauses its probes to hand over to the
+        preferred member (the CT holder). Safety does not depend on it: the new leader
+        starts with the start-of-term hold whatever happens here."""
+        target = self._preferred
+        if not leading or target is None:
+            self._handover_until = None
+            return False
+        led = self.lease.led_since_s
+        if self._handover_until is None:
+            connected = self.getStatus().get(f"partner_node_status_server_{target}") == 2
+            if (led is None or now_s < led + PREFER_AFTER_S or now_s < self._next_handover_s
+                    or not connected):
+                return False
+            self._handover_until, self._transfer_sent = now_s + HANDOVER_S, False
+        if now_s >= self._handover_until:
+            self._handover_until, self._next_handover_s = None, now_s + RETRY_S
+            return False
+        if not self._transfer_sent:
+            def sent(_result: Any, error: int) -> None:
+                self._transfer_sent = error == FAIL_SUCCESS
+            self.transferLeadership(node=target, callback=sent)
+        return True
 
     def close(self) -> None:
         """Stop: the transport closes; PySyncObj's wake-up pipe is closed too (it leaks it)."""

@@ -8,13 +8,15 @@ agent.limits.LimitApplier with its lease and increase rules, agent.connector, hw
 that follow the pilot after their delay). A crashed member draws nothing and forgets all
 but its disk: its Raft journal and its agent's newest term seen.
 
-The schedule (a seed gives it all): 3-9 members, a per-phase limit, an offline strategy,
+Member 1 is the CT holder, the preferred leader (GroupRaft `preferred`). The schedule (a
+seed gives it all): 3-9 members, a per-phase limit, an offline strategy,
 and 1-5 faults: crash (and maybe restart), partition into two sides, one cut link, slow
 links (delays up to 0.8 s), each healed after a while. `run` checks at every check point
 (every 50 ms and after every Limits delivery) the invariant of issue 13: on every phase,
 the sum over all sockets of what each may draw now (its offer from whichever master it
 obeys, or its fail-safe) is within the limit; and that no agent ever goes back to an older
-term. At the end, with every fault healed, one member leads with a confirmed lease.
+term. At the end, with every fault healed, one member leads with a confirmed lease, and
+it is the CT holder if that one is up and the faults healed 15 s before the end.
 """
 
 from __future__ import annotations
@@ -167,7 +169,8 @@ class GroupModel:
         m.alive = True
         self.net.alive.add(m.spec.charger_id)
         m.raft = GroupRaft(m.spec.charger_id, self.addresses, lease=self.LEASE,
-                           transport_class=self._transport, journal_path=m.journal)
+                           transport_class=self._transport, journal_path=m.journal,
+                           preferred=self.s.ids[0])
         agent = SimAgent(m.spec, initial_failsafe_a=self.group.failsafe_current_a, now_s=now)
         agent.applier = LimitApplier((1, 2), m.spec.current_limit_a, {1: 32.0, 2: 32.0},
                                      initial_failsafe_a=self.group.failsafe_current_a,
@@ -376,6 +379,12 @@ class GroupModel:
         if len(leaders) != 1:
             raise InvariantBroken(f"end: {len(leaders)} confirmed leaders once healed; "
                                   f"{self._describe(self.clock.now_s)}")
+        ct_holder = self.members[self.s.ids[0]]
+        healed_at = max([f.at_s + (f.for_s or 0.0) for f in self.s.faults], default=0.0)
+        if (ct_holder.alive and healed_at < self.s.duration_s - 15.0
+                and leaders[0] is not ct_holder):
+            raise InvariantBroken(f"end: {leaders[0].spec.charger_id} leads, healed since "
+                                  f"{healed_at:g} s, not the CT holder {self.s.ids[0]}")
 
 
 def run_seed(seed: int) -> Outcome:

@@ -19,10 +19,11 @@ ADDRESSES = {cid: f"{cid}:4711" for cid in IDS}
 class Trio:
     """Three members on a virtual LAN, ticked every 50 ms."""
 
-    def __init__(self, tmp: Path | None, seed: int = 1) -> None:
+    def __init__(self, tmp: Path | None, seed: int = 1, preferred: str | None = None) -> None:
         self.clock, self.rng = Clock(), random.Random(seed)
         self.net = Net(self.clock, self.rng, (0.001, 0.01))
         self.tmp = tmp
+        self.preferred = preferred
         self.nodes: dict[str, GroupRaft] = {}
         self.views: dict[str, ElectionView] = {}
 
@@ -31,7 +32,7 @@ class Trio:
         journal = None if self.tmp is None else str(self.tmp / f"{cid}.journal")
         self.nodes[cid] = GroupRaft(cid, ADDRESSES, lease=LEASE,
                                     transport_class=transport_class(self.net),
-                                    journal_path=journal)
+                                    journal_path=journal, preferred=self.preferred)
 
     def stop(self, cid: str) -> None:
         self.net.alive.discard(cid)
@@ -119,6 +120,30 @@ def test_the_term_survives_a_restart_of_every_member_on_its_journal_file(tmp_pat
             trio.stop(cid)
 
 
+def test_leadership_moves_to_the_ct_holder_and_back_after_it_was_down() -> None:
+    trio = Trio(None, seed=5, preferred="io7-01")
+    with virtual_pysyncobj(trio.clock, trio.rng):
+        trio.start("io7-02")
+        trio.start("io7-03")
+        trio.run(3.0)
+        (first,) = trio.leaders()
+        first_term = trio.views[first].term
+        assert first != "io7-01"  # the CT holder is not up yet
+        trio.start("io7-01")
+        trio.run(12.0)  # PREFER_AFTER_S, then the hand-over
+        assert trio.leaders() == ["io7-01"]
+        assert trio.views["io7-01"].term > first_term  # a new term: its own start hold
+        trio.stop("io7-01")
+        trio.run(4.0)
+        (other,) = trio.leaders()
+        assert other != "io7-01"
+        trio.start("io7-01")
+        trio.run(12.0)
+        assert trio.leaders() == ["io7-01"]
+        for cid in list(trio.nodes):
+            trio.stop(cid)
+
+
 def test_members_that_cannot_form_a_group_are_refused() -> None:
     net = Net(Clock(), random.Random(1), (0.001, 0.01))
     with pytest.raises(ValueError, match="not among the group's members"):
@@ -126,3 +151,6 @@ def test_members_that_cannot_form_a_group_are_refused() -> None:
     with pytest.raises(ValueError, match="share one address"):
         GroupRaft("io7-01", {"io7-01": "a:1", "io7-02": "a:1"}, lease=LEASE,
                   transport_class=transport_class(net))
+    with pytest.raises(ValueError, match="preferred leader"):
+        GroupRaft("io7-01", ADDRESSES, lease=LEASE, transport_class=transport_class(net),
+                  preferred="io7-07")
