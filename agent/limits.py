@@ -57,6 +57,7 @@ CHARGER_LIMIT_RANGE_A = (6.0, 63.0)  # manual 6.3: Charger Current Limit [6-63 A
 DEFAULT_INCREASE_INTERVAL_S = 5.0  # architecture.md, time and rates
 _DA_PER_A = 10  # work in 0.1 A steps (architecture: round down to 0.1 A)
 _MIN_DA = round(MIN_CURRENT_A * _DA_PER_A)
+_STEPS_MEMO = 1024  # values remembered by LimitApplier._steps (0-80 A in 0.1 A: 801)
 
 
 class OfferSource(enum.Enum):
@@ -104,6 +105,8 @@ class MasterLimits:
     currents_a: Mapping[int, float]
 
     def __post_init__(self) -> None:
+        if self._plausible():
+            return
         for name in ("term", "cycle"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -121,6 +124,29 @@ class MasterLimits:
         except ValueError as exc:
             raise InvalidLimitsError(str(exc)) from exc
         object.__setattr__(self, "currents_a", MappingProxyType(currents))
+
+    def _plausible(self) -> bool:
+        """True when the checks of `__post_init__` would pass, as comparisons of exact
+        types in one pass (an agent takes one of these a second, a simulated day 10^6):
+        then `currents_a` is frozen as it came, as those checks would have kept it. Any
+        other value returns False and goes through the checks that word the refusal."""
+        t, c, v, f = self.term, self.cycle, self.valid_for_s, self.failsafe_current_a
+        if not (type(t) is int and type(c) is int and t >= 0 and c >= 0
+                and type(v) in _NUMBER_TYPES and 0.0 < v <= MAX_LEASE_S
+                and type(f) in _NUMBER_TYPES
+                and (f == 0.0 or MIN_CURRENT_A <= f <= MAX_CURRENT_A)):
+            return False
+        currents: dict[int, float] = {}
+        for cid, amps in self.currents_a.items():
+            if not (type(cid) is int and cid >= 1 and type(amps) is float
+                    and 0.0 <= amps <= MAX_CURRENT_A):
+                return False
+            currents[cid] = amps
+        object.__setattr__(self, "currents_a", MappingProxyType(currents))
+        return True
+
+
+_NUMBER_TYPES = (int, float)  # exact types only: bool and numpy scalars take the checks
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -228,6 +254,7 @@ class LimitApplier:
         self._offered_da: dict[int, int] = dict.fromkeys(ids, 0)
         self._last_increase_s: dict[int, float | None] = dict.fromkeys(ids)
         self._last_now_s = -math.inf
+        self._steps_of: dict[float, int] = {}  # floor_to_step_da's answers (`_steps`)
 
     # -- inputs --------------------------------------------------------------------------
 
@@ -316,7 +343,7 @@ class LimitApplier:
         for cid in self._ids:
             targets[cid] = self._target_da(cid, lease)
         shares = split_fairly({c: t[0] for c, t in targets.items()},
-                              floor_to_step_da(self.charger_limit_a))
+                              self._steps(self.charger_limit_a))
         decisions: dict[int, OfferDecision] = {}
         for cid, (target, source) in targets.items():
             if shares[cid] < target:
@@ -349,15 +376,26 @@ class LimitApplier:
             amps, source = self._failsafe_a, OfferSource.FAILSAFE
         # The lowest; at a tie the first in this order (master or fail-safe, charger
         # limit, hard max, local).
-        for bound, why in ((self.charger_limit_a, OfferSource.CHARGER_LIMIT),
-                           (self._hard_max_a[cid], OfferSource.HARD_MAX),
-                           (self._local_a[cid], OfferSource.LOCAL)):
-            if bound is not None and bound < amps:
-                amps, source = bound, why
-        steps = floor_to_step_da(amps)
+        limit, hard, local = self.charger_limit_a, self._hard_max_a[cid], self._local_a[cid]
+        if limit < amps:
+            amps, source = limit, OfferSource.CHARGER_LIMIT
+        if hard < amps:
+            amps, source = hard, OfferSource.HARD_MAX
+        if local is not None and local < amps:
+            amps, source = local, OfferSource.LOCAL
+        steps = self._steps(amps)
         if 0 < steps < _MIN_DA:
             return 0, OfferSource.BELOW_MINIMUM
         return steps, source
+
+    def _steps(self, amps: float) -> int:
+        """floor_to_step_da, remembered per value: an agent meets a few dozen values."""
+        steps = self._steps_of.get(amps)
+        if steps is None:
+            if len(self._steps_of) >= _STEPS_MEMO:
+                self._steps_of.clear()
+            steps = self._steps_of[amps] = floor_to_step_da(amps)
+        return steps
 
     # -- accessors ------------------------------------------------------------------------
 
