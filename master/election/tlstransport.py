@@ -4,7 +4,7 @@ GroupRaft (raft.py) is ticked from io7d's event loop, so this transport lives on
 too, without threads: PySyncObj calls `send` from inside `tick`, and the loop's reader
 tasks hand it what arrives between ticks (as tests/election/vnet.py does in virtual time).
 
-1. Links. Every member listens on its own `[group.members]` address and dials each other
+1. Links. Every member listens on its own Raft address (from `[group.members]`) and dials each other
    member once. That outgoing connection carries its messages to that member; the
    member's own outgoing connection carries its messages back (PySyncObj's stock TCP
    transport pairs nodes the same way). `_onNodeConnected` / `_onNodeDisconnected` follow
@@ -13,7 +13,8 @@ tasks hand it what arrives between ticks (as tests/election/vnet.py does in virt
    site CA trusted (the PEM of TlsMaterial, never the system's roots). The dialler checks
    the server against `server_name(site)`, as every client of the project does
    (protos/tls.py rule 2). The server side runs the handshake itself (`start_tls`) so
-   that a refused one is logged: asyncio's own server drops it silently.
+   that a refused one is logged: asyncio's own server drops it silently. The contexts
+   and the peer check are in peertls.py.
 3. Who. After the handshake the peer's certificate must name a charger of this site that
    is a member of the group (and, when dialled, the member we dialled) and is not on the
    CRL (protos/revocation.py's list, checked here as the gRPC services check it per
@@ -31,23 +32,26 @@ tasks hand it what arrives between ticks (as tests/election/vnet.py does in virt
 from __future__ import annotations
 
 import asyncio
-import enum
-import errno
-import socket
 import ssl
 import struct
-from collections.abc import Callable, Collection, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from cryptography import x509
 from pysyncobj.transport import Transport  # type: ignore[import-untyped]
 
 from hw.securitylog import SecurityLog
 from master.election.codec import MAX_MESSAGE_BYTES, BadRaftMessage, decode, encode
 from master.election.flow import AppendWindow
-from master.errors import MasterError
-from protos.identity import IdentityError, Kind, charger, expect_site, identity_from_certificate
+from master.election.peertls import (
+    RaftBindError,
+    SecurityKind,
+    check_peer,
+    client_context,
+    listen,
+    server_context,
+)
+from protos.identity import charger
 from protos.identity import server_name as site_server_name
 from protos.revocation import PeerRefused, RevocationList
 from protos.tls import TlsFiles, TlsMaterial
@@ -61,82 +65,6 @@ MAX_PENDING_HANDSHAKES = 16  # unauthenticated connections at once: a flood wait
 MAX_QUEUED_BYTES = 256 * 1024  # ~4000 heartbeats (~60 B each): a member not reading
 
 
-class SecurityKind(enum.StrEnum):
-    """Security log kinds; the handshake ones are master.audit.Kind's for gRPC's."""
-
-    HANDSHAKE_REFUSED = "handshake_refused"
-    HANDSHAKE_ABANDONED = "handshake_abandoned"
-    RAFT_PEER_REFUSED = "raft_peer_refused"  # rule 3
-    RAFT_MESSAGE_REFUSED = "raft_message_refused"  # rule 4
-
-
-class RaftBindError(MasterError):
-    """This charger cannot listen on its Raft address; the message says what to change."""
-
-
-def server_context(material: TlsMaterial, files: TlsFiles) -> ssl.SSLContext:
-    """Rule 2, the listening side: a client certificate of the site CA required."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.verify_mode = ssl.CERT_REQUIRED
-    ctx.load_verify_locations(cadata=material.ca_pem.decode("ascii"))
-    ctx.load_cert_chain(files.cert, files.key)  # ssl takes the key from a file only
-    return ctx
-
-
-def client_context(material: TlsMaterial, files: TlsFiles) -> ssl.SSLContext:
-    """Rule 2, the dialling side: site CA only, the server checked against
-    `server_name(site)` (pass it as server_hostname), our certificate presented."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # check_hostname, CERT_REQUIRED
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_verify_locations(cadata=material.ca_pem.decode("ascii"))
-    ctx.load_cert_chain(files.cert, files.key)
-    return ctx
-
-
-def check_peer(der: bytes | None, *, site: str, members: Collection[str], me: str,
-               expected: str | None, crl: RevocationList) -> str:
-    """The member id that a handshaken peer's certificate (DER) names (rule 3). Raises
-    PeerRefused with one line for the security log."""
-    if not der:
-        raise PeerRefused("the peer presented no certificate")
-    try:
-        cert = x509.load_der_x509_certificate(der)
-        identity = expect_site(identity_from_certificate(cert), site)
-    except (ValueError, IdentityError) as e:  # IdentityError is a ValueError too
-        raise PeerRefused(str(e)) from None
-    if crl.revoked(cert):
-        raise PeerRefused(f"{identity}: certificate {cert.serial_number:x} is revoked")
-    if identity.kind is not Kind.CHARGER:
-        raise PeerRefused(f"{identity} is not a charger: only members speak Raft")
-    if identity.name == me or identity.name not in members:
-        raise PeerRefused(f"{identity} is not another member of this group "
-                          f"({', '.join(sorted(members))})")
-    if expected is not None and identity.name != expected:
-        raise PeerRefused(f"{identity} answered at the address of member {expected}")
-    return identity.name
-
-
-def listen(address: str, member_id: str) -> socket.socket:
-    """A listening socket on `address` ("host:port"). Raises RaftBindError: a taken port
-    is refused (SO_REUSEADDR only, never SO_REUSEPORT)."""
-    host, _, port_text = address.rpartition(":")
-    host, port = host.strip("[]"), int(port_text)
-    where = f'[group.members] "{member_id}" = "{address}"'
-    try:
-        return socket.create_server((host, port), reuse_port=False)
-    except OSError as e:
-        if e.errno == errno.EADDRINUSE:
-            raise RaftBindError(f"cannot listen for the group's election on {address}: port "
-                                f"{port} is taken by another process; stop it, or give this "
-                                f"charger another port in {where} on every member") from None
-        if e.errno == errno.EADDRNOTAVAIL:
-            raise RaftBindError(f"cannot listen on {address}: {host} is not an address of "
-                                f"this charger; fix {where} on every member") from None
-        raise RaftBindError(f"cannot listen on {address} ({e.strerror}): check {where}"
-                            ) from None
-
-
 @dataclass(frozen=True, slots=True)
 class TransportSetup:
     """What PySyncObj cannot pass to the transport it constructs itself."""
@@ -148,16 +76,20 @@ class TransportSetup:
     log: Any  # a structlog logger
     security: SecurityLog | None
     revocations: Callable[[], RevocationList]  # e.g. CrlFile(...).current
+    bind_hint: str | None  # the config key that sets this charger's address (RaftBindError)
 
 
 def tls_transport_class(material: TlsMaterial, files: TlsFiles, members: Mapping[str, str],
                         loop: asyncio.AbstractEventLoop, log: Any, *,
                         security: SecurityLog | None = None,
                         revocations: Callable[[], RevocationList] = RevocationList.empty,
-                        ) -> type[TlsTransport]:
+                        bind_hint: str | None = None) -> type[TlsTransport]:
     """A TlsTransport class bound to this charger's TLS files and group (PySyncObj
-    constructs it with (syncObj, selfNode, otherNodes)); pass it to GroupRaft."""
-    setup = TransportSetup(material, files, dict(members), loop, log, security, revocations)
+    constructs it with (syncObj, selfNode, otherNodes)); pass it to GroupRaft, whose
+    constructor raises RaftBindError when this charger's address cannot be listened on
+    (`bind_hint` names the config key that sets it, if not `[group.members] "ID"`)."""
+    setup = TransportSetup(material, files, dict(members), loop, log, security, revocations,
+                           bind_hint)
 
     class Bound(TlsTransport):
         SETUP = setup
@@ -187,9 +119,10 @@ class TlsTransport(Transport):  # type: ignore[misc]
         self.log = s.log.bind(me=self.me)
         self.window = AppendWindow()
         self.sent_bytes = self.received_bytes = 0  # frames with their headers
+        self.sent_frames = 0  # one TLS record each (+22 B with TLS 1.3's AES-GCM)
         self._server_ctx = server_context(s.material, s.files)
         self._client_ctx = client_context(s.material, s.files)
-        self._sock = listen(selfNode.address, self.me)
+        self._sock = listen(selfNode.address, self.me, s.bind_hint)
         self._server: asyncio.Server | None = None
         self._outgoing: dict[str, asyncio.StreamWriter] = {}
         self._incoming: dict[str, asyncio.StreamWriter] = {}
@@ -222,6 +155,7 @@ class TlsTransport(Transport):  # type: ignore[misc]
             return True
         writer.write(HEADER.pack(len(data)) + data)
         self.sent_bytes += HEADER.size + len(data)
+        self.sent_frames += 1
         return True
 
     def destroy(self) -> None:

@@ -13,10 +13,12 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import pytest
 import structlog
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from hw.securitylog import SecurityEvent, SecurityLog
 from master.election.codec import MAX_MESSAGE_BYTES, encode
@@ -26,12 +28,14 @@ from master.election.tlstransport import (
     HEADER,
     RaftBindError,
     TlsTransport,
+    check_peer,
     client_context,
+    listen,
     tls_transport_class,
 )
 from master.pki import Pki
 from protos.identity import Kind, Role, server_name
-from protos.revocation import RevocationList
+from protos.revocation import PeerRefused, RevocationList
 from protos.tls import TlsFiles, load_tls
 from tests.tlssupport import make_site
 
@@ -289,3 +293,35 @@ async def test_a_revoked_member_is_refused_both_ways(group: Group, sites: Sites)
     assert {e.detail for e in group.events("io7-01", "raft_peer_refused")} == {revoked}
     assert group.transport("io7-01").linked_to() == {"io7-02"}
     assert group.transport("io7-01").linked_from() == {"io7-02"}
+
+
+@pytest.mark.parametrize(("row", "name", "kind", "expected", "outcome"), [
+    ("a member", "io7-02", Kind.CHARGER, None, "io7-02"),
+    ("the member dialled", "io7-02", Kind.CHARGER, "io7-02", "io7-02"),
+    ("another member than dialled", "io7-03", Kind.CHARGER, "io7-02",
+     "io7://garage/charger/io7-03 answered at the address of member io7-02"),
+    ("this charger's own certificate", "io7-01", Kind.CHARGER, None,
+     "io7://garage/charger/io7-01 is not another member of this group "
+     "(io7-01, io7-02, io7-03)"),
+    ("an operator", "alice", Kind.OPERATOR, None,
+     "io7://garage/operator/alice?role=installer is not a charger: only members speak Raft"),
+])
+def test_check_peer(sites: Sites, row: str, name: str, kind: Kind, expected: str | None,
+                    outcome: str) -> None:
+    der = load_tls(files_of(sites.ours, kind, name)).cert.public_bytes(Encoding.DER)
+    check = partial(check_peer, der, members=IDS, me="io7-01", expected=expected,
+                    crl=NO_REVOCATIONS)
+    if outcome in IDS:
+        assert check(site="garage") == outcome, row
+    else:
+        with pytest.raises(PeerRefused) as refused:
+            check(site="garage")
+        assert refused.value.reason == outcome, row
+    with pytest.raises(PeerRefused, match="belongs to site 'garage', not 'depot'"):
+        check(site="depot")
+
+
+def test_an_address_of_another_host_is_refused_with_the_key_to_change() -> None:
+    with pytest.raises(RaftBindError, match=r"192\.0\.2\.7 is not an address of this "
+                       r"charger; fix \[group\.members\] \"io7-01\" \(port \+ 1\)"):
+        listen("192.0.2.7:4712", "io7-01", '[group.members] "io7-01" (port + 1)')
