@@ -40,6 +40,7 @@ import structlog
 from agent.link import link_tls
 from agent.service import Agent
 from hw.logconfig import configure_logging
+from hw.securitylog import SecurityLog
 from master.election.lease import LeaseSettings
 from master.election.raft import ElectionView, GroupRaft
 from master.election.tlstransport import tls_transport_class
@@ -102,7 +103,8 @@ class Candidate:
         self.term = None
 
 
-def _raft(config: Io7Config, loop: asyncio.AbstractEventLoop) -> GroupRaft:
+def _raft(config: Io7Config, loop: asyncio.AbstractEventLoop,
+          security: SecurityLog) -> GroupRaft:
     tls = config.master.tls
     if tls is None:  # io7dconfig refuses plaintext for groups of several members
         raise ConfigError(file=config.file, key="tls.dir", problem="the election needs TLS")
@@ -110,7 +112,9 @@ def _raft(config: Io7Config, loop: asyncio.AbstractEventLoop) -> GroupRaft:
     addresses = {cid: config.raft_address(cid) for cid in config.members}
     transport = tls_transport_class(server_tls.material, TlsFiles.in_folder(tls.dir),
                                     addresses, loop, log.bind(charger_id=config.charger_id),
-                                    revocations=server_tls.crl.current)
+                                    security=security, revocations=server_tls.crl.current,
+                                    bind_hint=f'the port after [group.members] '
+                                    f'"{config.charger_id}" in {config.file}')
     lease = LeaseSettings(lease_s=config.master.lease_ms / 1000.0, min_valid_s=MIN_VALID_S)
     return GroupRaft(config.charger_id, addresses, lease=lease, transport_class=transport,
                      journal_path=str(config.agent.state_dir / "raft.journal"),
@@ -121,7 +125,6 @@ async def run(config: Io7Config, stop: asyncio.Event) -> None:
     """Rules 1-5 until `stop` is set."""
     config.agent.state_dir.mkdir(parents=True, exist_ok=True)
     lone = len(config.members) == 1
-    raft = None if lone else _raft(config, asyncio.get_running_loop())
     view: ElectionView | None = None
 
     def leader_address() -> str | None:
@@ -134,6 +137,8 @@ async def run(config: Io7Config, stop: asyncio.Event) -> None:
     agent = Agent(config.agent, master_address=leader_address,
                   tls=link_tls(config.agent, now=datetime.now(UTC),
                                master_address=config.members[config.charger_id]))
+    # the Raft link's refusals go to this charger's security log (the agent's)
+    raft = None if lone else _raft(config, asyncio.get_running_loop(), agent.audit.log)
     candidate = Candidate(config, raft)
     agent_task = asyncio.create_task(agent.run(stop), name="agent")
     try:
@@ -159,6 +164,7 @@ async def run(config: Io7Config, stop: asyncio.Event) -> None:
         await agent_task
         if raft is not None:
             raft.close()
+            await raft.transport.wait_closed()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,7 +34,7 @@ FAIL_SUCCESS = 0  # pysyncobj.FAIL_REASON.SUCCESS
 # after RETRY_S if the target did not take over (its link may be up but silent).
 PREFER_AFTER_S = 5.0
 HANDOVER_S = 1.5
-RETRY_S = 20.0
+RETRY_S = 10.0
 
 
 class _ReappliedEntries(logging.Filter):
@@ -156,6 +156,11 @@ class GroupRaft(SyncObj):  # type: ignore[misc]
                 self._transfer_sent = error == FAIL_SUCCESS
             self.transferLeadership(node=target, callback=sent)
         return True
+
+    @property
+    def transport(self) -> Any:
+        """The transport PySyncObj built (tlstransport.TlsTransport in io7d)."""
+        return self._SyncObj__transport
 
     def close(self) -> None:
         """Stop: the transport closes; PySyncObj's wake-up pipe is closed too (it leaks it)."""
