@@ -232,9 +232,11 @@ class Agent:
             seen = (decision.current_a, decision.source, decision.lease_ok)
             if self.last_offer.get(cid) != seen:
                 self.last_offer[cid] = seen
+                # at_s: this host's monotonic clock, shared by every process and network
+                # namespace on it, so a checker can line up every charger's offers
                 self.log.info("offer", connector_id=cid, current_a=decision.current_a,
                               source=decision.source.value, lease_ok=decision.lease_ok,
-                              term=self.applier.term_applied)
+                              term=self.applier.term_applied, at_s=round(now, 3))
         for cid, sock in self.sockets.items():
             pilot, feedback, meter, faults = readings[cid]
             prep = prepared.get(cid)
