@@ -10,12 +10,12 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from tests.bench import agentrun, allocation, cluster, tlscost
+from tests.bench import agentrun, allocation, cluster, failover, tlscost
 
 # (chargers, sampled cycles): 1 s cycles, so 40-75 s per size with the start-of-term hold
 # and the load step. 200 and 500 over TLS serve the TLS cost table too (>= 60 cycles).
 SIZES = ((10, 30), (50, 30), (200, tlscost.CYCLES), (500, tlscost.CYCLES))
-PARTS = ("allocation", "cluster", "tls-cost")
+PARTS = ("allocation", "cluster", "tls-cost", "failover")
 CYCLE_SLACK_S = 0.1  # "keeps a 1 s cycle": no interval longer than 1.1 s
 AGENT_RUNS = 3
 
@@ -41,6 +41,11 @@ def main(argv: list[str] | None = None) -> None:
     if only in (None, "tls-cost"):
         print()
         tlscost.tables(done)
+    if only in (None, "failover"):
+        print()
+        print("## Failover of the elected master (io7d, issue 13)")
+        print()
+        failover.main([])
 
 
 def cluster_tables() -> dict[int, cluster.ScaleResult]:
