@@ -9,6 +9,11 @@
     io7ctl --master ... security-log [-n N] [--json]
     io7ctl --pki-dir ~/io7/operators/alice ...   # mutual TLS (master/ctltls.py)
 
+A group of io7d (one per charger, issue 13) has its master wherever it was elected:
+io7ctl asks the members the run file lists in turn and uses the first whose master
+answers (the others refuse the connection: they do not lead). When none answers, the
+group has no master now (an election in progress, or no majority of its chargers up).
+
 `status` answers "is everyone online, is the connection safe, why is my car slow?": per
 phase the limit, CT reading, other load, reservations for offline members, what is
 available and what is allocated; per connector its state, offer, measured draw and the
@@ -24,7 +29,6 @@ import asyncio
 import json
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,20 +36,31 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 
 from master import ctltls, runfile
+from master.ctlfind import (
+    DEFAULT_MASTER,
+    ENV_MASTER,
+    OK,
+    REFUSED,
+    USAGE,
+    CtlError,
+    Target,
+    explain,
+    leaderless,
+    next_member,
+    targets,
+)
 from protos.io7.cluster.v1 import cluster_pb2 as pb
 from protos.io7.cluster.v1 import cluster_pb2_grpc as pb_grpc
 from protos.tls import TlsMaterial
 
 DEADLINE_S = 5.0
-DEFAULT_MASTER = "127.0.0.1:50051"  # a master on this host, deploy/'s port
-ENV_MASTER = "IO7CTL_MASTER"
-OK, REFUSED, USAGE, UNREACHABLE = 0, 1, 2, 3  # argparse's own errors exit 2 too
 EPILOG = f"""where the master is (the first that applies):
   {"--master HOST:PORT":20} that master
   {"$" + ENV_MASTER:20} HOST:PORT, when --master is not given
-  {runfile.RUN_FILE!s:20} make run's masters, looked for in this folder and its
-  {"":20} parents; with several (scenario C) status shows them all and
-  {"":20} the other commands need --group NAME
+  {runfile.RUN_FILE!s:20} make run's groups, looked for in this folder and its
+  {"":20} parents: each group's members are asked in turn, the elected
+  {"":20} master answers; with several groups (scenario C) status shows
+  {"":20} them all and the other commands need --group NAME
   {DEFAULT_MASTER:20} otherwise: a master on this host
 
 your certificate (mutual TLS): --pki-dir DIR, else --ca/--cert/--key, else make run's
@@ -57,92 +72,12 @@ no --group); 3 no master answers (not running, not reachable, make run's car par
 stopped) or the TLS handshake failed (it says which certificate to check)"""
 
 
-class CtlError(Exception):
-    """One line for stderr and the exit code that goes with it."""
+class StreamBroken(Exception):
+    """A watch that had printed updates lost its master: not a reason to ask another."""
 
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """A master to ask, and where its address came from (said in messages)."""
-
-    address: str
-    source: str
-
-
-def check_address(address: str, where: str) -> str:
-    """`address` if it is host:port (IPv6 in brackets); else CtlError(USAGE) saying why."""
-    host, sep, port = address.rpartition(":")
-    if not sep or not port or address.endswith("]"):
-        problem = "has no port"
-    elif not host:
-        problem = "has no host"
-    elif any(c.isspace() for c in host) or (":" in host and not (
-            host.startswith("[") and host.endswith("]"))):
-        problem = "is not a host and port (an IPv6 address goes in brackets: [::1]:50051)"
-    elif not port.isdigit() or not 1 <= int(port) <= 65535:
-        problem = "needs a port 1-65535"
-    else:
-        return address
-    raise CtlError(USAGE, f"{where} {address!r} {problem}: give host:port, e.g. "
-                          f"{DEFAULT_MASTER}")
-
-
-def targets(args: argparse.Namespace, cwd: Path, env: dict[str, str] | os._Environ[str]
-            ) -> list[Target]:
-    """The masters this command goes to, by the order EPILOG states. Raises CtlError."""
-    explicit = [(args.master, "--master"), (env.get(ENV_MASTER), f"${ENV_MASTER}")]
-    for address, where in explicit:
-        if address:
-            if args.group:
-                raise CtlError(USAGE, f"give {where} or --group, not both: --group picks "
-                                      f"one of make run's masters ({runfile.RUN_FILE})")
-            return [Target(check_address(address, where), where)]
-    path = runfile.find(cwd)
-    if path is None:
-        if args.group:
-            raise CtlError(USAGE, f"--group {args.group}: no {runfile.RUN_FILE} here or in "
-                                  "a parent folder: run io7ctl where make run runs, or give "
-                                  "--master HOST:PORT")
-        return [Target(DEFAULT_MASTER, f"the default: no --master, ${ENV_MASTER} or "
-                                       f"{runfile.RUN_FILE} here")]
-    try:
-        park = runfile.read(path)
-    except runfile.RunFileError as err:
-        raise CtlError(UNREACHABLE, str(err)) from err
-    masters = list(park.masters)
-    if not masters:
-        raise CtlError(UNREACHABLE, f"{path}: this car park (scenario {park.scenario}) runs "
-                                    f"no master (agent-only mode): its log is in {park.logs}")
-    if args.group:
-        masters = [m for m in masters if m.group == args.group]
-        if not masters:
-            raise CtlError(USAGE, f"--group {args.group!r} is not one of make run's groups "
-                                  f"{[m.group for m in park.masters]} ({path})")
-    if len(masters) > 1 and args.command != "status":
-        listed = ", ".join(f"{m.group} at {m.address}" for m in masters)
-        raise CtlError(USAGE, f"{path} lists {len(masters)} masters ({listed}): choose one "
-                              "with --group NAME, or --master HOST:PORT")
-    return [Target(m.address, f"group {m.group} in {path}") for m in masters]
-
-
-def explain(err: grpc.aio.AioRpcError, target: Target, command: str,
-            tls_source: str = ctltls.NO_CERTIFICATE) -> CtlError:
-    """A gRPC failure as one line: nobody answers or the TLS handshake failed (3), or
-    the master said no (1), with its reason (e.g. a viewer's role)."""
-    hint = ctltls.unavailable_hint(err.details() or "", tls_source)
-    if err.code() is grpc.StatusCode.UNAVAILABLE and hint:
-        return CtlError(UNREACHABLE, f"no TLS session with {target.address}: {hint}")
-    if err.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-        return CtlError(UNREACHABLE, f"no master answers at {target.address}: is io7-master "
-                                     f"running? (address from {target.source}; make run "
-                                     f"writes its masters' addresses to {runfile.RUN_FILE})")
-    details = " ".join((err.details() or "").split())
-    return CtlError(REFUSED, f"the master at {target.address} refused {command}: "
-                             f"{err.code().name}: {details}")
+    def __init__(self, err: grpc.aio.AioRpcError) -> None:
+        super().__init__(str(err))
+        self.err = err
 
 
 def _name(enum: Any, value: int, prefix: str) -> str:
@@ -281,9 +216,26 @@ def _dump(msg: Any) -> str:
                                     always_print_fields_with_no_presence=True))
 
 
-async def _run(args: argparse.Namespace, target: Target, tls: TlsMaterial | None) -> int:
-    head = f"master at {target.address}\n"  # so the operator can name it with --master
-    async with ctltls.open_channel(target.address, tls) as channel:
+async def _ask(args: argparse.Namespace, target: Target, tls: TlsMaterial | None,
+               tls_source: str) -> int:
+    """The command at the first of the target's addresses whose master answers.
+    Raises CtlError when none does, or when one refuses."""
+    errors: list[tuple[str, grpc.aio.AioRpcError]] = []
+    for address in target.addresses:
+        try:
+            return await _run(args, address, tls)
+        except StreamBroken as broken:
+            raise explain(broken.err, address, target, args.command, tls_source) from None
+        except grpc.aio.AioRpcError as err:
+            if not next_member(err, args.command):
+                raise explain(err, address, target, args.command, tls_source) from None
+            errors.append((address, err))
+    raise leaderless(target, errors, args.command, tls_source)
+
+
+async def _run(args: argparse.Namespace, address: str, tls: TlsMaterial | None) -> int:
+    head = f"master at {address}\n"  # so the operator can name it with --master
+    async with ctltls.open_channel(address, tls) as channel:
         admin = pb_grpc.GroupAdminStub(channel)  # type: ignore[no-untyped-call]
         if args.command == "status":
             status = await admin.GetStatus(pb.GetStatusRequest(), timeout=DEADLINE_S)
@@ -291,14 +243,19 @@ async def _run(args: argparse.Namespace, target: Target, tls: TlsMaterial | None
         elif args.command == "watch":
             n = 0
             request = pb.WatchStatusRequest(min_interval_ms=args.interval_ms)
-            async for status in admin.WatchStatus(request):
-                if args.json:
-                    print(_dump(status), flush=True)
-                else:
-                    print("\x1b[2J\x1b[H" + head + render(status), flush=True)
-                n += 1
-                if args.count and n >= args.count:
-                    break
+            try:
+                async for status in admin.WatchStatus(request):
+                    if args.json:
+                        print(_dump(status), flush=True)
+                    else:
+                        print("\x1b[2J\x1b[H" + head + render(status), flush=True)
+                    n += 1
+                    if args.count and n >= args.count:
+                        break
+            except grpc.aio.AioRpcError as err:
+                if n:
+                    raise StreamBroken(err) from None
+                raise
         elif args.command == "rebuild":
             resp = await admin.RebuildGroup(
                 pb.RebuildGroupRequest(removed_charger_ids=args.removed), timeout=DEADLINE_S)
@@ -387,9 +344,8 @@ def main(argv: list[str] | None = None) -> int:
             if n and not args.json:
                 print()
             try:
-                worst = max(worst, asyncio.run(_run(args, target, tls)))
-            except grpc.aio.AioRpcError as err:  # status of several masters: say, go on
-                problem = explain(err, target, args.command, tls_source)
+                worst = max(worst, asyncio.run(_ask(args, target, tls, tls_source)))
+            except CtlError as problem:  # status of several groups: say, go on
                 print(f"io7ctl: {problem}", file=sys.stderr)
                 worst = max(worst, problem.code)
     except CtlError as err:

@@ -37,6 +37,19 @@ def write_run_file(folder: Path, masters: list[tuple[str, str]], pid: int | None
     return path
 
 
+def write_groups_file(folder: Path, groups: dict[str, list[str]]) -> Path:
+    """A run file as make run writes it with io7d (issue 13): every member's address."""
+    path = folder / runfile.RUN_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({
+        "pid": os.getpid(), "scenario": "B", "logs": str(folder),
+        "groups": [{"group": g, "members": [
+            {"charger_id": f"io7-{i + 1:02d}", "address": a} for i, a in enumerate(addresses)]}
+            for g, addresses in groups.items()],
+        "operator": str(operator_dir())}))
+    return path
+
+
 def one_line(stderr: str) -> str:
     lines = stderr.strip().splitlines()
     assert len(lines) == 1, stderr  # no traceback, no raw gRPC dump
@@ -102,6 +115,30 @@ def test_explicit_master_wins_over_env_and_run_file(
     assert json.loads(by_env.stdout)["group"] == "garage-L2"
     explicit = ctl("--master", two_masters[0][1], "status", "--json", cwd=tmp_path, env=env)
     assert json.loads(explicit.stdout)["group"] == "garage-L1"
+
+
+def test_a_groups_members_are_asked_in_turn_until_its_master_answers(
+        tmp_path: Path, two_masters: list[tuple[str, str]]) -> None:
+    """Only the elected member serves a master: the others refuse the connection."""
+    refusing = [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]
+    write_groups_file(tmp_path, {"garage-L1": [refusing[0], two_masters[0][1], refusing[1]]})
+    done = ctl("status", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"master at {two_masters[0][1]}" in done.stdout
+    assert "group garage-L1 " in done.stdout
+    changed = ctl("set-limit", "30", cwd=tmp_path)  # a change goes to the master too
+    assert changed.returncode == 0, changed.stderr
+    assert "30 A per phase (was 40 A" in changed.stdout
+
+
+def test_a_group_whose_members_all_refuse_has_no_master_now(tmp_path: Path) -> None:
+    addresses = [f"127.0.0.1:{free_port()}" for _ in range(3)]
+    write_groups_file(tmp_path, {"garage": addresses})
+    done = ctl("status", cwd=tmp_path)
+    assert done.returncode == 3
+    line = one_line(done.stderr)
+    assert "group garage has no master now" in line and "election" in line
+    assert all(a in line for a in addresses)
 
 
 def test_a_dead_address_is_one_line_and_exit_3(tmp_path: Path) -> None:
