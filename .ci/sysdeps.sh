@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # System packages the tests need beyond PyPI, installed once and idempotently:
 # iproute2 (`ip netns`: tests/e2e/test_slow_link.py puts master and agent in two network
-# namespaces). Without root or apt-get it says so and carries on: that test then skips with
+# namespaces) and ethtool (tests/e2e/test_io7d_netns.py turns veth offloads off so its
+# userspace frame relay forwards plain frames with correct checksums). Without root or apt-get it says so and carries on: that test then skips with
 # its reason, and everything else runs.
 set -u
 need=()
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v ethtool >/dev/null 2>&1 || need+=(ethtool)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     echo "sysdeps: missing ${need[*]} (not root or no apt-get): the tests that need it skip" >&2

@@ -39,7 +39,11 @@ SCHEMA: dict[str, dict[str, type]] = {
     "apply_command_response": {"request_id": _INT, "log_idx": _INT, "log_term": _INT,
                                "error": _INT},
     "timeout_now": {"term": _INT},
+    # ours, answered by the transport itself (prevote.py), never seen by PySyncObj
+    "pre_vote": {"term": _INT},
+    "pre_vote_reply": {"term": _INT, "granted": bool},
 }
+PREVOTE_TYPES = frozenset(("pre_vote", "pre_vote_reply"))
 OPTIONAL = {"append_entries": {"entries"}, "apply_command": {"request_id"},
             "apply_command_response": {"log_idx", "log_term", "error"}}
 

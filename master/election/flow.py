@@ -9,9 +9,13 @@ step back on each round: the follower never catches up, nothing commits, and no 
 is confirmed while a majority is up (found by tests/election's group model, seed 32).
 
 So the transport sends a follower the next append_entries only when the previous one was
-answered (next_node_idx) or `timeout_s` has passed (a lost message); the others are
-dropped, which Raft tolerates: the leader's next heartbeat is built from the corrected
-index and carries every entry from there.
+answered (next_node_idx) or `timeout_s` has passed (a lost message, or a slow link); the
+others are dropped, which Raft tolerates: the leader's next heartbeat is built from the
+corrected index and carries every entry from there. `timeout_s` (0.2 s, half the shortest
+election timeout) keeps a heartbeat reaching a follower behind a slow link often enough
+that it does not call an election: waiting for each answer there (one message per 0.6 s
+round trip at 300 ms each way) made such a member time out again and again, and each of
+its elections started a new term, that is a start-of-term hold for the whole group.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Any
 class AppendWindow:
     """Stop-and-wait per peer for append_entries; every other message passes."""
 
-    def __init__(self, timeout_s: float = 1.0) -> None:
+    def __init__(self, timeout_s: float = 0.2) -> None:
         if not timeout_s > 0.0:
             raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
         self.timeout_s = timeout_s

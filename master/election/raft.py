@@ -116,9 +116,20 @@ class GroupRaft(SyncObj):  # type: ignore[misc]
     def _probe(self) -> None:
         """An empty entry: committing it confirms the leadership (lease.py rule 2)."""
 
+    def _SyncObj__connectedToAnyone(self) -> bool:
+        """PySyncObj's election condition (its only caller), gated by PreVote
+        (prevote.py rule 3): connected to a peer AND a majority lost the leader too."""
+        connected: bool = SyncObj._SyncObj__connectedToAnyone(self)
+        prevote = getattr(self.transport, "prevote", None)
+        return connected and (prevote is None or prevote.may_campaign(self.transport.now()))
+
     def tick(self, now_s: float) -> ElectionView:
-        """Run PySyncObj's timers and handlers once, then the lease's rules."""
+        """Run PySyncObj's timers and handlers once, the pre-vote round, then the lease's
+        rules."""
         self._onTick(0)
+        ask = getattr(self.transport, "prevote_tick", None)
+        if ask is not None:
+            ask()
         term: int = self.raftCurrentTerm
         leading: bool = self._isLeader()
         self.lease.on_leading(term if leading else None, now_s)

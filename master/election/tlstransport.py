@@ -25,7 +25,8 @@ tasks hand it what arrives between ticks (as tests/election/vnet.py does in virt
    resynchronise); a message outside the schema (BadRaftMessage) is dropped with a
    `raft_message_refused` line, and the connection stays.
 5. Flow: AppendWindow (flow.py) as vnet uses it, `may_send` before each send (a message
-   it drops counts as sent: Raft resends) and `on_received` for every decoded message. A
+   it drops counts as sent: Raft resends) and `on_received` for every decoded message.
+   PreVote (prevote.py): `pre_vote` and its reply are answered here, never passed on. A
    member that stops reading (a silent partition) is cut once MAX_QUEUED_BYTES wait.
 """
 
@@ -41,7 +42,7 @@ from typing import Any, ClassVar
 from pysyncobj.transport import Transport  # type: ignore[import-untyped]
 
 from hw.securitylog import SecurityLog
-from master.election.codec import MAX_MESSAGE_BYTES, BadRaftMessage, decode, encode
+from master.election.codec import MAX_MESSAGE_BYTES, PREVOTE_TYPES, BadRaftMessage, decode, encode
 from master.election.flow import AppendWindow
 from master.election.peertls import (
     RaftBindError,
@@ -51,6 +52,7 @@ from master.election.peertls import (
     listen,
     server_context,
 )
+from master.election.prevote import PreVote
 from protos.identity import charger
 from protos.identity import server_name as site_server_name
 from protos.revocation import PeerRefused, RevocationList
@@ -118,6 +120,8 @@ class TlsTransport(Transport):  # type: ignore[misc]
         self.site = s.material.site
         self.log = s.log.bind(me=self.me)
         self.window = AppendWindow()
+        self.prevote = PreVote(me=self.me, members=frozenset((self.me, *self.nodes)),
+                               min_election_s=syncObj._getConf().raftMinTimeout)
         self.sent_bytes = self.received_bytes = 0  # frames with their headers
         self.sent_frames = 0  # one TLS record each (+22 B with TLS 1.3's AES-GCM)
         self._server_ctx = server_context(s.material, s.files)
@@ -134,12 +138,26 @@ class TlsTransport(Transport):  # type: ignore[misc]
             self._spawn(self._dial(cid))
 
     # PySyncObj's side
+    def now(self) -> float:
+        return self.SETUP.loop.time()
+
+    def prevote_tick(self) -> None:
+        """prevote.py rule 1, on GroupRaft's tick."""
+        if self.prevote.should_ask(self.now()):
+            for cid in self.nodes:
+                self._send_to(cid, {"type": "pre_vote", "term": 0})
+
     def send(self, node: Any, message: Any) -> bool:
         """True when queued on the live link to `node` (or dropped by the window, rule 5);
         False when that link is down (PySyncObj tolerates the loss)."""
         cid = self._by_address.get(node.address)
-        writer = None if cid is None else self._outgoing.get(cid)
-        if cid is None or writer is None or writer.is_closing():
+        if cid is not None and message.get("type") == "append_entries":
+            self.prevote.heard_leader(self.now())  # a leader hears itself
+        return cid is not None and self._send_to(cid, message)
+
+    def _send_to(self, cid: str, message: dict[str, Any]) -> bool:
+        writer = self._outgoing.get(cid)
+        if writer is None or writer.is_closing():
             return False
         data = encode(message)
         if len(data) > MAX_MESSAGE_BYTES:
@@ -261,7 +279,22 @@ class TlsTransport(Transport):  # type: ignore[misc]
                                detail=f"dropped: {e}")
                 continue
             self.window.on_received(cid, message)
-            self._onMessageReceived(node, message)
+            if self._prevote_received(cid, message):
+                self._onMessageReceived(node, message)
+
+    def _prevote_received(self, cid: str, message: dict[str, Any]) -> bool:
+        """prevote.py: answer and note pre-votes here; True: hand to PySyncObj."""
+        kind, now = message["type"], self.now()
+        if kind == "pre_vote":
+            self._send_to(cid, {"type": "pre_vote_reply", "term": 0,
+                                "granted": self.prevote.grant(now)})
+        elif kind == "pre_vote_reply":
+            self.prevote.on_reply(cid, message["granted"], now)
+        elif kind == "append_entries":
+            self.prevote.heard_leader(now)
+        elif kind == "timeout_now":
+            self.prevote.on_timeout_now(now)
+        return kind not in PREVOTE_TYPES
 
     # outgoing: our messages to a member
     async def _dial(self, cid: str) -> None:

@@ -39,6 +39,8 @@ PHASES = ("L1", "L2", "L3")
 LIMIT_A, OTHER_A, FALLBACK_A = 40.0, 10.0, 25.0  # binding: the cars want more
 LEASE_S = 2.0  # cycle_ms 250 x lease_cycles 8
 STEP_S = 40.0  # generous bound per step: a shared, loaded machine
+FLAPPY = "io7-03"  # the member behind a lossy, slow link in the flapping-link test
+FLAP_LOSS, FLAP_DELAY_MS, FLAP_S = 0.3, 300, 30.0
 
 IO7_TOML = """
 [charger]
@@ -105,6 +107,7 @@ class Lan:
     tag: str
     hub: str
     ns: dict[str, str]  # charger id -> namespace
+    relay_ns: str | None = None  # the flapping member's relay (tests/framerelay.py)
 
     def veth(self, cid: str) -> str:
         return f"h{self.tag}{IDS.index(cid) + 1}"
@@ -118,16 +121,20 @@ class Lan:
             _ip("-n", self.hub, "link", "set", self.veth(cid), "master", "br0")
 
 
-@pytest.fixture
-def lan() -> Iterator[Lan]:
-    if shutil.which("ip") is None or os.geteuid() != 0:
-        pytest.skip("needs root and iproute2 (ip netns) for one network namespace per charger")
+def _build_lan(flappy: str | None) -> Iterator[Lan]:
+    """The namespaces; `flappy`'s veth reaches the bridge through a relay namespace
+    (tests/framerelay.py forwards between `ra` and `rb` there; the test starts it)."""
+    if (shutil.which("ip") is None or shutil.which("ethtool") is None
+            or os.geteuid() != 0):
+        pytest.skip("needs root, iproute2 and ethtool (make sysdeps) for one network "
+                    "namespace per charger")
     tag = f"{os.getpid() % 10000}"
     made: list[str] = []
     lan = Lan(tag=tag, hub=f"io7h{tag}", ns={cid: f"io7n{i + 1}-{tag}"
                                               for i, cid in enumerate(IDS)})
     try:
-        for name in (lan.hub, *lan.ns.values()):
+        relay_ns = f"io7r{tag}"
+        for name in (lan.hub, *lan.ns.values(), *([relay_ns] if flappy else [])):
             _ip("netns", "add", name)
             made.append(name)
             _ip("-n", name, "link", "set", "lo", "up")
@@ -136,15 +143,47 @@ def lan() -> Iterator[Lan]:
             _ip("-n", lan.hub, "link", "set", br, "up")
         for i, cid in enumerate(IDS):
             ns, hub_end = lan.ns[cid], lan.veth(cid)
-            _ip("link", "add", hub_end, "netns", lan.hub, "type", "veth", "peer", "name",
-                "eth0", "netns", ns)
+            if cid == flappy:
+                _ip("link", "add", "ra", "netns", relay_ns, "type", "veth", "peer", "name",
+                    "eth0", "netns", ns)
+                _ip("link", "add", hub_end, "netns", lan.hub, "type", "veth", "peer", "name",
+                    "rb", "netns", relay_ns)
+                for end in ("ra", "rb"):
+                    _ip("-n", relay_ns, "link", "set", end, "promisc", "on", "up")
+                    _ethtool_off(relay_ns, end)
+                _ethtool_off(lan.hub, hub_end)
+            else:
+                _ip("link", "add", hub_end, "netns", lan.hub, "type", "veth", "peer", "name",
+                    "eth0", "netns", ns)
             _ip("-n", lan.hub, "link", "set", hub_end, "master", "br0", "up")
             _ip("-n", ns, "addr", "add", f"10.208.0.{i + 1}/24", "dev", "eth0")
             _ip("-n", ns, "link", "set", "eth0", "up")
+            if flappy:
+                _ethtool_off(ns, "eth0")
+        lan.relay_ns = relay_ns if flappy else None
         yield lan
     finally:
         for name in made:
             subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
+
+
+def _ethtool_off(ns: str, dev: str) -> None:
+    """No segmentation or checksum offload: the relay forwards plain, complete frames."""
+    done = subprocess.run(["ip", "netns", "exec", ns, "ethtool", "-K", dev, "tso", "off",
+                           "gso", "off", "gro", "off", "tx", "off", "rx", "off"],
+                          capture_output=True, check=False)
+    if done.returncode != 0:
+        pytest.skip(f"ethtool -K {dev} failed: {done.stderr.decode().strip()}")
+
+
+@pytest.fixture
+def lan() -> Iterator[Lan]:
+    yield from _build_lan(None)
+
+
+@pytest.fixture
+def flappy_lan() -> Iterator[Lan]:
+    yield from _build_lan(FLAPPY)
 
 
 @dataclass
@@ -306,3 +345,46 @@ def test_crashes_and_partitions_keep_every_phase_within_its_limit(lan: Lan,
         print("\n" + "\n".join(report) + f"\ninvariant held at {points} change points; "
               f"highest phase sum {highest:.1f} A of {LIMIT_A - OTHER_A:g} A")
         assert highest > 0.0  # the cars did charge: the check saw real offers
+
+
+def test_a_flapping_link_keeps_every_phase_within_its_limit(flappy_lan: Lan,
+                                                           tmp_path: Path) -> None:
+    """io7-03 reaches the others through 30 % frame loss and 300 ms each way for 30 s;
+    then its link is cut outright (the relay stops) and comes back."""
+    lan = flappy_lan
+    assert lan.relay_ns is not None
+    with cluster(tmp_path) as c:
+        relay = spawn_in(c, lan.relay_ns, "relay", "-m", "tests.framerelay", "--a", "ra",
+                         "--b", "rb", "--delay-ms", str(FLAP_DELAY_MS), "--loss",
+                         str(FLAP_LOSS))
+        relay.first_json()
+        spawn_in(c, lan.ns["io7-01"], "ct", "-m", "hw.sim.modbus_server", "--ctkit", "--tcp",
+                 "127.0.0.1:1502", "--site", "step", "--balanced", "--base-a", str(OTHER_A),
+                 "--start-h", "11", "--speed", "1").first_json()
+        g = Group(c, lan, tmp_path)
+        for cid in IDS:
+            g.start(cid)
+        good = [x for x in IDS if x != FLAPPY]
+        leader, term, took = g.settle(good, "the CT holder leads the four", leader="io7-01")
+        report = [f"start: {leader} leads term {term} after {took:.1f} s"]
+        t0 = time.monotonic()
+        obeyed = 0
+        while time.monotonic() - t0 < FLAP_S:
+            offers = g.chargers[FLAPPY].proc.events("offer")
+            obeyed += bool(offers and offers[-1]["lease_ok"])
+            time.sleep(1.0)
+        terms = sorted({t for cid in IDS for t in (int(e["term"]) for e in
+                        g.chargers[cid].proc.events("leads the group: master started"))})
+        report.append(f"{FLAP_S:g} s of {FLAP_LOSS:.0%} loss and {FLAP_DELAY_MS} ms: terms "
+                      f"{terms}; {FLAPPY} under a lease at {obeyed} of {FLAP_S:g} samples")
+        # Liveness (prevote.py): the flapping member must not depose the healthy master
+        # again and again (45 new terms in these 30 s without PreVote); generous bound.
+        assert len([t for t in terms if t > term]) <= 3, report[-1]
+        relay.stop()  # the link is cut: the four keep their master
+        _, term2, took = g.settle(good, "the four keep a master", above=term - 1)
+        report.append(f"link cut: the four obey term {term2} ({took:.1f} s)")
+        c.close()
+        points, highest = check_invariant(g)
+        print("\n" + "\n".join(report) + f"\ninvariant held at {points} change points; "
+              f"highest phase sum {highest:.1f} A of {LIMIT_A - OTHER_A:g} A")
+        assert highest > 0.0

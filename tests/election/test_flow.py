@@ -27,6 +27,13 @@ def test_a_lost_message_or_answer_frees_the_window_after_the_timeout() -> None:
     assert w.may_send("io7-02", AE, 11.0)
 
 
+def test_the_default_window_lets_a_heartbeat_through_every_fifth_of_a_second() -> None:
+    w = AppendWindow()
+    assert w.may_send("io7-02", AE, 10.0)
+    assert not w.may_send("io7-02", AE, 10.19)
+    assert w.may_send("io7-02", AE, 10.21)
+
+
 def test_votes_and_answers_always_pass() -> None:
     w = AppendWindow()
     assert w.may_send("io7-02", AE, 10.0)

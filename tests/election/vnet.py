@@ -21,8 +21,9 @@ import pysyncobj.syncobj as _so  # type: ignore[import-untyped]
 from pysyncobj.journal import MemoryJournal as _MemoryJournal  # type: ignore[import-untyped]
 from pysyncobj.transport import Transport  # type: ignore[import-untyped]
 
-from master.election.codec import decode, encode
+from master.election.codec import PREVOTE_TYPES, decode, encode
 from master.election.flow import AppendWindow
+from master.election.prevote import PreVote
 
 
 class Clock:
@@ -129,6 +130,8 @@ class VirtualTransport(Transport):  # type: ignore[misc]
         self.peers = {_name(n.address): n for n in otherNodes}
         self.connected: set[str] = set()
         self.window = AppendWindow()
+        self.prevote = PreVote(me=self.me, members=frozenset((self.me, *self.peers)),
+                               min_election_s=syncObj._getConf().raftMinTimeout)
         self.NET.raft[self.me] = self
 
     def refresh(self) -> None:
@@ -142,9 +145,25 @@ class VirtualTransport(Transport):  # type: ignore[misc]
                 self.connected.discard(addr)
                 self._onNodeDisconnected(node)
 
+    def now(self) -> float:
+        return self.NET.clock.now_s
+
+    def prevote_tick(self) -> None:
+        """prevote.py rule 1, on GroupRaft's tick."""
+        if self.prevote.should_ask(self.now()):
+            for peer in self.peers:
+                self._send_own(peer, {"type": "pre_vote", "term": 0})
+
+    def _send_own(self, peer: str, message: dict[str, Any]) -> None:
+        data = encode(message)
+        self.NET.raft_bytes += len(data)
+        self.NET.send("raft", self.me, peer, data)
+
     def send(self, node: Any, message: Any) -> bool:
         if not self.window.may_send(_name(node.address), message, self.NET.clock.now_s):
             return True
+        if message.get("type") == "append_entries":
+            self.prevote.heard_leader(self.now())  # a leader hears itself
         data = encode(message)
         self.NET.raft_bytes += len(data)
         self.NET.send("raft", self.me, _name(node.address), data)
@@ -155,7 +174,22 @@ class VirtualTransport(Transport):  # type: ignore[misc]
         if node is not None:
             message = decode(data)
             self.window.on_received(src, message)
-            self._onMessageReceived(node, message)
+            if self._prevote_received(src, message):
+                self._onMessageReceived(node, message)
+
+    def _prevote_received(self, src: str, message: dict[str, Any]) -> bool:
+        """prevote.py: answer and note pre-votes here; True: hand to PySyncObj."""
+        kind, now = message["type"], self.now()
+        if kind == "pre_vote":
+            self._send_own(src, {"type": "pre_vote_reply", "term": 0,
+                                 "granted": self.prevote.grant(now)})
+        elif kind == "pre_vote_reply":
+            self.prevote.on_reply(src, message["granted"], now)
+        elif kind == "append_entries":
+            self.prevote.heard_leader(now)
+        elif kind == "timeout_now":
+            self.prevote.on_timeout_now(now)
+        return kind not in PREVOTE_TYPES
 
     def destroy(self) -> None:
         if self.NET.raft.get(self.me) is self:

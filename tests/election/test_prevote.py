@@ -1,0 +1,70 @@
+"""master.election.prevote: an election only when a majority lost the leader too."""
+
+from __future__ import annotations
+
+import pytest
+
+from master.election.prevote import PreVote
+
+FIVE = frozenset(f"io7-0{i}" for i in range(1, 6))
+
+
+def vote(me: str = "io7-01") -> PreVote:
+    return PreVote(me=me, members=FIVE, min_election_s=0.4)
+
+
+def test_a_member_that_hears_its_leader_neither_asks_nor_grants() -> None:
+    p = vote()
+    p.heard_leader(10.0)
+    assert not p.should_ask(10.3) and not p.grant(10.3)
+    assert p.should_ask(10.4) and p.grant(10.4)  # silent for min_election_s
+
+
+def test_asks_at_most_every_ask_period() -> None:
+    p = vote()
+    assert p.should_ask(1.0)
+    assert not p.should_ask(1.05)
+    assert p.should_ask(1.1)
+
+
+def test_a_majority_of_fresh_grants_lets_it_campaign() -> None:
+    p = vote()
+    assert not p.may_campaign(5.0)  # alone: 1 of 5
+    p.on_reply("io7-02", True, 5.0)
+    assert not p.may_campaign(5.0)  # 2 of 5
+    p.on_reply("io7-03", True, 5.1)
+    assert p.may_campaign(5.2)  # 3 of 5
+    assert not p.may_campaign(6.05)  # io7-02's grant is older than grant_valid_s
+    p.on_reply("io7-03", False, 5.3)  # a refusal withdraws the earlier grant
+    p.on_reply("io7-04", True, 5.3)
+    p.on_reply("io7-02", True, 5.3)
+    assert p.may_campaign(5.4)
+
+
+def test_hearing_a_leader_forgets_the_grants() -> None:
+    p = vote()
+    for peer in ("io7-02", "io7-03", "io7-04"):
+        p.on_reply(peer, True, 5.0)
+    p.heard_leader(5.1)
+    assert not p.may_campaign(5.2)
+
+
+def test_replies_from_strangers_or_itself_do_not_count() -> None:
+    p = vote()
+    p.on_reply("io7-09", True, 5.0)
+    p.on_reply("io7-01", True, 5.0)
+    p.on_reply("io7-02", True, 5.0)
+    assert not p.may_campaign(5.0)
+
+
+def test_a_hand_over_campaigns_without_a_pre_vote() -> None:
+    p = vote()
+    p.heard_leader(10.0)
+    p.on_timeout_now(10.05)
+    assert p.may_campaign(10.1)
+    assert not p.may_campaign(12.1)  # transfer_s later
+
+
+def test_a_member_outside_the_group_is_refused() -> None:
+    with pytest.raises(ValueError, match="not among the members"):
+        PreVote(me="io7-09", members=FIVE, min_election_s=0.4)
