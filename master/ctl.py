@@ -2,6 +2,7 @@
 
     io7ctl status                 # next to `make run`: finds its masters by itself
     io7ctl --master 10.0.0.10:50051 status [--json]
+    io7ctl --master 10.0.0.11:50051,10.0.0.12:50051,10.0.0.13:50051 status  # io7d members
     io7ctl --master ... watch [--json] [--count N]
     io7ctl --master ... rebuild [--removed ID ...] [--json]
     io7ctl --master ... set-limit 80 [--json]    # at most the installed limit
@@ -55,7 +56,8 @@ from protos.tls import TlsMaterial
 
 DEADLINE_S = 5.0
 EPILOG = f"""where the master is (the first that applies):
-  {"--master HOST:PORT":20} that master
+  {"--master HOST:PORT":20} that master; HOST:PORT,HOST:PORT,...: a group's io7d members,
+  {"":20} asked in turn (only the elected one serves its master)
   {"$" + ENV_MASTER:20} HOST:PORT, when --master is not given
   {runfile.RUN_FILE!s:20} make run's groups, looked for in this folder and its
   {"":20} parents: each group's members are asked in turn, the elected
@@ -300,7 +302,8 @@ def main(argv: list[str] | None = None) -> int:
                                  epilog=EPILOG,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--master", metavar="HOST:PORT",
-                    help=f"the master (default: ${ENV_MASTER}, else make run's, else "
+                    help=f"the master, or an io7d group's members comma-separated, asked "
+                    f"in turn (default: ${ENV_MASTER}, else make run's, else "
                     f"{DEFAULT_MASTER})")
     ap.add_argument("--group", metavar="NAME",
                     help="which of make run's masters (scenario C runs one per phase)")

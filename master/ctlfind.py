@@ -67,7 +67,9 @@ def targets(args: argparse.Namespace, cwd: Path, env: dict[str, str] | os._Envir
             if args.group:
                 raise CtlError(USAGE, f"give {where} or --group, not both: --group picks "
                                       f"one of make run's masters ({runfile.RUN_FILE})")
-            return [Target((check_address(address, where),), where)]
+            # a group's members, comma-separated: asked in turn (only the leader serves)
+            members = tuple(check_address(a.strip(), where) for a in address.split(","))
+            return [Target(members, where, "given" if len(members) > 1 else "")]
     path = runfile.find(cwd)
     if path is None:
         if args.group:

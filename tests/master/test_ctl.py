@@ -131,6 +131,19 @@ def test_a_groups_members_are_asked_in_turn_until_its_master_answers(
     assert "30 A per phase (was 40 A" in changed.stdout
 
 
+def test_members_given_by_hand_are_asked_in_turn(
+        tmp_path: Path, two_masters: list[tuple[str, str]]) -> None:
+    """A site's io7ctl: --master with every member's address, comma-separated."""
+    refusing = f"127.0.0.1:{free_port()}"
+    pki = ("--pki-dir", str(operator_dir()))
+    done = ctl(*pki, "--master", f"{refusing},{two_masters[0][1]}", "status", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"master at {two_masters[0][1]}" in done.stdout
+    gone = ctl(*pki, "--master", f"{refusing}, 127.0.0.1:{free_port()}", "status",
+               cwd=tmp_path)
+    assert gone.returncode == 3 and "has no master now" in one_line(gone.stderr)
+
+
 def test_a_group_whose_members_all_refuse_has_no_master_now(tmp_path: Path) -> None:
     addresses = [f"127.0.0.1:{free_port()}" for _ in range(3)]
     write_groups_file(tmp_path, {"garage": addresses})
