@@ -43,7 +43,6 @@ SCHEMA: dict[str, dict[str, type]] = {
     "pre_vote": {"term": _INT},
     "pre_vote_reply": {"term": _INT, "granted": bool},
 }
-PREVOTE_TYPES = frozenset(("pre_vote", "pre_vote_reply"))
 OPTIONAL = {"append_entries": {"entries"}, "apply_command": {"request_id"},
             "apply_command_response": {"log_idx", "log_term", "error"}}
 

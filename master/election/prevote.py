@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -70,6 +71,22 @@ class PreVote:
                 self._grants[peer] = now_s
             else:
                 self._grants.pop(peer, None)
+
+    def received(self, peer: str, message: dict[str, Any],
+                 now_s: float) -> tuple[bool, dict[str, Any] | None]:
+        """Every message a transport receives from `peer`: (hand it to PySyncObj?, the
+        reply to send back, if any)."""
+        kind = message["type"]
+        if kind == "pre_vote":
+            return False, {"type": "pre_vote_reply", "term": 0, "granted": self.grant(now_s)}
+        if kind == "pre_vote_reply":
+            self.on_reply(peer, message["granted"], now_s)
+            return False, None
+        if kind == "append_entries":
+            self.heard_leader(now_s)
+        elif kind == "timeout_now":
+            self.on_timeout_now(now_s)
+        return True, None
 
     def may_campaign(self, now_s: float) -> bool:
         """Rules 3-4: may PySyncObj start an election now?"""

@@ -42,7 +42,7 @@ from typing import Any, ClassVar
 from pysyncobj.transport import Transport  # type: ignore[import-untyped]
 
 from hw.securitylog import SecurityLog
-from master.election.codec import MAX_MESSAGE_BYTES, PREVOTE_TYPES, BadRaftMessage, decode, encode
+from master.election.codec import MAX_MESSAGE_BYTES, BadRaftMessage, decode, encode
 from master.election.flow import AppendWindow
 from master.election.peertls import (
     RaftBindError,
@@ -284,17 +284,10 @@ class TlsTransport(Transport):  # type: ignore[misc]
 
     def _prevote_received(self, cid: str, message: dict[str, Any]) -> bool:
         """prevote.py: answer and note pre-votes here; True: hand to PySyncObj."""
-        kind, now = message["type"], self.now()
-        if kind == "pre_vote":
-            self._send_to(cid, {"type": "pre_vote_reply", "term": 0,
-                                "granted": self.prevote.grant(now)})
-        elif kind == "pre_vote_reply":
-            self.prevote.on_reply(cid, message["granted"], now)
-        elif kind == "append_entries":
-            self.prevote.heard_leader(now)
-        elif kind == "timeout_now":
-            self.prevote.on_timeout_now(now)
-        return kind not in PREVOTE_TYPES
+        deliver, reply = self.prevote.received(cid, message, self.now())
+        if reply is not None:
+            self._send_to(cid, reply)
+        return deliver
 
     # outgoing: our messages to a member
     async def _dial(self, cid: str) -> None:

@@ -30,7 +30,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import Cluster, Proc, charger_dir, cluster, site_pki, wait_for
+from tests.e2e.harness import (
+    CT_TABLE,
+    Cluster,
+    Proc,
+    charger_dir,
+    cluster,
+    site_pki,
+    wait_for,
+)
 from tests.e2e.test_slow_link import spawn_in
 
 pytestmark = pytest.mark.e2e
@@ -78,22 +86,7 @@ dir = "{state}"
 {ct}
 """
 
-CT = """
-[ct]
-enabled = true
-rated_a = 100
-timeout_s = 0.3
-retries = 0
-stale_after_s = 0.8
-lost_after_s = 2.0
-[ct.clamps]
-1 = "L1"
-2 = "L2"
-3 = "L3"
-[ct.tcp]
-host = "127.0.0.1"
-port = 1502
-"""
+CT = CT_TABLE.format(clamps='1 = "L1"\n2 = "L2"\n3 = "L3"', port=1502)
 
 
 def _ip(*args: str) -> None:
@@ -257,6 +250,13 @@ class Group:
         return found[0], found[1], time.monotonic() - t0
 
 
+def start_ct_kit(c: Cluster, lan: Lan) -> None:
+    """The CT kit simulator in io7-01's namespace: OTHER_A of other loads per phase."""
+    spawn_in(c, lan.ns["io7-01"], "ct", "-m", "hw.sim.modbus_server", "--ctkit", "--tcp",
+             "127.0.0.1:1502", "--site", "step", "--balanced", "--base-a", str(OTHER_A),
+             "--start-h", "11", "--speed", "1").first_json()
+
+
 def offers_by_connector(group: Group) -> dict[tuple[str, int], list[tuple[float, float]]]:
     """Every connector's offer as (time, amps) steps, from every process of its charger;
     a killed process's last offers end at the kill plus one lease (module docstring)."""
@@ -299,9 +299,7 @@ def check_invariant(group: Group) -> tuple[int, float]:
 def test_crashes_and_partitions_keep_every_phase_within_its_limit(lan: Lan,
                                                                   tmp_path: Path) -> None:
     with cluster(tmp_path) as c:
-        spawn_in(c, lan.ns["io7-01"], "ct", "-m", "hw.sim.modbus_server", "--ctkit", "--tcp",
-                 "127.0.0.1:1502", "--site", "step", "--balanced", "--base-a", str(OTHER_A),
-                 "--start-h", "11", "--speed", "1").first_json()
+        start_ct_kit(c, lan)
         g = Group(c, lan, tmp_path)
         for cid in IDS:
             g.start(cid)
@@ -358,9 +356,7 @@ def test_a_flapping_link_keeps_every_phase_within_its_limit(flappy_lan: Lan,
                          "--b", "rb", "--delay-ms", str(FLAP_DELAY_MS), "--loss",
                          str(FLAP_LOSS))
         relay.first_json()
-        spawn_in(c, lan.ns["io7-01"], "ct", "-m", "hw.sim.modbus_server", "--ctkit", "--tcp",
-                 "127.0.0.1:1502", "--site", "step", "--balanced", "--base-a", str(OTHER_A),
-                 "--start-h", "11", "--speed", "1").first_json()
+        start_ct_kit(c, lan)
         g = Group(c, lan, tmp_path)
         for cid in IDS:
             g.start(cid)

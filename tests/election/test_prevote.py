@@ -65,6 +65,20 @@ def test_a_hand_over_campaigns_without_a_pre_vote() -> None:
     assert not p.may_campaign(12.1)  # transfer_s later
 
 
+def test_the_transports_answer_pre_votes_and_pass_raft_messages_on() -> None:
+    p = vote()
+    deliver, reply = p.received("io7-02", {"type": "pre_vote", "term": 0}, 5.0)
+    assert not deliver and reply == {"type": "pre_vote_reply", "term": 0, "granted": True}
+    assert p.received("io7-02", {"type": "pre_vote_reply", "term": 0, "granted": True},
+                      5.0) == (False, None)
+    ae = {"type": "append_entries", "term": 3, "commit_index": 1, "prevLogIdx": 1,
+          "prevLogTerm": 3}
+    assert p.received("io7-03", ae, 5.1) == (True, None)
+    assert not p.grant(5.2)  # it heard a leader
+    assert p.received("io7-03", {"type": "timeout_now", "term": 3}, 5.3) == (True, None)
+    assert p.may_campaign(5.4)
+
+
 def test_a_member_outside_the_group_is_refused() -> None:
     with pytest.raises(ValueError, match="not among the members"):
         PreVote(me="io7-09", members=FIVE, min_election_s=0.4)

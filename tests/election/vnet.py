@@ -21,7 +21,7 @@ import pysyncobj.syncobj as _so  # type: ignore[import-untyped]
 from pysyncobj.journal import MemoryJournal as _MemoryJournal  # type: ignore[import-untyped]
 from pysyncobj.transport import Transport  # type: ignore[import-untyped]
 
-from master.election.codec import PREVOTE_TYPES, decode, encode
+from master.election.codec import decode, encode
 from master.election.flow import AppendWindow
 from master.election.prevote import PreVote
 
@@ -178,18 +178,11 @@ class VirtualTransport(Transport):  # type: ignore[misc]
                 self._onMessageReceived(node, message)
 
     def _prevote_received(self, src: str, message: dict[str, Any]) -> bool:
-        """prevote.py: answer and note pre-votes here; True: hand to PySyncObj."""
-        kind, now = message["type"], self.now()
-        if kind == "pre_vote":
-            self._send_own(src, {"type": "pre_vote_reply", "term": 0,
-                                 "granted": self.prevote.grant(now)})
-        elif kind == "pre_vote_reply":
-            self.prevote.on_reply(src, message["granted"], now)
-        elif kind == "append_entries":
-            self.prevote.heard_leader(now)
-        elif kind == "timeout_now":
-            self.prevote.on_timeout_now(now)
-        return kind not in PREVOTE_TYPES
+        """prevote.py, as the TLS transport does it; True: hand to PySyncObj."""
+        deliver, reply = self.prevote.received(src, message, self.now())
+        if reply is not None:
+            self._send_own(src, reply)
+        return deliver
 
     def destroy(self) -> None:
         if self.NET.raft.get(self.me) is self:
