@@ -139,7 +139,8 @@ class GroupControl:
     """
 
     def __init__(self, *, group: GroupConfig, term: int, members: Iterable[Member],
-                 now_s: float, ct_freeze: FreezeSettings | None = None) -> None:
+                 now_s: float, ct_freeze: FreezeSettings | None = None,
+                 first_cycle: int = 0) -> None:
         if term < 1:
             raise ValueError(f"term {term} must be >= 1 (0 means 'none' on the wire)")
         self._group = group
@@ -147,7 +148,9 @@ class GroupControl:
         self.installed_limit_a = group.limit_a  # the ceiling of set_limit (issue 11)
         self.term = term
         self._term_issued = False  # rule 4: has a Welcome carried this term yet?
-        self.cycle_number = 0
+        # io7d may restart its master within one Raft term: agents take only newer cycles
+        # of a term, so that master starts above every cycle its predecessor sent
+        self.cycle_number = first_cycle
         self._members = {m.charger_id: _MemberState(member=m) for m in members}
         self.hold_until_s = now_s + group.lease_s + group.settle_s
         self._engine: EngineState | None = None

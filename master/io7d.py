@@ -44,7 +44,7 @@ from hw.securitylog import SecurityLog
 from master.election.lease import LeaseSettings
 from master.election.raft import ElectionView, GroupRaft
 from master.election.tlstransport import tls_transport_class
-from master.errors import ConfigError
+from master.errors import ConfigError, MasterError
 from master.io7dconfig import Io7Config, load_io7_config
 from master.service import Elected, serve
 from master.tlsconfig import load_server_tls
@@ -58,7 +58,16 @@ log = structlog.get_logger("io7d")
 
 
 class Candidate:
-    """Rule 3: runs this member's master while it leads with a confirmed lease."""
+    """Rule 3: runs this member's master while it leads with a confirmed lease.
+
+    A master that stops is awaited in the background (its gRPC grace takes seconds, and
+    Raft must keep ticking meanwhile); the next starts only once it has ended. A master
+    that fails (a port taken, TLS files gone) is logged with its error and tried again
+    after RETRY_S; after HAND_OVER_AFTER failures in a row this member hands the lead to
+    another (transferLeadership), since it holds the group without serving it."""
+
+    RETRY_S = 5.0
+    HAND_OVER_AFTER = 3
 
     def __init__(self, config: Io7Config, raft: GroupRaft | None) -> None:
         self.config = config
@@ -66,45 +75,81 @@ class Candidate:
         self.term: int | None = None
         self._stop: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
+        self._stopping: asyncio.Task[None] | None = None
+        self._retry_at = 0.0
+        self.failures = 0
         self.log = log.bind(charger_id=config.charger_id, group=config.master.group.name)
 
     def lease_left_s(self) -> float:
         return 0.0 if self.raft is None else self.raft.lease.valid_for_s(time.monotonic())
 
-    async def follow(self, view: ElectionView) -> None:
+    def follow(self, view: ElectionView, now_s: float) -> None:
         """Start or stop this member's master after a tick (rule 3)."""
-        running = self._task is not None and not self._task.done()
+        self._reap(now_s)
+        running = self._task is not None
         if running and (not view.leading or view.term != self.term):
             self.log.warning("no longer leads: master stopped", term=self.term,
                              leader=view.leader_id)
-            await self.stop()
+            self._stopping = asyncio.create_task(self._stopped(), name="master stop")
             running = False
-        if not running and view.leading and view.valid_for_s > 0.0:
+        if (not running and view.leading and view.valid_for_s > 0.0
+                and self._stopping is None and now_s >= self._retry_at):
             self.start(view.term)
 
+    def _reap(self, now_s: float) -> None:
+        """A master task that ended by itself failed: log why, retry later (class doc)."""
+        task = self._task
+        if task is None or not task.done() or self._stop is None or self._stop.is_set():
+            return
+        error = None if task.cancelled() else task.exception()
+        self.failures += 1
+        self.log.error("master failed: retrying", term=self.term, error=repr(error),
+                       retry_in_s=self.RETRY_S, failures=self.failures)
+        self._task = self._stop = None
+        self._retry_at = now_s + self.RETRY_S
+        if self.raft is not None and self.failures >= self.HAND_OVER_AFTER:
+            self.raft.transferLeadership()  # the most caught-up connected member
+
     def start(self, term: int | None) -> None:
-        """Serve the group's master; `term` None: a lone charger's own (rule 4)."""
+        """Serve the group's master; `term` None: a lone charger's own (rule 5)."""
         self.term = term
         self._stop = asyncio.Event()
         elected = None if term is None else Elected(
-            term=term, lease_left_s=self.lease_left_s, members=tuple(self.config.members))
+            term=term, lease_left_s=self.lease_left_s, members=tuple(self.config.members),
+            first_cycle=int(time.monotonic() * 1000))
         self._task = asyncio.create_task(serve(self.config.master, stop=self._stop,
                                                elected=elected), name="master")
         self.log.warning("leads the group: master started", term=term,
                          ct="this charger's kit" if self.config.holds_ct else
                          "none here: CT-lost mode, fallback limit")
 
-    async def stop(self) -> None:
-        if self._stop is not None and self._task is not None:
-            self._stop.set()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._task, 10)
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        return self._task
+
+    async def _stopped(self) -> None:
+        task, event = self._task, self._stop
         self._task = self._stop = None
         self.term = None
+        if task is not None and event is not None:
+            event.set()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, 10)
+        self._stopping = None
+
+    async def stop(self) -> None:
+        """At exit: stop the master and wait for it."""
+        if self._stopping is None and self._task is not None:
+            self._stopping = asyncio.create_task(self._stopped())
+        if self._stopping is not None:
+            await self._stopping
 
 
-def _raft(config: Io7Config, loop: asyncio.AbstractEventLoop,
-          security: SecurityLog) -> GroupRaft:
+def _raft(config: Io7Config, loop: asyncio.AbstractEventLoop, security: SecurityLog,
+          term_floor: int) -> GroupRaft:
+    """This member's Raft node. `term_floor`: the newest term its agent has seen (a site
+    moved from io7-master, or every journal lost): Raft terms start above it, or every
+    agent would ignore the elected masters (raising one's own term is always safe)."""
     tls = config.master.tls
     if tls is None:  # io7dconfig refuses plaintext for groups of several members
         raise ConfigError(file=config.file, key="tls.dir", problem="the election needs TLS")
@@ -114,11 +159,12 @@ def _raft(config: Io7Config, loop: asyncio.AbstractEventLoop,
                                     addresses, loop, log.bind(charger_id=config.charger_id),
                                     security=security, revocations=server_tls.crl.current,
                                     bind_hint=f'the port after [group.members] '
-                                    f'"{config.charger_id}" in {config.file}')
+                                    f'"{config.charger_id}" in {config.file}',
+                                    group_digest=config.group_digest)
     lease = LeaseSettings(lease_s=config.master.lease_ms / 1000.0, min_valid_s=MIN_VALID_S)
     return GroupRaft(config.charger_id, addresses, lease=lease, transport_class=transport,
                      journal_path=str(config.agent.state_dir / "raft.journal"),
-                     preferred=config.ct_charger)
+                     preferred=config.ct_charger, term_floor=term_floor)
 
 
 async def run(config: Io7Config, stop: asyncio.Event) -> None:
@@ -138,13 +184,20 @@ async def run(config: Io7Config, stop: asyncio.Event) -> None:
                   tls=link_tls(config.agent, now=datetime.now(UTC),
                                master_address=config.members[config.charger_id]))
     # the Raft link's refusals go to this charger's security log (the agent's)
-    raft = None if lone else _raft(config, asyncio.get_running_loop(), agent.audit.log)
+    raft = None if lone else _raft(config, asyncio.get_running_loop(), agent.audit.log,
+                                   agent.applier.last_seen_term)
     candidate = Candidate(config, raft)
     agent_task = asyncio.create_task(agent.run(stop), name="agent")
     try:
         if raft is None:
             candidate.start(None)
-            await stop.wait()
+            master = candidate.task
+            assert master is not None
+            waiter = asyncio.create_task(stop.wait())
+            await asyncio.wait({master, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            if master.done() and not stop.is_set():
+                master.result()  # its error ends io7d (main: ConfigError -> exit 2)
             return
         leader: str | None = None
         while not stop.is_set():
@@ -155,7 +208,7 @@ async def run(config: Io7Config, stop: asyncio.Event) -> None:
                          term=view.term)
                 if agent.link is not None:
                     agent.link.retarget()
-            await candidate.follow(view)
+            candidate.follow(view, time.monotonic())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=TICK_S)
     finally:
@@ -188,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         asyncio.run(until_signalled())
-    except ConfigError as err:
+    except MasterError as err:  # ConfigError, or the Raft port taken (RaftBindError)
         print(f"io7d: {err}", file=sys.stderr)
         return 2
     return 0

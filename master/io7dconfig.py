@@ -38,10 +38,17 @@ Rules:
    group's fallback limit (CT-lost mode, as when the kit is silent).
 5. Every error is the agent's or the master's ConfigError naming this file and the key
    as written here ([link] keys included).
+6. Every member's [group] tables, [priorities] and [master] cycle_ms/lease_cycles must be
+   the same: their digest opens every Raft link, and a member whose digest differs is
+   refused (a master with a shorter lease or hold than another's could not cover that
+   one's grants when it takes over). The rest ([charger], [connectors], [ct], ...) is each
+   charger's own.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -70,6 +77,7 @@ class Io7Config:
     master: MasterConfig
     members: Mapping[str, str]  # charger id -> host:port of its master candidate
     ct_charger: str | None  # the member wired to the CT kit (dynamic mode), preferred leader
+    group_digest: str = ""  # rule 6: the group's settings, the same on every member
 
     @property
     def charger_id(self) -> str:
@@ -146,7 +154,16 @@ def parse(path: Path, data: Mapping[str, Any]) -> Io7Config:
         raise _err(path, "tls.plaintext", "a group of several chargers elects its master "
                    "over mutual TLS only: set [tls] dir (deploy/PKI.md)")
     return Io7Config(file=path, agent=agent, master=master, members=members,
-                     ct_charger=ct_charger)
+                     ct_charger=ct_charger, group_digest=group_digest(data, master))
+
+
+def group_digest(data: Mapping[str, Any], master: MasterConfig) -> str:
+    """Rule 6: sha256 of what every member must share: the [group] tables as written (its
+    members, tuning and ct_charger included), [priorities], and the cycle and lease."""
+    shared = {"group": data.get("group"), "priorities": data.get("priorities"),
+              "cycle_ms": master.cycle_ms, "lease_cycles": master.lease_cycles}
+    text = json.dumps(shared, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _ct_charger(path: Path, group: dict[str, Any], members: Mapping[str, str], me: str,

@@ -94,6 +94,7 @@ class Elected:
     term: int
     lease_left_s: Callable[[], float]
     members: tuple[str, ...]
+    first_cycle: int = 0  # above any cycle an earlier master of this term sent (control.py)
 
 
 class Master(pb_grpc.AgentLinkServicer, GroupAdminMixin):
@@ -117,7 +118,8 @@ class Master(pb_grpc.AgentLinkServicer, GroupAdminMixin):
                 self.store.admit_id(cid, now_wall=datetime.now(UTC))
         self.control = GroupControl(group=config.group_config(), term=self.term,
                                     members=self.store.known(), now_s=clock(),
-                                    ct_freeze=None if config.ct is None else config.ct.freeze)
+                                    ct_freeze=None if config.ct is None else config.ct.freeze,
+                                    first_cycle=0 if elected is None else elected.first_cycle)
         self.outbox: dict[str, asyncio.Queue[pb.MasterMessage]] = {}
         self.status = pb.GroupStatus(group=config.group.name, term=self.term,
                                      master_id=config.master_id)
@@ -208,6 +210,9 @@ class Master(pb_grpc.AgentLinkServicer, GroupAdminMixin):
                 msg = getter.result()
                 if msg.WhichOneof("kind") is None:  # replaced by a newer stream
                     break
+                if self.elected is not None and msg.WhichOneof("kind") == "limits" \
+                        and not self._recap(msg.limits):
+                    continue  # waited too long behind a slow stream: the next one is due
                 await context.write(msg)
         finally:
             tasks = [t for t in (reader, getter) if t is not None]
@@ -221,17 +226,32 @@ class Master(pb_grpc.AgentLinkServicer, GroupAdminMixin):
         if reader.done() and not reader.cancelled() and reader.exception() is not None:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(reader.exception()))
 
+    def _recap(self, limits: pb.Limits) -> bool:
+        """An elected master's Limits that waited in the outbox (a stalled stream) leave
+        with what is left of their lease and of the leader lease (election/lease.py rule
+        3: no lease outlives its confirmation); False: under the agents' 1 s minimum, or
+        older than one cycle: drop it, a fresher one follows."""
+        assert self.elected is not None
+        age_ms = int(self.clock() * 1000) - limits.issued_at_ms
+        left_ms = min(limits.valid_for_ms - age_ms, int(self.elected.lease_left_s() * 1000))
+        if age_ms > self.config.cycle_ms or left_ms < 1000:
+            return False
+        limits.valid_for_ms = left_ms
+        return True
+
     def _raise_term(self, seen_term: int, cid: str,
                     context: grpc.aio.ServicerContext | None = None) -> None:
         """Rule 3: an admitted agent has seen a term above ours, or ours before we issued
         it (this master lost its term file, or another master ran the group): move above
         it, stored before any Limits carry it; the control core holds at fail-safe again
         (control rule 4, `needs_raise`)."""
-        if self.control.needs_raise(seen_term) and self.elected is not None:
-            # The Raft term is the fence: never step outside it. The agent ignores us
-            # until a later election (every member lost its Raft journal?).
-            self.log.error("agent has seen a term above this elected master's: it will not "
-                           "obey this master", charger_id=cid, seen_term=seen_term)
+        if self.elected is not None:
+            # The Raft term is the fence: never step outside it. An agent that saw a later
+            # term ignores us until a later election (io7d raises its Raft term to its own
+            # agent's at start; every member lost its Raft journal?).
+            if seen_term > self.term:
+                self.log.error("agent has seen a term above this elected master's: it will "
+                               "not obey this master", charger_id=cid, seen_term=seen_term)
             return
         if self.control.needs_raise(seen_term):
             store_term(self.config.state_db, seen_term + 1)

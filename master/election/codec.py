@@ -34,7 +34,7 @@ SCHEMA: dict[str, dict[str, type]] = {
     "response_vote": {"term": _INT},
     "append_entries": {"term": _INT, "commit_index": _INT, "entries": list,
                        "prevLogIdx": _INT, "prevLogTerm": _INT},
-    "next_node_idx": {"next_node_idx": _INT, "success": bool, "reset": bool},
+    "next_node_idx": {"next_node_idx": _INT, "success": bool, "reset": bool, "term": _INT},
     "apply_command": {"command": bytes, "request_id": _INT},
     "apply_command_response": {"request_id": _INT, "log_idx": _INT, "log_term": _INT,
                                "error": _INT},
@@ -42,9 +42,11 @@ SCHEMA: dict[str, dict[str, type]] = {
     # ours, answered by the transport itself (prevote.py), never seen by PySyncObj
     "pre_vote": {"term": _INT},
     "pre_vote_reply": {"term": _INT, "granted": bool},
+    "group_hello": {"digest": str},  # tlstransport rule 6
 }
 OPTIONAL = {"append_entries": {"entries"}, "apply_command": {"request_id"},
-            "apply_command_response": {"log_idx", "log_term", "error"}}
+            "apply_command_response": {"log_idx", "log_term", "error"},
+            "next_node_idx": {"term"}}  # flow.py: added by our transports
 
 
 class BadRaftMessage(ValueError):

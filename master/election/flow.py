@@ -48,3 +48,20 @@ class AppendWindow:
         """A follower's answer frees its window."""
         if message.get("type") == "next_node_idx":
             self._sent_at.pop(peer, None)
+
+
+def with_term(message: dict[str, Any], term: int) -> dict[str, Any]:
+    """A follower's next_node_idx carries no term in PySyncObj: the transport adds the
+    sender's, so that a reply delayed across terms (a stalled stream) cannot raise a
+    leader's match index for entries another leader has since replaced."""
+    if message.get("type") == "next_node_idx":
+        return {**message, "term": term}
+    return message
+
+
+def stale(message: dict[str, Any], term: int) -> bool:
+    """True for a next_node_idx from another term than ours (drop it); the added term is
+    removed before PySyncObj sees the message."""
+    if message.get("type") != "next_node_idx" or "term" not in message:
+        return False
+    return bool(message.pop("term") != term)

@@ -16,6 +16,10 @@ current. Our transports run the pre-vote round beside PySyncObj's messages:
     and rejoins as a follower when its link heals, instead of deposing the leader.
  4. Placement: a member that received timeout_now from its leader (a hand-over, raft.py)
     may campaign for `transfer_s` without a pre-vote, as the thesis's transfer does.
+ 5. A member in a later term than the leader it hears (a hand-over target whose votes
+    were lost, or a term raised at start: io7d's term_floor) ignores that leader's
+    messages (Raft), so they do not count as hearing it, and it may campaign at once:
+    only an election brings the group up to its term; otherwise it would stay out.
 Only liveness depends on this: an election still needs Raft's majority of votes, and the
 lease (lease.py) does not rest on when elections happen.
 """
@@ -72,10 +76,10 @@ class PreVote:
             else:
                 self._grants.pop(peer, None)
 
-    def received(self, peer: str, message: dict[str, Any],
-                 now_s: float) -> tuple[bool, dict[str, Any] | None]:
-        """Every message a transport receives from `peer`: (hand it to PySyncObj?, the
-        reply to send back, if any)."""
+    def received(self, peer: str, message: dict[str, Any], now_s: float,
+                 term: int) -> tuple[bool, dict[str, Any] | None]:
+        """Every message a transport receives from `peer` while this member is in `term`:
+        (hand it to PySyncObj?, the reply to send back, if any)."""
         kind = message["type"]
         if kind == "pre_vote":
             return False, {"type": "pre_vote_reply", "term": 0, "granted": self.grant(now_s)}
@@ -83,7 +87,10 @@ class PreVote:
             self.on_reply(peer, message["granted"], now_s)
             return False, None
         if kind == "append_entries":
-            self.heard_leader(now_s)
+            if message["term"] >= term:
+                self.heard_leader(now_s)
+            else:  # rule 5
+                self._transfer_until_s = max(self._transfer_until_s, now_s + self.ask_every_s)
         elif kind == "timeout_now":
             self.on_timeout_now(now_s)
         return True, None

@@ -88,7 +88,8 @@ class GroupRaft(SyncObj):  # type: ignore[misc]
 
     def __init__(self, member_id: str, members: Mapping[str, str], *, lease: LeaseSettings,
                  transport_class: type, timing: RaftTiming = RaftTiming(),
-                 journal_path: str | None = None, preferred: str | None = None) -> None:
+                 journal_path: str | None = None, preferred: str | None = None,
+                 term_floor: int = 0) -> None:
         if member_id not in members:
             raise ValueError(f"{member_id!r} is not among the group's members {sorted(members)}")
         self.member_id = member_id
@@ -105,6 +106,8 @@ class GroupRaft(SyncObj):  # type: ignore[misc]
         super().__init__(me, [a for c, a in members.items() if c != member_id], conf,
                          transportClass=transport_class)
         self.lease = LeaderLease(lease)
+        if term_floor > self.raftCurrentTerm:  # io7d: above every term its agent has seen
+            self._SyncObj__setCurrentTerm(term_floor, None)  # persisted in the journal
         if preferred is not None and preferred not in members:
             raise ValueError(f"preferred leader {preferred!r} is not a member")
         self._preferred = None if preferred in (None, member_id) else members[preferred]
@@ -158,7 +161,10 @@ class GroupRaft(SyncObj):  # type: ignore[misc]
             if (led is None or now_s < led + PREFER_AFTER_S or now_s < self._next_handover_s
                     or not connected):
                 return False
-            self._handover_until, self._transfer_sent = now_s + HANDOVER_S, False
+            # never pause probes so long that the lease drops under its minimum
+            s = self.lease.settings
+            pause = max(0.2, min(HANDOVER_S, s.lease_s - s.min_valid_s - 2 * s.probe_every_s))
+            self._handover_until, self._transfer_sent = now_s + pause, False
         if now_s >= self._handover_until:
             self._handover_until, self._next_handover_s = None, now_s + RETRY_S
             return False

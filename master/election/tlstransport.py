@@ -26,7 +26,11 @@ tasks hand it what arrives between ticks (as tests/election/vnet.py does in virt
    `raft_message_refused` line, and the connection stays.
 5. Flow: AppendWindow (flow.py) as vnet uses it, `may_send` before each send (a message
    it drops counts as sent: Raft resends) and `on_received` for every decoded message.
-   PreVote (prevote.py): `pre_vote` and its reply are answered here, never passed on. A
+   PreVote (prevote.py): `pre_vote` and its reply are answered here, never passed on.
+6. Same group: the first frame on every link is `group_hello` with a digest of the
+   group's settings (io7dconfig: the [group] tables, [priorities], the lease); a member
+   whose digest differs is refused (`raft_peer_refused`): a master with a shorter lease
+   or hold than another's could not cover that one's grants at a takeover. A
    member that stops reading (a silent partition) is cut once MAX_QUEUED_BYTES wait.
 """
 
@@ -43,7 +47,7 @@ from pysyncobj.transport import Transport  # type: ignore[import-untyped]
 
 from hw.securitylog import SecurityLog
 from master.election.codec import MAX_MESSAGE_BYTES, BadRaftMessage, decode, encode
-from master.election.flow import AppendWindow
+from master.election.flow import AppendWindow, stale, with_term
 from master.election.peertls import (
     RaftBindError,
     SecurityKind,
@@ -79,19 +83,21 @@ class TransportSetup:
     security: SecurityLog | None
     revocations: Callable[[], RevocationList]  # e.g. CrlFile(...).current
     bind_hint: str | None  # the config key that sets this charger's address (RaftBindError)
+    group_digest: str = ""  # rule 6: what every member's group settings must hash to
 
 
 def tls_transport_class(material: TlsMaterial, files: TlsFiles, members: Mapping[str, str],
                         loop: asyncio.AbstractEventLoop, log: Any, *,
                         security: SecurityLog | None = None,
                         revocations: Callable[[], RevocationList] = RevocationList.empty,
-                        bind_hint: str | None = None) -> type[TlsTransport]:
+                        bind_hint: str | None = None,
+                        group_digest: str = "") -> type[TlsTransport]:
     """A TlsTransport class bound to this charger's TLS files and group (PySyncObj
     constructs it with (syncObj, selfNode, otherNodes)); pass it to GroupRaft, whose
     constructor raises RaftBindError when this charger's address cannot be listened on
     (`bind_hint` names the config key that sets it, if not `[group.members] "ID"`)."""
     setup = TransportSetup(material, files, dict(members), loop, log, security, revocations,
-                           bind_hint)
+                           bind_hint, group_digest)
 
     class Bound(TlsTransport):
         SETUP = setup
@@ -111,6 +117,7 @@ class TlsTransport(Transport):  # type: ignore[misc]
 
     def __init__(self, syncObj: Any, selfNode: Any, otherNodes: Any) -> None:
         super().__init__(syncObj, selfNode, otherNodes)
+        self.node = syncObj  # its current term, for PreVote rule 5
         s = self.SETUP
         self._by_address = {address: cid for cid, address in s.members.items()}
         if selfNode.address not in self._by_address:
@@ -153,7 +160,8 @@ class TlsTransport(Transport):  # type: ignore[misc]
         cid = self._by_address.get(node.address)
         if cid is not None and message.get("type") == "append_entries":
             self.prevote.heard_leader(self.now())  # a leader hears itself
-        return cid is not None and self._send_to(cid, message)
+        return cid is not None and self._send_to(cid, with_term(message,
+                                                               self.node.raftCurrentTerm))
 
     def _send_to(self, cid: str, message: dict[str, Any]) -> bool:
         writer = self._outgoing.get(cid)
@@ -248,6 +256,8 @@ class TlsTransport(Transport):  # type: ignore[misc]
             old = self._incoming.pop(cid, None)
             if old is not None:
                 old.close()  # the member reconnected: its old link is dead
+            if not await self._same_group(cid, reader, peer):
+                return
             self._incoming[cid] = writer
             try:
                 await self._read_frames(cid, reader, peer)
@@ -256,6 +266,26 @@ class TlsTransport(Transport):  # type: ignore[misc]
                     del self._incoming[cid]
         finally:
             writer.close()
+
+    async def _same_group(self, cid: str, reader: asyncio.StreamReader, peer: str) -> bool:
+        """Rule 6: the member's first frame is its group_hello, with our digest."""
+        try:
+            size, = HEADER.unpack(await asyncio.wait_for(reader.readexactly(HEADER.size),
+                                                         HANDSHAKE_TIMEOUT_S))
+            hello = decode(await asyncio.wait_for(reader.readexactly(min(
+                size, MAX_MESSAGE_BYTES)), HANDSHAKE_TIMEOUT_S))
+        except (asyncio.IncompleteReadError, OSError, TimeoutError, BadRaftMessage) as e:
+            self.log.info("raft link from member ended before its group hello", member=cid,
+                          why=repr(e))
+            return False
+        if hello.get("type") == "group_hello" and hello.get("digest") == \
+                self.SETUP.group_digest:
+            return True
+        self._security(SecurityKind.RAFT_PEER_REFUSED, who=f"charger {cid}", peer=peer,
+                       detail="its group settings differ from ours ([group], "
+                       "[group.members], [priorities], [master] cycle_ms and lease_cycles "
+                       "must be the same on every member): give every member the same")
+        return False
 
     async def _read_frames(self, cid: str, reader: asyncio.StreamReader, peer: str) -> None:
         node = self.nodes[cid]
@@ -284,7 +314,10 @@ class TlsTransport(Transport):  # type: ignore[misc]
 
     def _prevote_received(self, cid: str, message: dict[str, Any]) -> bool:
         """prevote.py: answer and note pre-votes here; True: hand to PySyncObj."""
-        deliver, reply = self.prevote.received(cid, message, self.now())
+        if stale(message, self.node.raftCurrentTerm):
+            return False
+        deliver, reply = self.prevote.received(cid, message, self.now(),
+                                               self.node.raftCurrentTerm)
         if reply is not None:
             self._send_to(cid, reply)
         return deliver
@@ -328,6 +361,8 @@ class TlsTransport(Transport):  # type: ignore[misc]
         """The link is up until it breaks: a member never writes on it, so any read ends
         it (EOF, an error, or bytes it should not have sent)."""
         node = self.nodes[cid]
+        hello = encode({"type": "group_hello", "digest": self.SETUP.group_digest})
+        writer.write(HEADER.pack(len(hello)) + hello)  # rule 6, before any Raft message
         self._outgoing[cid] = writer
         self.log.info("raft link to member up", member=cid, address=node.address)
         self._onNodeConnected(node)

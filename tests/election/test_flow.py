@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from master.election.flow import AppendWindow
+from master.election.flow import AppendWindow, stale, with_term
 
 AE = {"type": "append_entries", "term": 3}
 ANSWER = {"type": "next_node_idx", "next_node_idx": 9, "reset": True, "success": False}
@@ -46,3 +46,15 @@ def test_votes_and_answers_always_pass() -> None:
 def test_a_window_without_timeout_is_refused() -> None:
     with pytest.raises(ValueError, match="timeout_s"):
         AppendWindow(timeout_s=0.0)
+
+
+def test_a_followers_answer_carries_its_term_and_a_stale_one_is_dropped() -> None:
+    answer = {"type": "next_node_idx", "next_node_idx": 9, "reset": False, "success": True}
+    sent = with_term(answer, 7)
+    assert sent["term"] == 7 and "term" not in answer
+    assert with_term(AE, 7) is AE  # only answers carry it
+    late = dict(sent)
+    assert stale(late, 8)  # a reply from term 7 reaching the leader of term 8
+    fresh = dict(sent)
+    assert not stale(fresh, 7) and "term" not in fresh  # PySyncObj never sees the field
+    assert not stale(dict(answer), 8)  # from a peer without it: passed on

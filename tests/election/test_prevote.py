@@ -67,16 +67,26 @@ def test_a_hand_over_campaigns_without_a_pre_vote() -> None:
 
 def test_the_transports_answer_pre_votes_and_pass_raft_messages_on() -> None:
     p = vote()
-    deliver, reply = p.received("io7-02", {"type": "pre_vote", "term": 0}, 5.0)
+    deliver, reply = p.received("io7-02", {"type": "pre_vote", "term": 0}, 5.0, 3)
     assert not deliver and reply == {"type": "pre_vote_reply", "term": 0, "granted": True}
     assert p.received("io7-02", {"type": "pre_vote_reply", "term": 0, "granted": True},
-                      5.0) == (False, None)
+                      5.0, 3) == (False, None)
     ae = {"type": "append_entries", "term": 3, "commit_index": 1, "prevLogIdx": 1,
           "prevLogTerm": 3}
-    assert p.received("io7-03", ae, 5.1) == (True, None)
+    assert p.received("io7-03", ae, 5.1, 3) == (True, None)
     assert not p.grant(5.2)  # it heard a leader
-    assert p.received("io7-03", {"type": "timeout_now", "term": 3}, 5.3) == (True, None)
+    assert p.received("io7-03", {"type": "timeout_now", "term": 3}, 5.3, 3) == (True, None)
     assert p.may_campaign(5.4)
+
+
+def test_a_member_ahead_of_the_leader_it_hears_may_campaign_at_once() -> None:
+    """Rule 5: in term 9 it ignores a term-7 leader (Raft); only an election helps."""
+    p = vote()
+    ae = {"type": "append_entries", "term": 7, "commit_index": 1, "prevLogIdx": 1,
+          "prevLogTerm": 7}
+    assert p.received("io7-03", ae, 5.0, 9) == (True, None)  # PySyncObj drops it itself
+    assert p.grant(5.5)  # not counted as hearing a leader
+    assert p.may_campaign(5.05)
 
 
 def test_a_member_outside_the_group_is_refused() -> None:

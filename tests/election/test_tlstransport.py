@@ -92,12 +92,14 @@ class Group:
         self.members = {cid: f"127.0.0.1:{p}" for cid, p in zip(IDS, free_ports(len(IDS)),
                                                                  strict=True)}
 
-    def start(self, cid: str, crl: RevocationList = NO_REVOCATIONS) -> None:
+    def start(self, cid: str, crl: RevocationList = NO_REVOCATIONS,
+              digest: str = "same") -> None:
         files = files_of(self.pki, Kind.CHARGER, cid)
         self.security.setdefault(cid, SecurityLog(self.logs / f"{cid}.security.jsonl"))
         cls = tls_transport_class(load_tls(files), files, self.members,
                                   asyncio.get_running_loop(), structlog.get_logger("test"),
-                                  security=self.security[cid], revocations=lambda: crl)
+                                  security=self.security[cid], revocations=lambda: crl,
+                                  group_digest=digest)
         self.nodes[cid] = GroupRaft(cid, self.members, lease=LEASE, transport_class=cls)
 
     def transport(self, cid: str) -> TlsTransport:
@@ -252,6 +254,8 @@ async def test_a_member_s_oversized_frame_closes_its_link_and_a_bad_message_is_d
     reader, writer = await asyncio.open_connection(
         host, int(port), ssl=client_context(load_tls(files), files),
         server_hostname=server_name("garage"))
+    hello = encode({"type": "group_hello", "digest": "same"})  # rule 6 first
+    writer.write(HEADER.pack(len(hello)) + hello)
     not_raft = encode({"type": "install", "command": b"rm -rf /"})
     writer.write(HEADER.pack(len(not_raft)) + not_raft)
     vote = encode({"type": "response_vote", "term": 0})  # stale: harmless
@@ -270,6 +274,19 @@ async def test_a_member_s_oversized_frame_closes_its_link_and_a_bad_message_is_d
     await asyncio.sleep(1.0)
     assert group.settled()
     writer.close()
+
+
+async def test_a_member_with_other_group_settings_is_refused(group: Group) -> None:
+    """Rule 6: io7-03's [group] differs (its digest): the others refuse its links and
+    elect without it; it names the reason in their security log."""
+    group.start("io7-01")
+    group.start("io7-02")
+    group.start("io7-03", digest="other")
+    await group.run_until(lambda: len(group.leaders()) == 1
+                          and group.leaders()[0] != "io7-03"
+                          and bool(group.events("io7-01", "raft_peer_refused")))
+    assert "group settings differ" in group.events("io7-01", "raft_peer_refused")[0].detail
+    assert "io7-03" not in group.transport("io7-01").linked_from()
 
 
 async def test_a_taken_port_is_refused_with_the_key_to_change(group: Group) -> None:

@@ -22,7 +22,7 @@ from pysyncobj.journal import MemoryJournal as _MemoryJournal  # type: ignore[im
 from pysyncobj.transport import Transport  # type: ignore[import-untyped]
 
 from master.election.codec import decode, encode
-from master.election.flow import AppendWindow
+from master.election.flow import AppendWindow, stale, with_term
 from master.election.prevote import PreVote
 
 
@@ -126,6 +126,7 @@ class VirtualTransport(Transport):  # type: ignore[misc]
 
     def __init__(self, syncObj: Any, selfNode: Any, otherNodes: Any) -> None:
         super().__init__(syncObj, selfNode, otherNodes)
+        self.node = syncObj  # its current term, for PreVote rule 5
         self.me = _name(selfNode.address)
         self.peers = {_name(n.address): n for n in otherNodes}
         self.connected: set[str] = set()
@@ -164,7 +165,7 @@ class VirtualTransport(Transport):  # type: ignore[misc]
             return True
         if message.get("type") == "append_entries":
             self.prevote.heard_leader(self.now())  # a leader hears itself
-        data = encode(message)
+        data = encode(with_term(message, self.node.raftCurrentTerm))
         self.NET.raft_bytes += len(data)
         self.NET.send("raft", self.me, _name(node.address), data)
         return True
@@ -179,7 +180,10 @@ class VirtualTransport(Transport):  # type: ignore[misc]
 
     def _prevote_received(self, src: str, message: dict[str, Any]) -> bool:
         """prevote.py, as the TLS transport does it; True: hand to PySyncObj."""
-        deliver, reply = self.prevote.received(src, message, self.now())
+        if stale(message, self.node.raftCurrentTerm):
+            return False
+        deliver, reply = self.prevote.received(src, message, self.now(),
+                                               self.node.raftCurrentTerm)
         if reply is not None:
             self._send_own(src, reply)
         return deliver

@@ -67,3 +67,11 @@ def test_a_lone_charger_may_run_on_a_test_bench_without_tls() -> None:
     data["tls"] = {"plaintext": True}
     config = parse(DEPLOY / "io7-01.toml", data)
     assert config.master.tls is None and config.agent.tls_dir is None
+
+
+def test_every_member_of_the_example_group_has_the_same_group_digest() -> None:
+    digests = {load_io7_config(p).group_digest for p in sorted(DEPLOY.glob("*.toml"))}
+    assert len(digests) == 1
+    data = _example()
+    data["group"]["limit_a"] = 90  # one member with another limit: another digest
+    assert parse(DEPLOY / "io7-01.toml", data).group_digest not in digests
