@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+from agent.limits import LimitApplier, MasterLimits
 from master.allocation import CtPlacement, CtStatus, Mode, OfflineStrategy, Phase, Reason
 from master.control import CycleResult, GroupControl
 from master.errors import PeerError, RequestError
@@ -467,3 +468,23 @@ def test_the_core_imports_no_io_framework() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=30)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_master_restarted_in_its_term_numbers_its_cycles_above_its_predecessor() -> None:
+    """io7d restarts a failed master within one Raft term: agents take only newer cycles
+    of a term (agent/limits.py rule 1), so the new one must start above the old one's."""
+    applier = LimitApplier([1], 32.0, {1: 32.0})
+    first = GroupControl(group=group(), term=7, members=[], now_s=0.0, first_cycle=1_000)
+    for _ in range(3):
+        last = first.cycle(1.0)
+    second = GroupControl(group=group(), term=7, members=[], now_s=2.0, first_cycle=2_000)
+    again = second.cycle(2.0)
+    assert again.cycle > last.cycle
+
+    def limits(cycle: int, amps: float) -> MasterLimits:
+        return MasterLimits(term=7, cycle=cycle, valid_for_s=3.0, failsafe_current_a=0.0,
+                            currents_a={1: amps})
+
+    applier.on_limits(limits(last.cycle, 16.0), 1.0)
+    applier.on_limits(limits(again.cycle, 10.0), 2.0)
+    assert applier.offered(2.0)[1].current_a == 10.0  # the restarted master is obeyed
