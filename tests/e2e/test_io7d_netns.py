@@ -48,7 +48,7 @@ LIMIT_A, OTHER_A, FALLBACK_A = 40.0, 10.0, 25.0  # binding: the cars want more
 LEASE_S = 2.0  # cycle_ms 250 x lease_cycles 8
 STEP_S = 40.0  # generous bound per step: a shared, loaded machine
 FLAPPY = "io7-03"  # the member behind a lossy, slow link in the flapping-link test
-FLAP_LOSS, FLAP_DELAY_MS, FLAP_S = 0.3, 300, 30.0
+FLAP_LOSS, FLAP_DELAY_MS, FLAP_S = 0.3, 300, 20.0
 
 IO7_TOML = """
 [charger]
@@ -347,7 +347,7 @@ def test_crashes_and_partitions_keep_every_phase_within_its_limit(lan: Lan,
 
 def test_a_flapping_link_keeps_every_phase_within_its_limit(flappy_lan: Lan,
                                                            tmp_path: Path) -> None:
-    """io7-03 reaches the others through 30 % frame loss and 300 ms each way for 30 s;
+    """io7-03 reaches the others through 30 % frame loss and 300 ms each way for 20 s;
     then its link is cut outright (the relay stops) and comes back."""
     lan = flappy_lan
     assert lan.relay_ns is not None
@@ -374,7 +374,7 @@ def test_a_flapping_link_keeps_every_phase_within_its_limit(flappy_lan: Lan,
         report.append(f"{FLAP_S:g} s of {FLAP_LOSS:.0%} loss and {FLAP_DELAY_MS} ms: terms "
                       f"{terms}; {FLAPPY} under a lease at {obeyed} of {FLAP_S:g} samples")
         # Liveness (prevote.py): the flapping member must not depose the healthy master
-        # again and again (45 new terms in these 30 s without PreVote); generous bound.
+        # again and again (45 new terms in 30 s without PreVote); generous bound.
         assert len([t for t in terms if t > term]) <= 3, report[-1]
         relay.stop()  # the link is cut: the four keep their master
         _, term2, took = g.settle(good, "the four keep a master", above=term - 1)

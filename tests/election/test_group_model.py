@@ -41,7 +41,7 @@ def _run(seeds: range) -> tuple[int, list[str], list[float]]:
 @pytest.mark.parametrize("seed", REGRESSION_SEEDS)
 def test_schedules_that_once_failed(seed: int) -> None:
     out = run_seed(seed)
-    assert out.checks > 500
+    assert out.checks > 300
 
 
 def test_a_thousand_random_schedules_keep_every_phase_within_its_limit() -> None:
@@ -55,7 +55,7 @@ def test_a_thousand_random_schedules_keep_every_phase_within_its_limit() -> None
     failures = [f for _, fs, _ in parts for f in fs]
     assert not failures, f"{len(failures)} of {count} schedules failed:\n" + "\n".join(failures[:5])
     takeovers = sorted(t for _, _, ts in parts for t in ts)
-    assert sum(c for c, _, _ in parts) > 500 * count  # every schedule was checked throughout
+    assert sum(c for c, _, _ in parts) > 300 * count  # every schedule was checked throughout
     assert takeovers, "no schedule killed a leader: the fuzzer lost its point"
     # a new master holds limits within seconds of its predecessor's death (issue: 5 s)
     assert takeovers[len(takeovers) // 2] < 5.0
