@@ -30,6 +30,7 @@ import asyncio
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,7 @@ from protos.io7.cluster.v1 import cluster_pb2_grpc as pb_grpc
 from protos.tls import TlsMaterial
 
 DEADLINE_S = 5.0
+FOLLOW_S = 30.0  # watch: how long a group may be without a master before io7ctl gives up
 EPILOG = f"""where the master is (the first that applies):
   {"--master HOST:PORT":20} that master; HOST:PORT,HOST:PORT,...: a group's io7d members,
   {"":20} asked in turn (only the elected one serves its master)
@@ -75,11 +77,13 @@ stopped) or the TLS handshake failed (it says which certificate to check)"""
 
 
 class StreamBroken(Exception):
-    """A watch that had printed updates lost its master: not a reason to ask another."""
+    """A watch that had printed `shown` updates lost its master: one address given, that
+    is the end; a group's members (io7d), it follows the takeover (`_follow`)."""
 
-    def __init__(self, err: grpc.aio.AioRpcError) -> None:
+    def __init__(self, err: grpc.aio.AioRpcError, shown: int = 0) -> None:
         super().__init__(str(err))
         self.err = err
+        self.shown = shown
 
 
 def _name(enum: Any, value: int, prefix: str) -> str:
@@ -218,15 +222,41 @@ def _dump(msg: Any) -> str:
                                     always_print_fields_with_no_presence=True))
 
 
+async def _follow(args: argparse.Namespace, target: Target, tls: TlsMaterial | None,
+                  tls_source: str) -> int:
+    """`watch` on a group's members: when its master goes (killed, or no longer elected),
+    keep asking the members until the new one answers, for up to FOLLOW_S, and go on
+    watching it (--count counts every update shown)."""
+    lost_at: float | None = None
+    while True:
+        try:
+            return await _ask(args, target, tls, tls_source, follow=False)
+        except StreamBroken as broken:
+            if args.count:
+                args.count = max(1, args.count - broken.shown)
+            lost_at = time.monotonic()
+            if not args.json:
+                print(f"\nthe master stopped answering ({broken.err.code().name}): asking "
+                      f"the members of {target.source} for the new one", flush=True)
+        except CtlError:
+            if lost_at is None or time.monotonic() - lost_at > FOLLOW_S:
+                raise
+        await asyncio.sleep(0.5)
+
+
 async def _ask(args: argparse.Namespace, target: Target, tls: TlsMaterial | None,
-               tls_source: str) -> int:
+               tls_source: str, *, follow: bool = True) -> int:
     """The command at the first of the target's addresses whose master answers.
     Raises CtlError when none does, or when one refuses."""
+    if follow and args.command == "watch" and len(target.addresses) > 1:
+        return await _follow(args, target, tls, tls_source)
     errors: list[tuple[str, grpc.aio.AioRpcError]] = []
     for address in target.addresses:
         try:
             return await _run(args, address, tls)
         except StreamBroken as broken:
+            if not follow:
+                raise
             raise explain(broken.err, address, target, args.command, tls_source) from None
         except grpc.aio.AioRpcError as err:
             if not next_member(err, args.command):
@@ -256,7 +286,7 @@ async def _run(args: argparse.Namespace, address: str, tls: TlsMaterial | None) 
                         break
             except grpc.aio.AioRpcError as err:
                 if n:
-                    raise StreamBroken(err) from None
+                    raise StreamBroken(err, n) from None
                 raise
         elif args.command == "rebuild":
             resp = await admin.RebuildGroup(

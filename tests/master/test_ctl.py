@@ -197,3 +197,28 @@ def test_help_states_defaults_and_exit_codes(tmp_path: Path) -> None:
     for fragment in (".run/io7ctl.json", "IO7CTL_MASTER", "127.0.0.1:50051",
                      "0 ok", "1 the master refused", "2 usage", "3 no master answers"):
         assert fragment in text, fragment
+
+
+def test_watch_on_a_groups_members_follows_the_takeover(tmp_path: Path) -> None:
+    """io7d: when the watched master goes, io7ctl asks the members again and goes on
+    watching the new one (here two masters stand in for two members' masters: the first
+    stops, the second answers with its own limit)."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with cluster(tmp_path / "a") as ca, cluster(tmp_path / "b") as cb:
+        first, a = ca.master(limit_a=40, group="garage", phases='["L1"]')
+        _, b = cb.master(limit_a=30, group="garage", phases='["L1"]')
+        write_groups_file(tmp_path, {"garage": [a, b]})
+        clean = {k: v for k, v in os.environ.items() if k != "IO7CTL_MASTER"}
+        watch = subprocess.Popen([PY, "-m", "master.ctl", "watch", "--json", "--count", "6",
+                                  "--interval-ms", "200"], cwd=tmp_path, env=clean,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert watch.stdout is not None
+        limits = []
+        for line in watch.stdout:
+            limits.append(json.loads(line)["phases"][0]["limit_a"])
+            if len(limits) == 2:
+                first.stop()  # the watched master goes
+        assert watch.wait(60) == 0, watch.stderr.read() if watch.stderr else ""
+    assert len(limits) == 6
+    assert limits[:2] == [40.0, 40.0] and limits[-1] == 30.0
