@@ -389,15 +389,16 @@ class GroupModel:
                                   f"{healed_at:g} s, not the CT holder {self.s.ids[0]}")
 
 
-def run_seed(seed: int) -> Outcome:
-    """One schedule; an InvariantBroken message names the seed to replay."""
+def run_seed(seed: int, duration_s: float = 30.0) -> Outcome:
+    """One schedule; an InvariantBroken message names the seed (and length) to replay."""
     with tempfile.TemporaryDirectory(prefix="io7-model-") as tmp:
-        schedule = make_schedule(seed)
+        schedule = make_schedule(seed, duration_s=duration_s)
         try:
             return GroupModel(schedule, Path(tmp)).run()
         except InvariantBroken as exc:
             raise InvariantBroken(f"seed {seed} ({schedule}): {exc}\nreplay: .venv/bin/python "
-                                  f"-m tests.election.groupmodel {seed}") from None
+                                  f"-m tests.election.groupmodel {seed} --duration "
+                                  f"{duration_s:g}") from None
 
 
 if __name__ == "__main__":
@@ -405,10 +406,16 @@ if __name__ == "__main__":
     import time
 
     t0 = time.process_time()
-    for arg in sys.argv[1:] or ["1"]:
+    args = sys.argv[1:] or ["1"]
+    duration = 30.0
+    if "--duration" in args:
+        at = args.index("--duration")
+        duration = float(args[at + 1])
+        del args[at:at + 2]
+    for arg in args:
         lo, _, hi = arg.partition("-")
         for seed in range(int(lo), int(hi or lo) + 1):
-            out = run_seed(seed)
+            out = run_seed(seed, duration)
             print(seed, f"checks={out.checks} terms={sorted(out.terms)} "
                   f"takeovers={[round(t, 2) for t in out.takeovers_s]} bytes={out.raft_bytes}")
     print(f"cpu {time.process_time() - t0:.2f} s")

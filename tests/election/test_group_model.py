@@ -25,11 +25,14 @@ from tests.election.groupmodel import InvariantBroken, run_seed
 REGRESSION_SEEDS = (32, 198)
 
 
+SCHEDULE_S = 24.0  # the random ones (suite time); the regression seeds keep their 30 s
+
+
 def _run(seeds: range) -> tuple[int, list[str], list[float]]:
     failures, takeovers, checks = [], [], 0
     for seed in seeds:
         try:
-            out = run_seed(seed)
+            out = run_seed(seed, SCHEDULE_S)
         except InvariantBroken as exc:
             failures.append(str(exc))
             continue
@@ -55,7 +58,7 @@ def test_a_thousand_random_schedules_keep_every_phase_within_its_limit() -> None
     failures = [f for _, fs, _ in parts for f in fs]
     assert not failures, f"{len(failures)} of {count} schedules failed:\n" + "\n".join(failures[:5])
     takeovers = sorted(t for _, _, ts in parts for t in ts)
-    assert sum(c for c, _, _ in parts) > 300 * count  # every schedule was checked throughout
+    assert sum(c for c, _, _ in parts) > 240 * count  # every schedule was checked throughout
     assert takeovers, "no schedule killed a leader: the fuzzer lost its point"
     # a new master holds limits within seconds of its predecessor's death (issue: 5 s)
     assert takeovers[len(takeovers) // 2] < 5.0
