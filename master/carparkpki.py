@@ -3,12 +3,10 @@
 1. Made afresh at every start with io7-pki's library (master/pki.py): site `carpark`,
    one charger certificate per car park charger, and an installer `installer` whose
    folder the run file records, so `io7ctl status` next to `make run` needs no flags.
-2. A master runs on a charger (architecture: every io7 runs a master candidate), so
-   each car park master serves with the certificate of the charger it would run on:
-   the group's first charger.
-3. Membership is closed (the default with TLS): the car park admits its chargers the
-   way an installer would with `io7ctl admit ID`, written into each master's membership
-   store before the master starts, so no charger is refused at start.
+2. Every charger's io7d serves with its own certificate (its agent, its Raft link and
+   its master when elected): `master_tls` is the [tls] table of its io7.toml.
+3. Membership is closed (the default with TLS); io7d admits the [group.members] of its
+   config itself (master.service.Elected), so no charger is refused at start.
 """
 
 from __future__ import annotations
@@ -18,7 +16,6 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
-from master.membership import MembershipStore
 from master.pki import Pki
 from protos.identity import Kind, Role
 
@@ -42,21 +39,7 @@ def installer_folder(pki: Pki) -> Path:
     return pki.identity_folder(Kind.OPERATOR, INSTALLER)
 
 
-def master_tls(pki: Pki, runs_on: str) -> str:
-    """The [tls] table of a master running on charger `runs_on` (rule 2)."""
-    return (f'[tls]\ndir = "{pki.identity_folder(Kind.CHARGER, runs_on)}"\n'
+def master_tls(pki: Pki, cid: str) -> str:
+    """The [tls] table of charger `cid`'s io7.toml: its folder and the site CRL (rule 2)."""
+    return (f'[tls]\ndir = "{pki.identity_folder(Kind.CHARGER, cid)}"\n'
             f'crl = "{pki.crl}"\n')
-
-
-def agent_tls(pki: Pki, cid: str) -> str:
-    return f'[tls]\ndir = "{pki.identity_folder(Kind.CHARGER, cid)}"\n'
-
-
-def admit(state_db: Path, group: str, chargers: Iterable[str]) -> None:
-    """Admit `chargers` to the closed group whose membership is `state_db` (rule 3)."""
-    store = MembershipStore(state_db, group=group, closed=True)
-    try:
-        for cid in chargers:
-            store.admit_id(cid, now_wall=dt.datetime.now(dt.UTC))
-    finally:
-        store.close()

@@ -157,9 +157,10 @@ class GroupRaft(SyncObj):  # type: ignore[misc]
             return False
         led = self.lease.led_since_s
         if self._handover_until is None:
-            connected = self.getStatus().get(f"partner_node_status_server_{target}") == 2
-            if (led is None or now_s < led + PREFER_AFTER_S or now_s < self._next_handover_s
-                    or not connected):
+            if led is None or now_s < led + PREFER_AFTER_S or now_s < self._next_handover_s:
+                return False
+            # getStatus builds a dict of everything: asked only once a hand-over is due
+            if self.getStatus().get(f"partner_node_status_server_{target}") != 2:
                 return False
             # never pause probes so long that the lease drops under its minimum
             s = self.lease.settings

@@ -370,7 +370,7 @@ class TlsTransport(Transport):  # type: ignore[misc]
             if await reader.read(1):
                 self.log.warning("member wrote on our raft link: closed", member=cid)
         except OSError:
-            pass
+            pass  # the link broke: that ends the hold as EOF does (the finally below)
         finally:
             if self._outgoing.get(cid) is writer:
                 del self._outgoing[cid]

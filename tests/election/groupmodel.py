@@ -101,7 +101,7 @@ def make_schedule(seed: int, *, duration_s: float = 30.0) -> Schedule:
 
 
 class InvariantBroken(AssertionError):
-    pass
+    """A schedule broke the invariant, an agent's term order, or liveness once healed."""
 
 
 @dataclass
