@@ -8,6 +8,11 @@ set -u
 need=()
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v ethtool >/dev/null 2>&1 || need+=(ethtool)
+# issue 14: the browser test (headless Chromium driven by Selenium) and the MQTT test (a
+# real mosquitto broker the test starts on a free loopback port)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     echo "sysdeps: missing ${need[*]} (not root or no apt-get): the tests that need it skip" >&2
