@@ -1,0 +1,40 @@
+"""`build_app(station)`: the one FastAPI application io7d serves (master/web/server.py).
+
+Every router is included here, the static UI is mounted at /static with / serving its
+index.html, and /openapi.json is served without login (issue 14 §2). The station is
+`app.state.station` (master.web.deps.get_station).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, HTTPException
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from master.web import api_charger, api_group, auth, live, metrics
+from master.web.station import Station
+
+STATIC = Path(__file__).parent / "static"
+VERSION = "0.1.0"  # = pyproject's version
+
+
+def build_app(station: Station) -> FastAPI:
+    app = FastAPI(title="io7 charger", version=VERSION, docs_url=None, redoc_url=None,
+                  description="The io7 charger's and its group's REST API (issue 14): "
+                  "log in with POST /api/login, then send the session cookie or "
+                  "`Authorization: Bearer <token>`. Roles: viewer reads, installer changes.")
+    app.state.station = station
+    for module in (auth, api_group, api_charger, live, metrics):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        page = STATIC / "index.html"
+        if not page.is_file():
+            raise HTTPException(404, "the UI's pages are not installed (master/web/static)")
+        return FileResponse(page)
+
+    return app
