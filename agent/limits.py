@@ -251,6 +251,7 @@ class LimitApplier:
         self._refusal: Refusal | None = None
         self._accepted: MasterLimits | None = None
         self._lease_until_s: float | None = None
+        self._expiries = 0  # leases that ran out before the next Limits (`lease_expiries`)
         self._offered_da: dict[int, int] = dict.fromkeys(ids, 0)
         self._last_increase_s: dict[int, float | None] = dict.fromkeys(ids)
         self._last_now_s = -math.inf
@@ -299,6 +300,8 @@ class LimitApplier:
         self._accepted = msg
         self._last_seen_term = msg.term
         self._failsafe_a = msg.failsafe_current_a
+        if self._lease_until_s is not None and now_s >= self._lease_until_s:
+            self._expiries += 1  # the lease had run out before this renewal
         self._lease_until_s = now_s + msg.valid_for_s
         return True
 
@@ -402,6 +405,12 @@ class LimitApplier:
     def lease_ok(self, now_s: float) -> bool:
         """True while the newest accepted Limits are still valid at `now_s`."""
         return self._lease_until_s is not None and now_s < self._lease_until_s
+
+    def lease_expiries(self, now_s: float) -> int:
+        """How many accepted leases have run out before Limits renewed them, the one
+        run out at `now_s` included (a counter for /metrics: it never decreases)."""
+        ran_out = self._lease_until_s is not None and now_s >= self._lease_until_s
+        return self._expiries + ran_out
 
     @property
     def term_applied(self) -> int:

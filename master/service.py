@@ -63,6 +63,7 @@ from master import audit, handshaketap, reflection, wire
 from master.admin import GroupAdminMixin
 from master.config import MasterConfig, load_master_config
 from master.control import CycleResult, GroupControl
+from master.cyclestats import CycleStats
 from master.daemon import (
     check_port_free,
     hold_state_lock,
@@ -125,6 +126,7 @@ class Master(pb_grpc.AgentLinkServicer, GroupAdminMixin):
                                      master_id=config.master_id)
         self.status_changed = asyncio.Condition()
         self.cycle_ms: list[float] = []
+        self.stats = CycleStats()  # for /metrics (master/web/metrics.py)
         self.ct: ModbusCtKit | None = None
         if config.ct is not None:
             self.ct = ModbusCtKit(ModbusBus(config.ct.bus), config.ct.kit_config())
@@ -289,11 +291,13 @@ class Master(pb_grpc.AgentLinkServicer, GroupAdminMixin):
         try:
             readings = await self.ct.read_clamps()
         except DeviceError as err:
+            self.stats.ct_error()
             self.control.ct_failed(f"meter read timeout: {err}", self.clock())
             return None
         sampled_at = self.clock()
         problem = self.control.ct_sample(self.config.ct.site_currents(readings), sampled_at)
         if problem:
+            self.stats.ct_error()
             self.control.ct_failed(problem, sampled_at)
             return None
         return sampled_at
@@ -326,6 +330,7 @@ class Master(pb_grpc.AgentLinkServicer, GroupAdminMixin):
                        ct_a=[p.ct_a for p in result.status.phases],
                        allocated_a=[p.allocated_a for p in result.status.phases])
         self.cycle_ms.append(took_ms)
+        self.stats.cycle(took_ms / 1000.0)
         del self.cycle_ms[:-100]
         async with self.status_changed:
             self.status = wire.group_status(result.status, master_id=self.config.master_id,
