@@ -1,0 +1,127 @@
+"""The live page's 24 h ring buffer (master/web/history.py): named rows, no clock."""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import pytest
+
+from master.web.history import (
+    INTERVAL_S,
+    MAX_CONNECTORS,
+    SLOTS,
+    ConnectorPoint,
+    History,
+    PhasePoint,
+)
+
+T0 = 1_700_000_000.0  # a wall-clock start on a slot boundary (divisible by 10)
+
+
+def phase(limit: float = 32.0, ct: float | None = 10.0, drawn: float = 8.0,
+          allocated: float = 12.0) -> dict[str, PhasePoint]:
+    return {"L1": PhasePoint(limit_a=limit, ct_a=ct, drawn_a=drawn, allocated_a=allocated)}
+
+
+def conn(offer: float, draw: float | None = None, key: str = "io7-01/1"
+         ) -> dict[str, ConnectorPoint]:
+    return {key: ConnectorPoint(offer_a=offer, draw_a=draw)}
+
+
+def test_empty_history_has_no_points() -> None:
+    assert History().query() == {"interval_s": INTERVAL_S, "t": [], "phases": {},
+                                 "connectors": {}}
+
+
+def test_the_last_value_in_a_slot_wins_and_the_day_is_one_point_per_slot() -> None:
+    h = History()
+    h.record(T0, phase(ct=5.0), conn(6.0, 5.9))
+    h.record(T0 + 9.9, phase(ct=7.0), conn(16.0, 15.8))
+    h.record(T0 + 10, phase(ct=9.0), conn(20.0))
+    day = h.query()
+    t = day["t"]
+    assert isinstance(t, list) and len(t) == SLOTS and t[-1] == T0 + 10
+    l1 = day["phases"]["L1"]  # type: ignore[index]
+    assert l1["ct_a"][-2:] == [7.0, 9.0] and l1["limit_a"][-1] == 32.0
+    assert l1["ct_a"][0] is None  # rule 2: nobody fed it
+    c = day["connectors"]["io7-01/1"]  # type: ignore[index]
+    assert c["offer_a"][-2:] == [16.0, 20.0]
+    assert c["draw_a"][-2:] == [15.8, None]  # not measured: a gap, not 0 A
+
+
+def test_a_slot_left_unfed_is_a_gap() -> None:
+    h = History()
+    h.record(T0, phase(ct=5.0), conn(6.0))
+    h.record(T0 + 3 * INTERVAL_S, phase(ct=6.0), conn(7.0))
+    ct = h.query()["phases"]["L1"]["ct_a"]  # type: ignore[index]
+    assert ct[-4:] == [5.0, None, None, 6.0]
+
+
+def test_missing_ct_is_a_gap_and_limits_stay() -> None:
+    h = History()
+    h.record(T0, phase(ct=None), {})
+    l1 = h.query()["phases"]["L1"]  # type: ignore[index]
+    assert l1["ct_a"][-1] is None and l1["limit_a"][-1] == 32.0
+
+
+def test_a_day_later_the_old_sample_is_gone() -> None:
+    h = History()
+    h.record(T0, phase(ct=5.0), conn(6.0))
+    h.record(T0 + SLOTS * INTERVAL_S, phase(ct=9.0), {})  # same ring index, next day
+    day = h.query()
+    assert day["phases"]["L1"]["ct_a"] == [None] * (SLOTS - 1) + [9.0]  # type: ignore[index]
+    assert day["connectors"]["io7-01/1"]["offer_a"] == [None] * SLOTS  # type: ignore[index]
+
+
+def test_a_sample_older_than_the_day_kept_is_ignored() -> None:
+    h = History()
+    h.record(T0 + SLOTS * INTERVAL_S, phase(ct=9.0), {})
+    h.record(T0, phase(ct=5.0), {})  # a clock stepped back a day: would overwrite 9.0
+    assert h.query()["phases"]["L1"]["ct_a"][-1] == 9.0  # type: ignore[index]
+
+
+@pytest.mark.parametrize("now", [math.nan, math.inf, -1.0])
+def test_nonsense_time_is_ignored(now: float) -> None:
+    h = History()
+    h.record(now, phase(), conn(6.0))
+    assert h.query()["t"] == []
+
+
+def test_thinning_keeps_the_peak_current_and_the_lowest_limit() -> None:
+    h = History()
+    for k, (ct, limit) in enumerate([(5.0, 32.0), (31.5, 32.0), (4.0, 20.0), (6.0, 32.0)]):
+        h.record(T0 + k * INTERVAL_S, phase(ct=ct, limit=limit), {})
+    day = h.query(points=SLOTS // 4)  # buckets of 4 slots
+    assert day["interval_s"] == 4 * INTERVAL_S
+    l1 = day["phases"]["L1"]  # type: ignore[index]
+    assert len(l1["ct_a"]) == SLOTS // 4
+    assert l1["ct_a"][-1] == 31.5 and l1["limit_a"][-1] == 20.0
+
+
+def test_points_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        History().query(points=0)
+
+
+def test_memory_is_bounded_by_the_connector_cap() -> None:
+    h = History()
+    for k in range(MAX_CONNECTORS + 10):
+        h.record(T0 + k * INTERVAL_S, phase(), conn(6.0, key=f"io7-{k:03}/1"))
+    conns = h.query(points=1)["connectors"]
+    assert isinstance(conns, dict) and len(conns) == MAX_CONNECTORS
+    assert "io7-000/1" not in conns and f"io7-{MAX_CONNECTORS + 9:03}/1" in conns
+
+
+def test_a_day_of_feeding_costs_what_an_hour_does() -> None:
+    def size(h: History) -> int:
+        cols = [c for t in (*h._phases.values(), *h._connectors.values()) for c in t.values()]
+        return sum(sys.getsizeof(c) for c in cols) + sys.getsizeof(h._slot_of)
+
+    h = History()
+    for k in range(360):  # one hour
+        h.record(T0 + k * INTERVAL_S, phase(), conn(6.0, 5.0))
+    hour = size(h)
+    for k in range(360, 2 * SLOTS):  # two days
+        h.record(T0 + k * INTERVAL_S, phase(), conn(6.0, 5.0))
+    assert size(h) == hour
