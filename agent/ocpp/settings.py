@@ -120,6 +120,19 @@ def read_ocpp(t: AgentTable, charger_id: str) -> OcppSettings | None:
                                    and 1 <= len(serial) <= SERIAL_NUMBER_MAX):
         raise t.error("serial_number", f"must be 1-{SERIAL_NUMBER_MAX} characters, "
                       f"not {serial!r}")
+    mode, free, tags = read_authorisation(t, cp_id)
+    uk = read_uk_default(t)
+    t.done()
+    return OcppSettings(url=url, charge_point_id=cp_id, security_profile=profile,
+                        authorization_key=key, ca_file=ca_file, client_cert=client_cert,
+                        client_key=client_key, cpo_name=cpo, serial_number=serial,
+                        auth_mode=mode, free_id_tag=free, local_list=tuple(tags),
+                        uk_default=uk)
+
+
+def read_authorisation(t: AgentTable, cp_id: str) -> tuple[AuthMode, str, list[str]]:
+    """[ocpp] auth_mode, free_id_tag and local_list (manual 6.5); the web UI checks its
+    changes with it too, while [ocpp] is off (master/web/chargersettings.py)."""
     mode = AuthMode(t.string("auth_mode", AuthMode.NONE.value,
                              allowed=tuple(m.value for m in AuthMode)))
     free = t.string("free_id_tag", cp_id[:ID_TAG_MAX])
@@ -136,17 +149,17 @@ def read_ocpp(t: AgentTable, charger_id: str) -> OcppSettings | None:
         except ValueError as err:
             raise t.error("local_list", f"{err} (1-{ID_TAG_MAX} printable ASCII characters "
                           "each)") from None
+    return mode, free, tags
+
+
+def read_uk_default(t: AgentTable) -> UkDefaultSettings:
+    """[ocpp.uk_default] (manual 6.6); like `read_authorisation`, also the web UI's check."""
     uk_t = t.table("uk_default")
-    uk = UkDefaultSettings() if uk_t is None else uk_default_from_table(
-        uk_t.data, file=t.file, prefix="ocpp.uk_default")
-    if uk_t is not None:
-        uk_t.skip_rest()
-    t.done()
-    return OcppSettings(url=url, charge_point_id=cp_id, security_profile=profile,
-                        authorization_key=key, ca_file=ca_file, client_cert=client_cert,
-                        client_key=client_key, cpo_name=cpo, serial_number=serial,
-                        auth_mode=mode, free_id_tag=free, local_list=tuple(tags),
-                        uk_default=uk)
+    if uk_t is None:
+        return UkDefaultSettings()
+    uk = uk_default_from_table(uk_t.data, file=t.file, prefix="ocpp.uk_default")
+    uk_t.skip_rest()
+    return uk
 
 
 def _client_pair(t: AgentTable, url: str, profile: int) -> tuple[Path | None, Path | None]:
