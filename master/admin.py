@@ -17,12 +17,15 @@ stream (AgentLink) and the operators' calls.
    chargers talk AgentLink, and a key stolen with a charger must not read the site or
    change it. Refusals are PERMISSION_DENIED with the reason, and a security log line.
    Plaintext (a test bench) checks nothing.
+6. Every change is a context-free method (`rebuild_group`, `set_group_limit`,
+   `admit_member`) taking the actor (a gRPC context, or audit.Actor for the web API):
+   the gRPC methods and master/web/api_group.py call the same code, rules and log lines.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import NoReturn
 
@@ -34,7 +37,7 @@ from master import audit, wire
 from master.config import MasterConfig
 from master.control import GroupControl
 from master.errors import RequestError
-from master.membership import MembershipStore
+from master.membership import MembershipStore, RebuildPlan
 from master.tlsconfig import ServerTls
 from protos.identity import Identity, IdentityError, Role, authorise_admin
 from protos.io7.cluster.v1 import cluster_pb2 as pb
@@ -60,6 +63,11 @@ class GroupAdminMixin(pb_grpc.GroupAdminServicer):
         """End this stream or request with `code`, after a security log entry."""
         audit.record(self.security, kind, context, f"{code.name}: {message}")
         await context.abort(code, message)
+        raise AssertionError("grpc.aio's abort raises")  # for the type checker
+
+    async def _invalid(self, context: grpc.aio.ServicerContext, message: str) -> NoReturn:
+        """INVALID_ARGUMENT for a request the context-free method refused (and logged)."""
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, message)
         raise AssertionError("grpc.aio's abort raises")  # for the type checker
 
     async def _authenticate(self, context: grpc.aio.ServicerContext) -> Identity | None:
@@ -112,25 +120,69 @@ class GroupAdminMixin(pb_grpc.GroupAdminServicer):
             if min_interval > 0:
                 await asyncio.sleep(min_interval)
 
-    async def RebuildGroup(self, request: pb.RebuildGroupRequest,
-                           context: grpc.aio.ServicerContext
-                           ) -> pb.RebuildGroupResponse:
-        await self._authorise(context, Role.INSTALLER, "RebuildGroup")
+    # --- context-free: the gRPC methods below and the web API (master/web) call these ---
+    def rebuild_group(self, removed: Sequence[str], actor: audit.Peer) -> RebuildPlan:
+        """Rule 2, for `actor` (a gRPC context or an audit.Actor). Raises RequestError
+        (a name that is not a member), recorded as a refusal."""
         # Only the named, unconnected members go (membership rule 3): a cut-off charger
         # still draws its lease, then its fail-safe current, so it keeps its reservation.
         try:
-            plan = self.control.rebuild(request.removed_charger_ids)
+            plan = self.control.rebuild(removed)
         except RequestError as err:
-            await self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT,
-                               audit.Kind.REBUILD_REFUSED, str(err))
+            audit.record(self.security, audit.Kind.REBUILD_REFUSED, actor,
+                         f"INVALID_ARGUMENT: {err}")
+            raise
         self.store.forget(plan.removed)
-        audit.record(self.security, audit.Kind.GROUP_REBUILT, context, "removed "
+        audit.record(self.security, audit.Kind.GROUP_REBUILT, actor, "removed "
                      f"{list(plan.removed)}, kept {list(plan.kept)}, offline kept "
                      f"{list(plan.offline_kept)}, named but connected "
                      f"{list(plan.refused_connected)}")
         self.log.info("group rebuilt", removed=plan.removed, kept=plan.kept,
                       offline_kept=plan.offline_kept,
                       refused_connected=plan.refused_connected)
+        return plan
+
+    def set_group_limit(self, limit_a: float, actor: audit.Peer) -> tuple[float, float]:
+        """Rule 3, for `actor`: (previous limit, installed limit). Raises RequestError
+        (above the installed limit, or not a current), recorded as a refusal."""
+        installed = self.control.installed_limit_a
+        try:
+            previous = self.control.set_limit(limit_a)
+        except RequestError as err:
+            audit.record(self.security, audit.Kind.LIMIT_REFUSED, actor,
+                         f"INVALID_ARGUMENT: {err}")
+            raise
+        self.log.info("group limit set", limit_a=limit_a, previous_limit_a=previous)
+        audit.record(self.security, audit.Kind.LIMIT_SET, actor,
+                     f"group limit {previous:g} A -> {limit_a:g} A per phase "
+                     f"(installed {installed:g} A)")
+        return previous, installed
+
+    def admit_member(self, charger_id: str, actor: audit.Peer) -> bool:
+        """Rule 4, for `actor`: True if newly admitted. Raises RequestError (not a
+        charger id), recorded as a refusal."""
+        problem = wire.charger_id_problem(charger_id)  # the check a Hello's charger id passes
+        if problem:
+            audit.record(self.security, audit.Kind.ADMIT_REFUSED, actor,
+                         f"INVALID_ARGUMENT: {problem}")
+            raise RequestError(peer="AdmitMember", problem=problem)
+        admitted = self.store.admit_id(charger_id, now_wall=datetime.now(UTC))
+        audit.record(self.security, audit.Kind.MEMBER_ADMITTED, actor,
+                     f"charger {charger_id} admitted to group {self.config.group.name!r}"
+                     if admitted else f"charger {charger_id} was admitted already: "
+                     "nothing changed")
+        self.log.info("charger admitted", charger_id=charger_id, changed=admitted)
+        return admitted
+
+    # --- gRPC ---------------------------------------------------------------------------
+    async def RebuildGroup(self, request: pb.RebuildGroupRequest,
+                           context: grpc.aio.ServicerContext
+                           ) -> pb.RebuildGroupResponse:
+        await self._authorise(context, Role.INSTALLER, "RebuildGroup")
+        try:
+            plan = self.rebuild_group(request.removed_charger_ids, context)
+        except RequestError as err:
+            await self._invalid(context, str(err))
         return pb.RebuildGroupResponse(removed_charger_ids=plan.removed,
                                        kept_charger_ids=plan.kept,
                                        offline_kept_charger_ids=plan.offline_kept)
@@ -142,33 +194,21 @@ class GroupAdminMixin(pb_grpc.GroupAdminServicer):
         # Above the installed limit: INVALID_ARGUMENT, like any value out of range. It
         # is not FAILED_PRECONDITION: no state of the system makes it valid (the
         # installed limit changes only with the config file and a restart).
-        installed = self.control.installed_limit_a
         try:
-            previous = self.control.set_limit(request.limit_a)
+            previous, installed = self.set_group_limit(request.limit_a, context)
         except RequestError as err:
-            await self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT,
-                               audit.Kind.LIMIT_REFUSED, str(err))
-        self.log.info("group limit set", limit_a=request.limit_a, previous_limit_a=previous)
-        audit.record(self.security, audit.Kind.LIMIT_SET, context,
-                     f"group limit {previous:g} A -> {request.limit_a:g} A per phase "
-                     f"(installed {installed:g} A)")
+            await self._invalid(context, str(err))
         return pb.SetGroupLimitResponse(limit_a=request.limit_a, previous_limit_a=previous,
                                         installed_limit_a=installed)
 
     async def AdmitMember(self, request: pb.AdmitMemberRequest,
                           context: grpc.aio.ServicerContext) -> pb.AdmitMemberResponse:
         await self._authorise(context, Role.INSTALLER, "AdmitMember")
-        cid = request.charger_id
-        problem = wire.charger_id_problem(cid)  # the check a Hello's charger id passes
-        if problem:
-            await self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT,
-                               audit.Kind.ADMIT_REFUSED, problem)
-        admitted = self.store.admit_id(cid, now_wall=datetime.now(UTC))
-        audit.record(self.security, audit.Kind.MEMBER_ADMITTED, context,
-                     f"charger {cid} admitted to group {self.config.group.name!r}"
-                     if admitted else f"charger {cid} was admitted already: nothing changed")
-        self.log.info("charger admitted", charger_id=cid, changed=admitted)
-        return pb.AdmitMemberResponse(charger_id=cid, admitted=admitted)
+        try:
+            admitted = self.admit_member(request.charger_id, context)
+        except RequestError as err:
+            await self._invalid(context, err.problem)
+        return pb.AdmitMemberResponse(charger_id=request.charger_id, admitted=admitted)
 
     async def GetSecurityLog(self, request: pb.GetSecurityLogRequest,
                              context: grpc.aio.ServicerContext

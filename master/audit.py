@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
@@ -63,6 +64,18 @@ class Peer(Protocol):
     def peer(self) -> str: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who acted outside gRPC (the web API, master/web): named already, e.g.
+    "web:installer", with its peer's address."""
+
+    name: str
+    address: str
+
+    def peer(self) -> str:
+        return self.address
+
+
 def security_log_path(state_db: Path) -> Path:
     """Rule 1: `<state_db>.security.jsonl`."""
     return state_db.with_name(state_db.name + ".security.jsonl")
@@ -72,6 +85,8 @@ def who(context: Peer | None) -> str:
     """Rule 2: the identity that acted or was refused ("" for the master itself)."""
     if context is None:
         return ""
+    if isinstance(context, Actor):
+        return context.name
     auth_context = getattr(context, "auth_context", None)  # a gRPC servicer context's
     if auth_context is not None:
         try:
