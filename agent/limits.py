@@ -321,6 +321,16 @@ class LimitApplier:
         Charger Current Limit: rule 5 shares the lower of the two; None lifts it."""
         self._charger_cap_a = None if amps is None else _check_current("charger cap", amps)
 
+    def set_charger_limit(self, amps: float) -> None:
+        """Set the Charger Current Limit (manual 6.3, 6-63 A) while running (the web UI):
+        a decrease caps the next `offered` at once, an increase is paced by rule 6 like
+        any. ValueError outside 6-63 A; nothing changes then."""
+        lo, hi = CHARGER_LIMIT_RANGE_A
+        if (isinstance(amps, bool) or not isinstance(amps, int | float)
+                or not lo <= amps <= hi):  # nan fails the comparison too
+            raise ValueError(f"charger_limit_a must be {lo:g}-{hi:g} A, got {amps!r}")
+        self._charger_limit_a = float(amps)
+
     def set_hard_max(self, connector_id: int, amps: float) -> None:
         """Set the connector's hard max (cable, breaker, the EV's own maximum), 0-80 A."""
         self._known(connector_id)

@@ -43,6 +43,7 @@ import sqlite3
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -179,6 +180,19 @@ class Agent:
         self.log.warning(f"{what} refused", master_id=self.master_id, term=term,
                          field=refusal.field, value=refusal.value, bound=refusal.bound,
                          why=refusal.reason)
+
+    def set_charger_limit(self, amps: float) -> None:
+        """The Charger Current Limit changed while running (the web UI, issue 14): the
+        applier caps the next step's offers (a decrease at once, an increase paced), and
+        the master hears it in a fresh Hello (it reads the limit only there: the stream
+        is reopened at once; meanwhile its grants stay capped here). ValueError outside
+        6-63 A, nothing changed. The OCPP profiles keep the start's limit as their
+        ceiling, and the applier takes the lower of the two."""
+        self.applier.set_charger_limit(amps)
+        self.config = replace(self.config, charger_limit_a=float(amps))
+        self.local.config = self.config
+        if self.link is not None:
+            self.link.retarget()
 
     # --- the step --------------------------------------------------------------------
     async def step(self) -> None:
