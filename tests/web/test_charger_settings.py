@@ -110,7 +110,7 @@ def test_with_ocpp_off_its_keys_are_still_checked_with_the_same_words(
 
 
 def test_a_key_this_api_does_not_edit_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(SettingsError, match="group.limit_a: not a setting"):
+    with pytest.raises(SettingsError, match=r"group\.limit_a: not a setting"):
         plan_change(tmp_path / "io7.toml", BASE, {"group.limit_a": 10})
     with pytest.raises(SettingsError, match="cannot be written to TOML"):
         plan_change(tmp_path / "io7.toml", BASE, {"ocpp.local_list": ["A", None]})
