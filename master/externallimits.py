@@ -2,7 +2,8 @@
 
 Sources: the back office (OCPP Local Controller pattern: the ChargePointMaxProfile on
 connector 0 of the group's local controller, reported in its AgentState) and a building
-energy manager (Modbus TCP, master/emsserver.py); MQTT/REST once those interfaces exist.
+energy manager (Modbus TCP, master/emsserver.py), a home energy manager's MQTT setpoint
+(master/mqtt.py).
 Each source holds at most one limit at a time, in its own slot. Times are wall clock
 (Unix s): validities come from OCPP schedules and an EMS's seconds, not from this host's
 monotonic clock.

@@ -7,7 +7,8 @@ around master.externallimits.
    state without one withdraws it. When that charger goes offline its states stop, so
    its last limit stays until its end, then expires (the safer side). An online
    controller's limit is given one lease of grace past its end (externallimits rule 3).
-2. Energy manager: master/emsserver.py hands in each accepted write (or a withdrawal).
+2. Energy manager: master/emsserver.py hands in each accepted write (or a withdrawal);
+   the home energy manager's MQTT setpoint (master/mqtt.py) likewise, in a slot of its own.
 3. Each cycle, `now()` expires what has run out and returns the limits in force with
    the wall clock they were judged at.
 4. Every change goes to the security log (kind external_limit) naming its source; a
@@ -28,7 +29,7 @@ from master import audit
 from master.externallimits import ExternalLimit, ExternalLimitError, ExternalLimits, InForce
 from protos.io7.cluster.v1 import cluster_pb2 as pb
 
-BACK_OFFICE, EMS = "back_office", "ems"  # the slots
+BACK_OFFICE, EMS, MQTT = "back_office", "ems", "mqtt"  # the slots
 log = structlog.get_logger("master.sitelimits")
 
 
@@ -68,6 +69,10 @@ class SiteLimits:
     def set_ems(self, limit: ExternalLimit | None) -> None:
         """Rule 2: the energy manager's accepted write, or None to withdraw."""
         self._record(self.limits.put(EMS, limit, self.wall()), "energy manager")
+
+    def set_mqtt(self, limit: ExternalLimit | None) -> None:
+        """Rule 2: the MQTT setpoint in force (master/mqtt.py), or None to withdraw."""
+        self._record(self.limits.put(MQTT, limit, self.wall()), "MQTT setpoint")
 
     def now(self) -> tuple[InForce, float]:
         """Rule 3: the limits in force now, and now (Unix s)."""
