@@ -36,6 +36,11 @@ they connect to a local back office (hw.sim.csms, its log in csms.log); `--csms-
 the CSMS_URL environment variable, `make run CSMS_URL=ws://...`) points them at an external
 one instead. The view shows each charger's OCPP link state, read from the agents' logs.
 
+Every io7d serves its web UI and REST API over HTTPS (the site CA under .run/pki signs
+its certificate: the browser warns until you trust .run/pki/ca.pem) on a loopback port
+of its own; the URLs and each charger's installer password file are printed at start and
+under every frame of the view. The group pages are on the elected master's UI.
+
 The CT simulator serves the building's load only, so the masters count it as "other
 loads" (ct_placement = other_loads); a grid-incomer CT that also sees the EVs needs a
 simulator fed by the agents' draw (not built yet). The members' ports are picked below
@@ -61,7 +66,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from master import carparkpki, runfile
-from master.carparkview import OcppLinks, run_view
+from master.carparkview import OcppLinks, run_view, web_lines
 from master.pki import Pki
 
 PY = sys.executable
@@ -116,6 +121,13 @@ retries = 1
 [ct.serial]
 port = "{pty}"
 baudrate = 9600
+"""
+
+WEB = """
+[web]
+listen = "127.0.0.1:{port}"
+[web.members]
+{urls}
 """
 
 AGENT_ONLY = """
@@ -207,6 +219,7 @@ class Park:
         self.preexec = _die_with(os.getpid())
         self.pki: Pki | None = None  # set by build(): the car park's site (carparkpki)
         self.ports: set[int] = set()  # given to members (port_pairs)
+        self.web: dict[str, str] = {}  # charger id -> its web UI's URL (issue 14)
 
     def spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         out = (self.dir / f"{name}.out").open("wb")
@@ -257,6 +270,11 @@ class Park:
                    for cid, port in zip(chargers, ports, strict=True)]
         table = "\n".join(f'"{m.charger_id}" = "{m.address}"' for m in members)
         holder = members[0].charger_id
+        web_ports = port_pairs(len(chargers), self.ports)  # p + 1 unused: one helper
+        urls = {cid: f"https://127.0.0.1:{p}" for cid, p in zip(chargers, web_ports,
+                                                                   strict=True)}
+        self.web.update(urls)
+        web = "\n".join(f'"{cid}" = "{url}"' for cid, url in urls.items())
         ct = CT.format(clamps="\n".join(f'{i + 1} = "{p}"' for i, p in enumerate(phases)),
                        pty=pty)
         for (cid, wiring), seed in zip(chargers.items(), seeds, strict=True):
@@ -264,7 +282,8 @@ class Park:
                 self.charger(cid, wiring=wiring, seed=seed) + GROUP.format(
                     tls=carparkpki.master_tls(self.pki, cid), group=group,
                     phases=json.dumps(phases), limit=limit, fallback=limit / 2,
-                    ct_charger=holder, members=table) + (ct if cid == holder else ""))
+                    ct_charger=holder, members=table) + (ct if cid == holder else "")
+                + WEB.format(port=urls[cid].rpartition(":")[2], urls=web))
         for cid in chargers:
             self.spawn(cid, "-m", "master.io7d", "--config", f"{cid}.toml")
             self.agents.append(cid)
@@ -337,6 +356,8 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, _stop_on_signal)
     try:
         groups = build(park, args.scenario, args.chargers)
+        if park.web:
+            print(web_lines(park), flush=True)
         runfile.write(run_file, scenario=args.scenario, logs=park.dir, groups=groups,
                       operator=None if park.pki is None else
                       carparkpki.installer_folder(park.pki))

@@ -12,6 +12,7 @@
    backs off for up to minutes after refused connections, and the member may have been
    elected meanwhile.
 4. Scenario A has no group: its frame is the lone agent's latest offers from its log.
+5. Every io7d's web UI URL and its installer password file close each frame.
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ class Parked(Protocol):
     csms_url: str | None
     links: OcppLinks
     procs: list[tuple[str, subprocess.Popen[bytes]]]
+    web: dict[str, str]  # charger id -> its web UI's URL
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +212,8 @@ async def view(groups: list[runfile.RunGroup], park: Parked, clear: bool) -> Non
             if not watches:
                 frames.append(_agent_only_frame(park))
             frames.append(park.links.frame(park.agents, park.csms_url))
+            if park.web:
+                frames.append(web_lines(park))
             running = sum(p.poll() is None for _, p in park.procs)
             head = (f"io7-cluster car park ({running} processes running, logs in "
                     f"{park.dir}); Ctrl-C stops; io7ctl status from this folder finds the "
@@ -220,6 +224,14 @@ async def view(groups: list[runfile.RunGroup], park: Parked, clear: bool) -> Non
     finally:
         for w in watches:
             await w.close()
+
+
+def web_lines(park: Parked) -> str:
+    """Each charger's web UI and where its installer's first password is (issue 14)."""
+    rows = [f"  {cid:12} {url:26} {park.dir / f'state-{cid}' / 'web-initial-password'}"
+            for cid, url in park.web.items()]
+    return ("web UI (log in as installer with the password in the file; the group "
+            "pages are on the master's UI)\n" + "\n".join(rows))
 
 
 def _agent_only_frame(park: Parked) -> str:

@@ -21,6 +21,9 @@ The composition root of issue 13 (the one module that imports both agent and mas
 6. Every leadership change is a log line on every member ("leader", with the term), and
    on the member that takes or leaves the lead its master's security-log entries
    (master started / stopped, with the term).
+7. Its interfaces (issue 14, master/web): a `Station` handle kept current with the
+   running master and the election's view; with [web], the UI and REST API served in
+   this loop (master/web/server.py), its URL printed as {"web": url}.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import json
 import signal
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -46,8 +50,9 @@ from master.election.raft import ElectionView, GroupRaft
 from master.election.tlstransport import tls_transport_class
 from master.errors import ConfigError, MasterError
 from master.io7dconfig import Io7Config, load_io7_config
-from master.service import Elected, serve
+from master.service import Elected, Master, serve
 from master.tlsconfig import load_server_tls
+from master.web.server import announce, build_station, start_web
 from protos.tls import TlsFiles
 
 TICK_S = 0.05
@@ -78,6 +83,7 @@ class Candidate:
         self._stopping: asyncio.Task[None] | None = None
         self._retry_at = 0.0
         self.failures = 0
+        self.on_master: Callable[[Master | None], None] | None = None  # the web's Station
         self.log = log.bind(charger_id=config.charger_id, group=config.master.group.name)
 
     def lease_left_s(self) -> float:
@@ -117,8 +123,10 @@ class Candidate:
         elected = None if term is None else Elected(
             term=term, lease_left_s=self.lease_left_s, members=tuple(self.config.members),
             first_cycle=int(time.monotonic() * 1000))
-        self._task = asyncio.create_task(serve(self.config.master, stop=self._stop,
-                                               elected=elected), name="master")
+        master = serve(self.config.master, stop=self._stop, elected=elected) \
+            if self.on_master is None else serve(self.config.master, stop=self._stop,
+                                                 elected=elected, on_master=self.on_master)
+        self._task = asyncio.create_task(master, name="master")
         self.log.warning("leads the group: master started", term=term,
                          ct="this charger's kit" if self.config.holds_ct else
                          "none here: CT-lost mode, fallback limit")
@@ -187,6 +195,11 @@ async def run(config: Io7Config, stop: asyncio.Event) -> None:
     raft = None if lone else _raft(config, asyncio.get_running_loop(), agent.audit.log,
                                    agent.applier.last_seen_term)
     candidate = Candidate(config, raft)
+    station = build_station(config, agent)  # rule 7
+    candidate.on_master = station.set_master
+    web = await start_web(station)
+    if web is not None:
+        announce(station, web)
     agent_task = asyncio.create_task(agent.run(stop), name="agent")
     try:
         if raft is None:
@@ -202,6 +215,7 @@ async def run(config: Io7Config, stop: asyncio.Event) -> None:
         leader: str | None = None
         while not stop.is_set():
             view = raft.tick(time.monotonic())
+            station.set_view(view)
             if view.leader_id != leader:
                 leader = view.leader_id
                 log.info("leader", charger_id=config.charger_id, leader=leader,
@@ -213,6 +227,8 @@ async def run(config: Io7Config, stop: asyncio.Event) -> None:
                 await asyncio.wait_for(stop.wait(), timeout=TICK_S)
     finally:
         stop.set()
+        if web is not None:
+            await web.stop()
         await candidate.stop()
         await agent_task
         if raft is not None:

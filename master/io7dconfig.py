@@ -43,6 +43,7 @@ Rules:
    refused (a master with a shorter lease or hold than another's could not cover that
    one's grants when it takes over). The rest ([charger], [connectors], [ct], ...) is each
    charger's own.
+7. [web] (master/webconfig.py): the UI, REST API and /metrics; absent, io7d serves none.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ from agent.errors import ConfigError as AgentConfigError
 from master.config import MasterConfig
 from master.config import _parse as parse_master
 from master.errors import ConfigError
+from master.webconfig import WebConfig, parse_web
 
 MAX_MEMBERS = 32
 MIN_ELECTED_LEASE_S = 1.5  # = io7d.MIN_VALID_S (1 s) + room for two probes and a cycle
@@ -78,6 +80,7 @@ class Io7Config:
     members: Mapping[str, str]  # charger id -> host:port of its master candidate
     ct_charger: str | None  # the member wired to the CT kit (dynamic mode), preferred leader
     group_digest: str = ""  # rule 6: the group's settings, the same on every member
+    web: WebConfig | None = None  # [web] (master/webconfig.py); None: no web interface
 
     @property
     def charger_id(self) -> str:
@@ -110,7 +113,7 @@ def _err(path: Path, key: str, problem: str) -> ConfigError:
 
 
 def parse(path: Path, data: Mapping[str, Any]) -> Io7Config:
-    known = {*AGENT_TABLES, *MASTER_TABLES, "tls", "link", "master"}
+    known = {*AGENT_TABLES, *MASTER_TABLES, "tls", "link", "master", "web"}
     for table in data:
         if table not in known:
             raise _err(path, table, f"unknown table or key; io7.toml has {sorted(known)}")
@@ -153,8 +156,9 @@ def parse(path: Path, data: Mapping[str, Any]) -> Io7Config:
     if master.tls is None and len(members) > 1:
         raise _err(path, "tls.plaintext", "a group of several chargers elects its master "
                    "over mutual TLS only: set [tls] dir (deploy/PKI.md)")
+    web = parse_web(path, data.get("web"), members=members, has_tls=master.tls is not None)
     return Io7Config(file=path, agent=agent, master=master, members=members,
-                     ct_charger=ct_charger, group_digest=group_digest(data, master))
+                     ct_charger=ct_charger, group_digest=group_digest(data, master), web=web)
 
 
 def group_digest(data: Mapping[str, Any], master: MasterConfig) -> str:

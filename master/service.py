@@ -362,10 +362,12 @@ class Master(pb_grpc.AgentLinkServicer, GroupAdminMixin):
 async def serve(config: MasterConfig, *, stop: asyncio.Event, listen: str | None = None,
                 ready: Callable[[str], None] | None = None,
                 handshakes: handshaketap.HandshakeTap | None = None,
-                elected: Elected | None = None) -> None:
+                elected: Elected | None = None,
+                on_master: Callable[[Master | None], None] | None = None) -> None:
     """Run the master until `stop` is set. Raises ConfigError, before serving anything,
     when another master holds this state or the address is taken (master/daemon.py).
-    `elected`: io7d's master of one Raft term (Elected)."""
+    `elected`: io7d's master of one Raft term (Elected). `on_master`: told the Master
+    once it exists and None when it ends (io7d's web interfaces read it)."""
     address = listen or config.listen
     with contextlib.ExitStack() as held:
         held.enter_context(hold_state_lock(config.state_db, config_file=config.file))
@@ -386,6 +388,9 @@ async def serve(config: MasterConfig, *, stop: asyncio.Event, listen: str | None
                               f"{address}: {exc}".split(";")[0]) from None
         master = Master(config, tls=tls, elected=elected)
         held.callback(master.close)
+        if on_master is not None:
+            on_master(master)
+            held.callback(on_master, None)
         if handshakes is not None:  # rule 6: refused handshakes, from here to the close
             handshakes.record_to(master.security, log=master.log)
             held.callback(handshakes.record_to, None)

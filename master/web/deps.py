@@ -4,7 +4,8 @@ Authentication (accounts.py): the session cookie SESSION_COOKIE set by POST /api
 (HttpOnly, SameSite=Strict, Secure over HTTPS), or `Authorization: Bearer <token>` with
 the token that login returns. No session: 401. A viewer on an installer's route: 403.
 `record` writes who changed what to this charger's security log (every change in the
-API goes through it).
+API goes through it). The dependencies are coroutines, so they run in io7d's loop
+thread like the master they read (FastAPI runs plain functions in a thread pool).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def token_of(request: Request) -> str | None:
     return request.cookies.get(SESSION_COOKIE)
 
 
-def viewer(request: Request, station: Annotated[Station, Depends(get_station)],
+async def viewer(request: Request, station: Annotated[Station, Depends(get_station)],
            _b: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
            _c: Annotated[str | None, Depends(_cookie)] = None) -> User:
     """Any logged-in user; 401 otherwise."""
@@ -63,7 +64,7 @@ def viewer(request: Request, station: Annotated[Station, Depends(get_station)],
     return user
 
 
-def installer(user: Annotated[User, Depends(viewer)]) -> User:
+async def installer(user: Annotated[User, Depends(viewer)]) -> User:
     """A logged-in installer; 403 for a viewer."""
     if user.role != Role.INSTALLER:
         raise HTTPException(status.HTTP_403_FORBIDDEN,
@@ -71,7 +72,7 @@ def installer(user: Annotated[User, Depends(viewer)]) -> User:
     return user
 
 
-def leader(station: Annotated[Station, Depends(get_station)]) -> Master:
+async def leader(station: Annotated[Station, Depends(get_station)]) -> Master:
     """The running group master; 409 with the leader and its UI's URL on a member that
     does not lead (the page links there)."""
     master = station.master()

@@ -1,0 +1,138 @@
+"""The web server of io7d: uvicorn serving master.web.app inside io7d's own event loop.
+
+1. `start_web` binds the listening socket itself first, so a taken port is one line,
+   a ConfigError naming io7.toml `[web] listen` and what to do (io7d exits 2), not a
+   traceback from inside uvicorn. Port 0 takes any free port; the URL says which.
+2. HTTPS with this charger's certificate ([tls] dir: cert.pem and key.pem, the site's
+   chain) unless `[web] plaintext = true`, which is warned in the log and the security
+   log at every start. No client certificate is asked: browsers log in with a password.
+3. uvicorn runs as a task of io7d's loop (no thread, no process); its own signal
+   handlers are kept out (io7d's SIGINT/SIGTERM set io7d's stop event), and `stop`
+   ends it within SHUTDOWN_GRACE_S even with live SSE streams open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+from collections.abc import Iterator
+
+import structlog
+import uvicorn
+
+from agent.service import Agent
+from master.errors import ConfigError
+from master.io7dconfig import Io7Config
+from master.web.accounts import INITIAL_PASSWORD_FILE, USERS_FILE, Accounts
+from master.web.station import Station
+from master.webconfig import WebConfig
+from protos.tls import TlsFiles
+
+SHUTDOWN_GRACE_S = 2.0  # open requests (an SSE stream never ends) get this long
+PLAINTEXT_WARNING = ("PLAINTEXT web UI ([web] plaintext = true): passwords and session "
+                     "cookies cross the LAN in clear text; for a test bench only")
+log = structlog.get_logger("io7d.web")
+
+
+class _Embedded(uvicorn.Server):
+    """uvicorn without its signal handlers (rule 3): io7d owns SIGINT and SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def bind(config: Io7Config, web: WebConfig) -> socket.socket:
+    """Rule 1: the listening socket, or ConfigError."""
+    host = web.host
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, web.port), family=family, backlog=128)
+    except OSError as exc:
+        raise ConfigError(file=config.file, key="web.listen", problem=f"cannot listen on "
+                          f"{web.listen} ({exc.strerror or exc}): another program (or io7d) "
+                          "holds that port; stop it or choose another port") from None
+
+
+class WebServer:
+    """The running server: `url`, and `stop()`."""
+
+    def __init__(self, server: uvicorn.Server, task: asyncio.Task[None], url: str) -> None:
+        self.server = server
+        self.task = task
+        self.url = url
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        try:
+            await asyncio.wait_for(asyncio.shield(self.task), SHUTDOWN_GRACE_S + 3.0)
+        except TimeoutError:
+            self.server.force_exit = True
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
+
+async def start_web(station: Station) -> WebServer | None:
+    """Serve `station`'s app per its [web] table (None: no [web], nothing served).
+    Raises ConfigError (rule 1) before serving anything."""
+    config = station.config
+    web = config.web
+    if web is None:
+        return None
+    from master.web.app import build_app  # here: io7d without [web] imports no router
+
+    sock = bind(config, web)
+    tls = None if web.plaintext or config.master.tls is None else \
+        TlsFiles.in_folder(config.master.tls.dir)
+    uv_config = uvicorn.Config(
+        build_app(station), log_config=None, access_log=False, lifespan="on",
+        timeout_graceful_shutdown=int(SHUTDOWN_GRACE_S), server_header=False,
+        ssl_certfile=None if tls is None else str(tls.cert),
+        ssl_keyfile=None if tls is None else str(tls.key))
+    server = _Embedded(uv_config)
+    port = sock.getsockname()[1]
+    own = station.web_urls.get(station.charger_id, f"{web.scheme}://127.0.0.1:{port}")
+    url = f"{own.rpartition(':')[0]}:{port}" if web.port == 0 else own
+    station.web_urls[station.charger_id] = url
+    task = asyncio.create_task(server.serve(sockets=[sock]), name="web")
+    while not server.started:  # startup: TLS files loaded, the lifespan run
+        if task.done():
+            sock.close()
+            task.result()  # its error (a TLS file unreadable) ends io7d
+            raise ConfigError(file=config.file, key="web", problem="the web server did not "
+                              "start: see the log above")
+        await asyncio.sleep(0.02)
+    log.info("web UI listening", url=url, charger_id=station.charger_id,
+             tls="off" if tls is None else str(tls.cert))
+    if tls is None:
+        log.warning(PLAINTEXT_WARNING)
+        with contextlib.suppress(OSError):
+            station.security.record("web_plaintext", detail=PLAINTEXT_WARNING)
+    return WebServer(server, task, url)
+
+
+def build_station(config: Io7Config, agent: Agent) -> Station:
+    """io7d's Station. With [web], its accounts are opened (made at first start: the
+    installer's password file, accounts.py rule 1); without, nobody can log in."""
+    state_dir = config.agent.state_dir
+    if config.web is None:
+        return Station(config, agent, accounts=Accounts(state_dir / USERS_FILE, {}),
+                       web_urls={})
+    try:
+        accounts, _ = Accounts.open(state_dir)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(file=config.file, key="state.dir", problem=f"the web accounts: "
+                          f"{exc}") from None
+    return Station(config, agent, accounts=accounts, web_urls=config.web.member_urls)
+
+
+def announce(station: Station, server: WebServer) -> None:
+    """io7d's stdout: {"web": url}, and {"web_password_file": path} while the installer's
+    first password is still there to read (accounts.py rule 1)."""
+    print(json.dumps({"web": server.url}), flush=True)
+    initial = station.config.agent.state_dir / INITIAL_PASSWORD_FILE
+    if initial.exists():
+        print(json.dumps({"web_password_file": str(initial)}), flush=True)
