@@ -103,6 +103,12 @@ class AuthLists:
         row = self._db.execute("SELECT version, source FROM local_list_meta").fetchone()
         return None if row is None else (int(row[0]), str(row[1]))
 
+    def local_list_source(self) -> str | None:
+        """Rule 2: who owns the list: "config" (the config's tags), "csms" (a
+        SendLocalList was taken: config tags are ignored), None (never set)."""
+        meta = self._meta()
+        return None if meta is None else meta[1]
+
     def local_list_version(self) -> int:
         """GetLocalListVersion: 0 while the list is empty, else the stored version."""
         meta = self._meta()

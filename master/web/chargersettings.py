@@ -127,7 +127,10 @@ class Plan:
 
     text: str
     config: Io7Config
-    changed: tuple[str, ...]  # keys whose configured value changes
+    before: Mapping[str, Any]  # `configured` values of the file before ...
+    after: Mapping[str, Any]  # ... and after the change
+    changed: tuple[str, ...]  # keys whose configured value changes (or, live, differs
+                              # from the value in force)
     live: tuple[str, ...]  # of those, applied now
     restart: Mapping[str, str]  # of those, key -> why it needs a restart
 
@@ -160,6 +163,15 @@ def configured(path: Path, data: Mapping[str, Any], config: Io7Config) -> dict[s
                 "ocpp.auth_mode": mode.value, "ocpp.free_id_tag": free,
                 "ocpp.local_list": list(tags), **_uk(uk)})
     return out
+
+
+def check_id_tags(path: Path, tags: list[Any]) -> None:
+    """The loader's check of [ocpp] local_list (agent.ocpp.settings.read_authorisation)
+    for these tags alone: ConfigError naming ocpp.local_list, as loading would."""
+    try:
+        read_authorisation(AgentTable(path, "ocpp", {"local_list": tags}), "io7")
+    except AgentConfigError as exc:
+        raise ConfigError(file=exc.file, key=exc.key, problem=exc.problem) from None
 
 
 def _from_config(config: Io7Config) -> dict[str, Any]:
@@ -206,10 +218,13 @@ def load(path: Path, text: str) -> tuple[Io7Config, dict[str, Any]]:
     return config, configured(path, data, config)
 
 
-def plan_change(path: Path, text: str, changes: Mapping[str, Any]) -> Plan:
+def plan_change(path: Path, text: str, changes: Mapping[str, Any],
+                now: Mapping[str, Any] | None = None) -> Plan:
     """Check `changes` (dotted key -> value, None = back to the default) against the file
-    `path` whose text is `text` (rules 1-3). Raises SettingsError (rule 1, a value TOML
-    cannot hold) or ConfigError: the loader's own message, nothing is written."""
+    `path` whose text is `text` (rules 1-3); `now`: the values in force (`running`), so a
+    live key set to what the file holds but not what runs is applied too. Raises
+    SettingsError (rule 1, a value TOML cannot hold) or ConfigError: the loader's own
+    message, nothing is written."""
     for key, value in changes.items():
         if key not in BY_KEY:
             raise SettingsError(key, f"not a setting of this page; the settings are "
@@ -220,10 +235,13 @@ def plan_change(path: Path, text: str, changes: Mapping[str, Any]) -> Plan:
     _, before = load(path, text)
     new_text = edited(text, changes)
     config, after = load(path, new_text)
-    changed = tuple(k for k in BY_KEY if before.get(k) != after.get(k))
+    now = now or {}
+    changed = tuple(k for k in BY_KEY if before.get(k) != after.get(k) or (
+        BY_KEY[k].live and k in changes and k in now and now[k] != after.get(k)))
     live = tuple(k for k in changed if BY_KEY[k].live)
     restart = {k: restart_reason(k, config) for k in changed if not BY_KEY[k].live}
-    return Plan(text=new_text, config=config, changed=changed, live=live, restart=restart)
+    return Plan(text=new_text, config=config, before=before, after=after, changed=changed,
+                live=live, restart=restart)
 
 
 def restart_reason(key: str, config: Io7Config) -> str:
