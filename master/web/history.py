@@ -11,8 +11,10 @@ Rules:
 3. Time is wall-clock Unix seconds, passed in: the chart's x axis is the time of day. A
    clock stepped back only ever writes into its own slot's place; samples older than
    24 h behind the newest slot are never returned.
-4. `query(points)` thins the day to at most `points` per series for the browser: per bucket
-   the highest current and the lowest limit, so a peak or a dip is never smoothed away.
+4. `query(points)` returns the day from its first sample (a daemon up for an hour shows
+   that hour, not 23 h of nothing), thinned to at most `points` per series for the
+   browser: per bucket the highest current and the lowest limit, so a peak or a dip is
+   never smoothed away.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ class History:
     def __init__(self) -> None:
         self._slot_of = array("q", [-1]) * SLOTS  # which absolute slot each index holds
         self._newest = -1
+        self._oldest = -1  # the first slot ever recorded (rule 4)
         self._phases: dict[str, dict[str, array[float]]] = {}
         self._connectors: dict[str, dict[str, array[float]]] = {}
         self._seen: dict[str, int] = {}  # connector key -> newest slot it was fed in
@@ -81,6 +84,7 @@ class History:
                 for col in table.values():
                     col[i] = NAN
         self._newest = max(self._newest, slot)
+        self._oldest = slot if self._oldest < 0 else min(self._oldest, slot)
         for name, p in phases.items():
             cols = self._phases.setdefault(name, {s: _column() for s in PHASE_SERIES})
             cols["limit_a"][i] = p.limit_a
@@ -100,13 +104,14 @@ class History:
     def query(self, points: int = SLOTS) -> dict[str, object]:
         """The day as JSON-ready data: `t` (Unix s of each point's first slot), `phases`
         {name: {series: [A or None]}}, `connectors` {"charger/connector": {...}}, with at
-        most `points` (>= 1) points per series (rule 4). Empty lists before any record."""
+        most `points` (>= 1) points per series, from the first sample kept (rule 4).
+        Empty lists before any record."""
         if points < 1:
             raise ValueError(f"points must be at least 1, got {points}")
         if self._newest < 0:
             return {"interval_s": INTERVAL_S, "t": [], "phases": {}, "connectors": {}}
-        first = self._newest - SLOTS + 1
-        step = -(-SLOTS // points)  # ceil: buckets of `step` slots
+        first = max(self._newest - SLOTS + 1, self._oldest)
+        step = -(-(self._newest + 1 - first) // points)  # ceil: buckets of `step` slots
         starts = range(first, self._newest + 1, step)
 
         valid = [[k % SLOTS for k in range(s, min(s + step, self._newest + 1))

@@ -34,17 +34,16 @@ def test_empty_history_has_no_points() -> None:
                                  "connectors": {}}
 
 
-def test_the_last_value_in_a_slot_wins_and_the_day_is_one_point_per_slot() -> None:
+def test_the_last_value_in_a_slot_wins_and_each_slot_is_one_point() -> None:
     h = History()
     h.record(T0, phase(ct=5.0), conn(6.0, 5.9))
     h.record(T0 + 9.9, phase(ct=7.0), conn(16.0, 15.8))
     h.record(T0 + 10, phase(ct=9.0), conn(20.0))
     day = h.query()
     t = day["t"]
-    assert isinstance(t, list) and len(t) == SLOTS and t[-1] == T0 + 10
+    assert t == [T0, T0 + 10]
     l1 = day["phases"]["L1"]  # type: ignore[index]
-    assert l1["ct_a"][-2:] == [7.0, 9.0] and l1["limit_a"][-1] == 32.0
-    assert l1["ct_a"][0] is None  # rule 2: nobody fed it
+    assert l1["ct_a"] == [7.0, 9.0] and l1["limit_a"] == [32.0, 32.0]
     c = day["connectors"]["io7-01/1"]  # type: ignore[index]
     assert c["offer_a"][-2:] == [16.0, 20.0]
     assert c["draw_a"][-2:] == [15.8, None]  # not measured: a gap, not 0 A
@@ -92,11 +91,23 @@ def test_thinning_keeps_the_peak_current_and_the_lowest_limit() -> None:
     h = History()
     for k, (ct, limit) in enumerate([(5.0, 32.0), (31.5, 32.0), (4.0, 20.0), (6.0, 32.0)]):
         h.record(T0 + k * INTERVAL_S, phase(ct=ct, limit=limit), {})
-    day = h.query(points=SLOTS // 4)  # buckets of 4 slots
-    assert day["interval_s"] == 4 * INTERVAL_S
+    day = h.query(points=1)  # one bucket of 4 slots
+    assert day["interval_s"] == 4 * INTERVAL_S and day["t"] == [T0]
     l1 = day["phases"]["L1"]  # type: ignore[index]
-    assert len(l1["ct_a"]) == SLOTS // 4
-    assert l1["ct_a"][-1] == 31.5 and l1["limit_a"][-1] == 20.0
+    assert l1["ct_a"] == [31.5] and l1["limit_a"] == [20.0]
+
+
+def test_an_hour_shows_that_hour_and_a_full_day_is_thinned() -> None:
+    h = History()
+    for k in range(360):  # one hour
+        h.record(T0 + k * INTERVAL_S, phase(), conn(6.0))
+    assert len(h.query(points=720)["t"]) == 360  # type: ignore[arg-type]
+    for k in range(360, SLOTS + 100):  # a day and a bit
+        h.record(T0 + k * INTERVAL_S, phase(), conn(6.0))
+    day = h.query(points=720)
+    t = day["t"]
+    assert isinstance(t, list) and len(t) == 720 and day["interval_s"] == 12 * INTERVAL_S
+    assert t[0] == T0 + 100 * INTERVAL_S  # the day before the newest slot, no older
 
 
 def test_points_below_one_is_refused() -> None:

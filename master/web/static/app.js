@@ -36,8 +36,9 @@ function problemText(detail) {
 
 async function api(method, path, body) {
   const init = {method, credentials: "same-origin", headers: {}};
-  if (body instanceof FormData) {
-    init.body = body;
+  if (body && typeof body === "object" && typeof body.csv === "string") {
+    init.headers["Content-Type"] = "text/csv";  // an RFID list file, sent as it is
+    init.body = body.csv;
   } else if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);

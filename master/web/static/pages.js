@@ -49,6 +49,8 @@ function settingsList(data) {
 function inputFor(s) {
   const id = `set-${s.key.replace(/[^a-z0-9]+/gi, "-")}`;
   const value = s.value;
+  const lo = s.min ?? s.lo ?? null;
+  const hi = s.max ?? s.hi ?? null;
   let input;
   if (Array.isArray(value) && s.choices && s.choices.length) {
     // e.g. a connector's wiring: one select per line
@@ -65,9 +67,9 @@ function inputFor(s) {
       ...s.choices.map((c) => el("option", {value: JSON.stringify(c), text: fmt(c)})));
     input.value = JSON.stringify(value);
     input.read = () => JSON.parse(input.value);
-  } else if (typeof value === "number" || s.unit || s.lo !== undefined && s.lo !== null) {
+  } else if (typeof value === "number" || s.unit || lo !== null) {
     input = el("input", {id, "data-key": s.key, type: "number", step: "any",
-                         min: s.lo ?? undefined, max: s.hi ?? undefined});
+                         min: lo ?? undefined, max: hi ?? undefined});
     input.value = value ?? "";
     input.read = () => (input.value === "" ? null : Number(input.value));
   } else if (typeof value === "boolean") {
@@ -80,9 +82,9 @@ function inputFor(s) {
     input.read = () => input.value;
   }
   input.initial = JSON.stringify(input.read());
-  const range = s.lo !== undefined && s.lo !== null ? ` [${s.lo}-${s.hi}${s.unit ? " " + s.unit : ""}]`
+  const range = lo !== null ? ` [${lo}-${hi}${s.unit ? " " + s.unit : ""}]`
     : s.unit ? ` [${s.unit}]` : "";
-  const note = s.live ? "applies at once" : (s.restart_why || "");
+  const note = s.live ? "(applies at once)" : s.restart_why || "(applies at the next restart)";
   return el("label", {class: typeof value === "boolean" ? "check" : ""},
     `${s.label}${range}`, input, note ? el("span", {class: "hint", text: ` ${note}`}) : null);
 }
@@ -113,7 +115,7 @@ async function settingsPage(main, page, title, extra) {
     try {
       const resp = await api("PUT", "/api/charger/settings", {changes});
       for (const input of inputs) input.initial = JSON.stringify(input.read());
-      const restart = resp && (resp.restart_needed || (resp.restart && resp.restart.length));
+      const restart = resp && resp.restart_needed;
       say(result, restart ? `Saved. Restart needed: ${restartWords(resp)}`
                           : "Saved and applied.", true);
       if (restart) result.classList.add("restart");
@@ -130,16 +132,18 @@ function restartWords(resp) {
   if (resp.restart_reasons) return Object.entries(resp.restart_reasons).map(([k, v]) => `${k}: ${v}`).join("; ");
   if (resp.restart_reason) return resp.restart_reason;
   if (Array.isArray(resp.restart)) return resp.restart.join("; ");
+  if (resp.restart && typeof resp.restart === "object") {
+    return Object.entries(resp.restart).map(([k, v]) => `${k}: ${v}`).join("; ");
+  }
   return "restart io7d to apply it";
 }
 
 io7.pages.settings = (main) => settingsPage(main, "installer", "Installer settings");
 io7.pages.smart = (main) => settingsPage(main, "smart_charging", "Smart charging (UK default profile)");
-io7.pages.csms = (main) => settingsPage(main, "csms", "CSMS connection", async (m, data) => {
-  if (data && data.csms_connection) {
-    m.append(el("section", {class: "card"}, el("h2", {text: "Connection"}),
-                facts(data.csms_connection)));
-  }
+io7.pages.csms = (main) => settingsPage(main, "csms", "CSMS connection", async (m) => {
+  const link = await api("GET", "/api/charger/csms");
+  m.append(el("section", {class: "card", id: "csms-state"}, el("h2", {text: "Connection"}),
+              facts(link)));
 });
 
 // --- authorisation: mode, and the local RFID list ---------------------------------------
@@ -148,11 +152,17 @@ io7.pages.authorisation = (main) => settingsPage(main, "authorisation", "Authori
 
 async function rfidCard(main) {
   const list = el("tbody", {id: "rfid-list"});
+  const owner = el("p", {class: "hint", id: "rfid-owner"});
   const result = el("p", {id: "rfid-result", role: "status"});
   const installer = io7.me && io7.me.role === "installer";
   const show = async () => {
     const got = await api("GET", "/api/charger/rfid");
     const tags = Array.isArray(got) ? got : got.tags || [];
+    owner.textContent = {
+      config: "These tags are the charger's local list.",
+      csms: "The back office sent its own local list: these tags are kept but not used.",
+      off: "OCPP is off: these tags wait for it.",
+    }[got.owner] || "";
     list.replaceChildren(...tags.map((t) => {
       const tag = typeof t === "string" ? t : t.id_tag || t.tag || t.id;
       const rest = typeof t === "string" ? "" : Object.entries(t)
@@ -188,14 +198,13 @@ async function rfidCard(main) {
     ev.preventDefault();
     if (!file.files.length) return;
     try {
-      const body = new FormData();
-      body.append("file", file.files[0]);
-      const resp = await api("POST", "/api/charger/rfid/import", body);
-      say(result, `Imported: ${fmt(resp && (resp.added ?? resp.imported ?? resp))}`, true);
+      const text = await file.files[0].text();
+      const resp = await api("POST", "/api/charger/rfid/import", {csv: text});
+      say(result, `Imported ${resp.added} tag(s), skipped ${resp.skipped} already listed.`, true);
       await show();
     } catch (err) { say(result, err.message, false); }
   });
-  main.append(el("section", {class: "card", id: "rfid"}, el("h2", {text: "Local RFID list"}),
+  main.append(el("section", {class: "card", id: "rfid"}, el("h2", {text: "Local RFID list"}), owner,
     el("table", {}, el("thead", {}, el("tr", {}, el("th", {text: "tag"}), el("th", {text: ""}),
                                      el("th", {text: ""}))), list),
     add, importForm, result));
