@@ -45,12 +45,20 @@ dir = "{state}"
 """
 
 
-def get(tmp: Path, token_line: str, headers: dict[str, str], *, steps: int = 1
-        ) -> httpx.Response:
-    """GET /metrics after the agent ran `steps` steps (0: as at io7d's start)."""
+OCPP = """
+[ocpp]
+enabled = true
+url = "ws://127.0.0.1:9/ocpp"
+"""
+
+
+def get(tmp: Path, token_line: str, headers: dict[str, str], *, steps: int = 1,
+        extra: str = "", queue: int = 0) -> httpx.Response:
+    """GET /metrics after the agent ran `steps` steps (0: as at io7d's start), with
+    `queue` MeterValues messages waiting in its OCPP outbox (with `extra` = OCPP)."""
     (tmp / "token").write_text(TOKEN + "\n")
     path = tmp / "io7.toml"
-    path.write_text(IO7_TOML.format(token=token_line, state=tmp / "state"))
+    path.write_text(IO7_TOML.format(token=token_line, state=tmp / "state") + extra)
     config = load_io7_config(path)
 
     async def run() -> httpx.Response:
@@ -58,6 +66,10 @@ def get(tmp: Path, token_line: str, headers: dict[str, str], *, steps: int = 1
         try:
             for _ in range(steps):
                 await agent.step()
+            for _ in range(queue):
+                assert agent.sessions is not None
+                agent.sessions.store.enqueue("MeterValues", {"connectorId": 1, "meterValue": []},
+                                             local_tx_id=None)
             app = FastAPI()
             app.state.station = Station(config, agent, web_urls={},
                                         accounts=Accounts(tmp / "users.json", {}))
@@ -117,3 +129,12 @@ def test_openmetrics_when_asked(tmp_path: Path) -> None:
     assert r.headers["content-type"].startswith("application/openmetrics-text")
     assert r.text.endswith("# EOF\n")
     assert "io7_charger_lease_expiries_total" in r.text
+
+
+def test_the_ocpp_link_state_and_queue_depth(tmp_path: Path) -> None:
+    r = get(tmp_path, "", {}, extra=OCPP, queue=2)  # the link is not running: stopped
+    fams = {f.name: f for f in text_string_to_metric_families(r.text)}
+    state = [(s.labels["state"], s.value) for s in fams["io7_ocpp_connection_state"].samples]
+    assert state == [("stopped", 1.0)]
+    assert fams["io7_ocpp_connected"].samples[0].value == 0
+    assert fams["io7_ocpp_queue_messages"].samples[0].value == 2
