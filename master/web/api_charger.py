@@ -35,7 +35,7 @@ import io
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
-from pydantic import BaseModel, Field, JsonValue
+from pydantic import BaseModel, Field, JsonValue, ValidationError
 
 from master.errors import ConfigError
 from master.io7dconfig import Io7Config
@@ -61,6 +61,7 @@ class SettingInfo(BaseModel):
     max: float | None
     choices: list[JsonValue]
     live: bool = Field(description="applied without a restart")
+    restart_why: str = Field(description="why a change waits for a restart (\"\" if live)")
     secret: bool = Field(description="write-only: its value shows as ******** when set")
     value: JsonValue = Field(description="as io7d reads it from io7.toml (defaults filled)")
 
@@ -96,6 +97,10 @@ class Csms(BaseModel):
 
 class RfidTag(BaseModel):
     id_tag: str = Field(min_length=1, max_length=64, examples=["04A1B2C3D4E5F6"])
+
+
+class CsvImport(BaseModel):
+    csv: str = Field(max_length=CSV_MAX_BYTES)
 
 
 class RfidList(BaseModel):
@@ -147,8 +152,10 @@ async def get_settings(station: Annotated[Station, Depends(get_station)],
     config, values = _read(station)[1:]
     shown = cs.shown(values)
     infos = [SettingInfo(key=s.key, page=s.page, label=s.label, unit=s.unit, min=s.lo,
-                         max=s.hi, choices=list(s.choices), live=s.live, secret=s.secret,
-                         value=shown.get(s.key)) for s in cs.SETTINGS]
+                         max=s.hi, choices=list(s.choices), live=s.live,
+                         restart_why="" if s.live else cs.restart_reason(s.key, config),
+                         secret=s.secret, value=shown.get(s.key))
+             for s in cs.SETTINGS if s.listed]
     return SettingsView(file=str(station.config.file), settings=infos,
                         pending_restart=cs.pending(values, _now(station), config))
 
@@ -250,7 +257,7 @@ async def _set_tags(request: Request, station: Station, user: User,
         tags, added, skipped = change(list(old))
         path = station.config.file
         try:
-            plan = cs.plan_change(path, text, {"ocpp.local_list": tags})
+            plan = cs.plan_change(path, text, {"ocpp.local_list": tags}, unlisted=True)
         except ConfigError as exc:
             record(request, user, "settings_refused", f"{what}: {exc}")
             raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
@@ -313,12 +320,16 @@ async def rfid_remove(id_tag: str, request: Request,
 
 @router.post("/rfid/import", response_model=RfidList, responses=REFUSED,
              summary="Import tags from CSV (installer)",
-             description="Body: text/csv, the idTag in the first column, one per line; "
+             description="Body: text/csv (or JSON {\"csv\": text}), the idTag in the first "
+             "column, one per line; "
              "blank lines, lines starting with # and a header (id_tag, idTag, uid) are "
              "skipped. Tags already on the list are skipped; replace=true replaces it.",
              openapi_extra={"requestBody": {"required": True, "content": {
                  "text/csv": {"schema": {"type": "string"},
-                              "example": "id_tag\n04A1B2C3\n04D5E6F7\n"}}}})
+                              "example": "id_tag\n04A1B2C3\n04D5E6F7\n"},
+                 "application/json": {"schema": {
+                     "type": "object", "required": ["csv"],
+                     "properties": {"csv": {"type": "string"}}}}}}})
 async def rfid_import(request: Request, station: Annotated[Station, Depends(get_station)],
                       user: Annotated[User, Depends(installer)],
                       replace: Annotated[bool, Query()] = False) -> RfidList:
@@ -327,10 +338,13 @@ async def rfid_import(request: Request, station: Annotated[Station, Depends(get_
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE,
                             f"CSV over {CSV_MAX_BYTES} bytes: split it")
     try:
-        rows = csv_tags(body.decode("utf-8-sig"))
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"not a UTF-8 CSV file: {exc}"
-                            ) from None
+        text = body.decode("utf-8-sig")
+        if request.headers.get("content-type", "").startswith("application/json"):
+            text = CsvImport.model_validate_json(text).csv
+        rows = csv_tags(text)
+    except (UnicodeDecodeError, csv.Error, ValidationError) as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "send a UTF-8 CSV file as text/csv, "
+                            f"or JSON {{\"csv\": text}}: {exc}") from None
     for line, tag in rows:
         try:
             cs.check_id_tags(station.config.file, [tag])

@@ -57,6 +57,7 @@ class Setting:
     live: bool = False
     restart_why: str = _AT_START
     secret: bool = False
+    listed: bool = True  # False: edited through its own endpoint only (the RFID list)
 
 
 def _connector(n: int) -> tuple[Setting, ...]:
@@ -90,7 +91,8 @@ SETTINGS: tuple[Setting, ...] = (
             label="idTag of plug-in transactions (mode none)",
             restart_why="authorisation is set up when the OCPP side starts: restart io7d"),
     Setting(key="ocpp.local_list", page="authorisation", label="Local RFID list",
-            restart_why="edit it with /api/charger/rfid (applied at once)"),
+            restart_why="read at start; /api/charger/rfid applies it at once",
+            listed=False),
     Setting(key="ocpp.uk_default.enabled", page="smart_charging",
             label="UK default profile", choices=(True, False)),
     Setting(key="ocpp.uk_default.tz", page="smart_charging", label="Time zone of the periods"),
@@ -219,16 +221,19 @@ def load(path: Path, text: str) -> tuple[Io7Config, dict[str, Any]]:
 
 
 def plan_change(path: Path, text: str, changes: Mapping[str, Any],
-                now: Mapping[str, Any] | None = None) -> Plan:
+                now: Mapping[str, Any] | None = None, *, unlisted: bool = False) -> Plan:
     """Check `changes` (dotted key -> value, None = back to the default) against the file
     `path` whose text is `text` (rules 1-3); `now`: the values in force (`running`), so a
     live key set to what the file holds but not what runs is applied too. Raises
     SettingsError (rule 1, a value TOML cannot hold) or ConfigError: the loader's own
-    message, nothing is written."""
+    message, nothing is written. `unlisted`: keys with their own endpoint allowed too."""
     for key, value in changes.items():
         if key not in BY_KEY:
             raise SettingsError(key, f"not a setting of this page; the settings are "
-                                f"{sorted(BY_KEY)} (others: edit {path.name})")
+                                f"{sorted(k for k, s in BY_KEY.items() if s.listed)} "
+                                f"(others: edit {path.name})")
+        if not (BY_KEY[key].listed or unlisted):
+            raise SettingsError(key, "has its own endpoint: /api/charger/rfid")
         if value is not None and not _tomlable(value):
             raise SettingsError(key, f"{value!r} cannot be written to TOML (no null "
                                 "inside a list or table)")

@@ -88,7 +88,7 @@ def test_a_bad_value_gets_the_loaders_own_message(tmp_path: Path, name: str, key
                                                   value: Any) -> None:
     path = tmp_path / "io7.toml"
     with pytest.raises(ConfigError) as err:
-        plan_change(path, OCPP_ON, {key: value})
+        plan_change(path, OCPP_ON, {key: value}, unlisted=True)
     assert str(err.value) == _loader_message(tmp_path, edited(OCPP_ON, {key: value}))
     assert err.value.key.startswith(key.rsplit(".", 1)[0]), name
 
@@ -105,7 +105,7 @@ def test_with_ocpp_off_its_keys_are_still_checked_with_the_same_words(
     there: the same readers give the message the loader gives once OCPP is on."""
     path = tmp_path / "io7.toml"
     with pytest.raises(ConfigError) as err:
-        plan_change(path, BASE, {key: value})
+        plan_change(path, BASE, {key: value}, unlisted=True)
     assert str(err.value) == _loader_message(tmp_path, edited(OCPP_ON, {key: value}))
 
 
@@ -113,7 +113,10 @@ def test_a_key_this_api_does_not_edit_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match=r"group\.limit_a: not a setting"):
         plan_change(tmp_path / "io7.toml", BASE, {"group.limit_a": 10})
     with pytest.raises(SettingsError, match="cannot be written to TOML"):
-        plan_change(tmp_path / "io7.toml", BASE, {"ocpp.local_list": ["A", None]})
+        plan_change(tmp_path / "io7.toml", BASE, {"ocpp.local_list": ["A", None]},
+                    unlisted=True)
+    with pytest.raises(SettingsError, match="own endpoint"):
+        plan_change(tmp_path / "io7.toml", BASE, {"ocpp.local_list": ["A"]})
 
 
 def test_the_charger_limit_is_live_and_the_rest_waits_for_a_restart(tmp_path: Path) -> None:

@@ -135,6 +135,8 @@ def test_settings_are_listed_by_key_with_their_page_and_the_key_masked(tmp_path:
         assert (limit["value"], limit["min"], limit["max"], limit["live"]) == (32.0, 6, 63, True)
         assert by_key["ocpp.uk_default.max_random_delay_s"]["page"] == "smart_charging"
         assert by_key["ocpp.authorization_key"]["value"] is None
+        assert "ocpp.local_list" not in by_key  # the RFID endpoints edit it
+        assert by_key["ocpp.url"]["restart_why"].startswith("read at start")
         assert r.json()["pending_restart"] == {}
     run(tmp_path, body)
 
@@ -200,6 +202,9 @@ def test_smart_charging_and_csms_changes_wait_for_a_restart(tmp_path: Path) -> N
         r = await b.client.put("/api/charger/settings", headers=b.auth("installer"),
                                json={"changes": {"group.limit_a": 10}})
         assert r.status_code == 400 and "not a setting" in r.json()["detail"]
+        r = await b.client.put("/api/charger/settings", headers=b.auth("installer"),
+                               json={"changes": {"ocpp.local_list": []}})
+        assert r.status_code == 400 and "/api/charger/rfid" in r.json()["detail"]
     run(tmp_path, body)
 
 
@@ -260,10 +265,13 @@ def test_csv_import_merges_skips_and_names_a_bad_line(tmp_path: Path) -> None:
         assert "ocpp.local_list: idTag must be 1-20 characters" in bad.json()["detail"]
         r = await b.client.post(url + "?replace=true", content="04DDDDDD\n", headers=headers)
         assert r.json()["tags"] == ["04DDDDDD"] == r.json()["in_force"]
+        as_json = await b.client.post(url, json={"csv": "04EEEEEE\n"},  # the UI's form
+                                      headers=b.auth("installer"))
+        assert as_json.status_code == 200 and as_json.json()["added"] == 1
         viewer = await b.client.post(url, content="04EEEEEE\n",
                                      headers={**b.auth("viewer"), "Content-Type": "text/csv"})
         assert viewer.status_code == 403
-        assert len(b.log("rfid_imported")) == 2
+        assert len(b.log("rfid_imported")) == 3
     run(tmp_path, body)
 
 
