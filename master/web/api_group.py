@@ -1,7 +1,7 @@
 """The group's REST API, served by the member that leads (issue 14 §2).
 
 GET /api/group: the group's status as `io7ctl status --json` gives it (the GroupStatus,
-protobuf field names) plus, in words as io7ctl words them (master/web/wording.py), why
+protobuf field names) plus, in words as io7ctl words them (master/statuswords.py), why
 each phase's limit is lowered (`limited_by`) and why each connector got what it got
 (`reason_words`). PUT /api/group/limit and POST /api/group/rebuild make the GroupAdmin
 changes through the same Master methods as gRPC (master/admin.py rule 6): same rules,
@@ -20,8 +20,7 @@ from google.protobuf.json_format import MessageToDict
 from pydantic import BaseModel, Field
 
 from hw.securitylog import SecurityLog
-from master import audit
-from master import statuswords as wording
+from master import audit, statuswords
 from master.errors import RequestError
 from master.service import Master
 from master.web.deps import User, get_station, installer, leader, peer, viewer
@@ -84,10 +83,10 @@ def status_json(status: pb.GroupStatus) -> dict[str, Any]:
     out = MessageToDict(status, preserving_proto_field_name=True,
                         always_print_fields_with_no_presence=True)
     for p, raw in zip(status.phases, out.get("phases", []), strict=True):
-        raw["limited_by"] = wording.phase_limited_by(p)
+        raw["limited_by"] = statuswords.phase_limited_by(p)
     for m, raw_m in zip(status.members, out.get("members", []), strict=True):
         for c, raw_c in zip(m.connectors, raw_m.get("connectors", []), strict=True):
-            raw_c["reason_words"] = wording.connector_reason(status, c)
+            raw_c["reason_words"] = statuswords.connector_reason(status, c)
     return out
 
 

@@ -26,6 +26,7 @@ from agent.service import Agent
 from master.errors import ConfigError
 from master.io7dconfig import Io7Config
 from master.web.accounts import INITIAL_PASSWORD_FILE, USERS_FILE, Accounts
+from master.web.app import build_app
 from master.web.station import Station
 from master.webconfig import WebConfig
 from protos.tls import TlsFiles
@@ -82,8 +83,6 @@ async def start_web(station: Station) -> WebServer | None:
     web = config.web
     if web is None:
         return None
-    from master.web.app import build_app  # here: io7d without [web] imports no router
-
     sock = bind(config, web)
     tls = None if web.plaintext or config.master.tls is None else \
         TlsFiles.in_folder(config.master.tls.dir)

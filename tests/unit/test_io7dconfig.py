@@ -65,6 +65,7 @@ def test_a_lone_charger_may_run_on_a_test_bench_without_tls() -> None:
     data = _example()
     data["group"]["members"] = {"io7-01": "127.0.0.1:7101"}
     data["tls"] = {"plaintext": True}
+    data["web"] = {"plaintext": True}  # no certificate: the web UI says plaintext too
     config = parse(DEPLOY / "io7-01.toml", data)
     assert config.master.tls is None and config.agent.tls_dir is None
 

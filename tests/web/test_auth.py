@@ -30,7 +30,7 @@ def _first_start(tmp_path: Path) -> tuple[Accounts, str]:
 
 def test_first_start_generates_a_random_installer_password_kept_only_hashed(
         tmp_path: Path) -> None:
-    accounts, password = _first_start(tmp_path)
+    _, password = _first_start(tmp_path)
     (tmp_path / "x").mkdir()
     other, _ = _first_start(tmp_path / "x")
     assert len(password) >= 16

@@ -4,6 +4,8 @@ every error is a ConfigError naming io7.toml and the key."""
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -108,3 +110,44 @@ def test_port_zero_binds_a_free_port() -> None:
     assert isinstance(config.web, WebConfig)
     with bind(config, config.web) as sock:
         assert sock.getsockname()[1] > 0
+
+
+LONE_TOML = """
+[charger]
+id = "io7-01"
+current_limit_a = 32
+[connectors.1]
+wiring = ["L1", "L2", "L3"]
+[tls]
+plaintext = true
+[group]
+name = "garage"
+limit_a = 32
+[group.members]
+"io7-01" = "127.0.0.1:{grpc}"
+[web]
+listen = "127.0.0.1:{web}"
+plaintext = true
+[sim]
+evs = "none"
+[state]
+dir = "{state}"
+"""
+
+
+def test_io7d_with_its_web_port_taken_exits_2_with_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken, socket.socket() as free:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        free.bind(("127.0.0.1", 0))
+        grpc_port = free.getsockname()[1]
+        free.close()
+        path = tmp_path / "io7.toml"
+        path.write_text(LONE_TOML.format(grpc=grpc_port, web=taken.getsockname()[1],
+                                         state=tmp_path / "state"))
+        done = subprocess.run([sys.executable, "-m", "master.io7d", "--config", str(path)],
+                              capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2, done.stderr[-2000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("io7d: ") and "web.listen" in last and "io7.toml" in last
+    assert "Traceback" not in done.stderr
