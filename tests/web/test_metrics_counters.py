@@ -3,12 +3,17 @@ applier), cycle durations and CT read errors (master/cyclestats.py), with worked
 
 from __future__ import annotations
 
+import asyncio
 import math
+import socket
+from pathlib import Path
 
 import pytest
 
 from agent.limits import LimitApplier, MasterLimits
+from master.config import _parse as parse_master
 from master.cyclestats import CycleStats
+from master.service import Master
 
 
 def limits(cycle: int, valid_for_s: float = 3.0) -> MasterLimits:
@@ -47,3 +52,33 @@ def test_the_cycle_histogram_is_cumulative_with_sum_and_count() -> None:
 def test_buckets_must_increase() -> None:
     with pytest.raises(ValueError, match="increasing"):
         CycleStats(buckets_s=(0.1, 0.01))
+
+
+def test_the_master_counts_its_cycles_and_failed_ct_reads(tmp_path: Path) -> None:
+    """A real Master whose CT kit (Modbus TCP) answers nobody: each cycle is timed and
+    each failed read counted (master/service.py feeds master.stats)."""
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = parse_master(tmp_path / "master.toml", {
+        "master": {"id": "io7-01", "listen": "127.0.0.1:0",
+                   "state_db": str(tmp_path / "master.sqlite3")},
+        "group": {"name": "garage", "limit_a": 32, "mode": "dynamic",
+                  "fallback_limit_a": 16},
+        "ct": {"enabled": True, "rated_a": 100, "timeout_s": 0.2, "retries": 0,
+               "clamps": {"1": "L1", "2": "L2", "3": "L3"},
+               "tcp": {"host": "127.0.0.1", "port": port}},
+        "tls": {"plaintext": True}})
+
+    async def run() -> CycleStats:
+        master = Master(config)
+        try:
+            for _ in range(2):
+                await master.run_cycle()
+            return master.stats
+        finally:
+            master.close()
+
+    stats = asyncio.run(run())
+    assert (stats.count, stats.ct_read_errors) == (2, 2)
+    assert stats.sum_s > 0
