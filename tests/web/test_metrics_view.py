@@ -185,3 +185,18 @@ def test_during_an_election_there_is_no_leader_series() -> None:
     s, _ = scrape(sc)
     assert not [k for k in s if k[0] == "io7_election_leader"]
     assert v(s, "io7_election_term", group="garage") == 8
+
+
+def test_an_unmeasured_connector_has_no_draw_and_unknown_wiring_shows_every_line() -> None:
+    s = status()
+    s.members[0].connectors[1].measured_a.CopyFrom(pb.LineValues(l1=1.0, l2=2.0, l3=3.0))
+    s.members[0].connectors[0].ClearField("measured_a")  # rule 4: not measured
+    sc = Scrape(group="garage", charger_id="io7-01", charger=pb.AgentState(),
+                lease_expiries=0, election=Election(term=7, leader_id="io7-01", leading=True),
+                status=s)
+    got, _ = scrape(sc)
+    draws = {(dict(k[1])["connector"], dict(k[1])["line"], dict(k[1])["phase"]): val
+             for k, val in got.items() if k[0] == "io7_connector_draw_amperes"}
+    # connector 1: not measured, no series; connector 2: no wiring sent, every line
+    assert draws == {("2", "L1", ""): 1.0, ("2", "L2", ""): 2.0, ("2", "L3", ""): 3.0}
+    assert not [k for k in got if k[0] == "io7_cycle_duration_seconds_count"]  # no stats
