@@ -214,6 +214,8 @@ def test_metrics_match_io7ctl_of_the_same_cycle_and_a_follower_serves_its_own(
                     matched.append(compare(s, watch.by_cycle[cycle]))
                 time.sleep(0.1)
             assert len(matched) == 2, f"only {len(matched)} cycles matched"
+            assert one(s, "io7_cycle_duration_seconds_count", group="garage") > 0
+            assert one(s, "io7_ct_read_errors_total", group="garage") == 0  # the sim answers
             term = int(watch.by_cycle[watch.newest]["term"])
         finally:
             watch.close()
