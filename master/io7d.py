@@ -23,7 +23,8 @@ The composition root of issue 13 (the one module that imports both agent and mas
    (master started / stopped, with the term).
 7. Its interfaces (issue 14, master/web): a `Station` handle kept current with the
    running master and the election's view; with [web], the UI and REST API served in
-   this loop (master/web/server.py), its URL printed as {"web": url}.
+   this loop (master/web/server.py), its URL printed as {"web": url}; with [mqtt], the
+   MQTT client (master/mqtt.py) reading the same Station.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from master.election.raft import ElectionView, GroupRaft
 from master.election.tlstransport import tls_transport_class
 from master.errors import ConfigError, MasterError
 from master.io7dconfig import Io7Config, load_io7_config
+from master.mqtt import run_mqtt, stopped
 from master.service import Elected, Master, serve
 from master.tlsconfig import load_server_tls
 from master.web.server import announce, build_station, start_web
@@ -200,6 +202,10 @@ async def run(config: Io7Config, stop: asyncio.Event) -> None:
     web = await start_web(station)
     if web is not None:
         announce(station, web)
+    mqtt = asyncio.create_task(run_mqtt(  # [mqtt] (master/mqtt.py); absent: ends at once
+        config.mqtt, station, group=config.master.group.name, charger_id=config.charger_id,
+        members=list(config.members), installed_limit_a=config.master.group.limit_a,
+        stop=stop), name="mqtt")
     agent_task = asyncio.create_task(agent.run(stop), name="agent")
     try:
         if raft is None:
@@ -229,6 +235,7 @@ async def run(config: Io7Config, stop: asyncio.Event) -> None:
         stop.set()
         if web is not None:
             await web.stop()
+        await stopped(mqtt)
         await candidate.stop()
         await agent_task
         if raft is not None:

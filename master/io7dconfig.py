@@ -44,6 +44,8 @@ Rules:
    one's grants when it takes over). The rest ([charger], [connectors], [ct], ...) is each
    charger's own.
 7. [web] (master/webconfig.py): the UI, REST API and /metrics; absent, io7d serves none.
+8. [mqtt] (master/mqttconfig.py): the MQTT client and Home Assistant discovery; absent,
+   no MQTT. Each charger's own (not in the group digest).
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ from agent.errors import ConfigError as AgentConfigError
 from master.config import MasterConfig
 from master.config import _parse as parse_master
 from master.errors import ConfigError
+from master.mqttconfig import MqttSettings, read_mqtt
 from master.webconfig import WebConfig, parse_web
 
 MAX_MEMBERS = 32
@@ -81,6 +84,7 @@ class Io7Config:
     ct_charger: str | None  # the member wired to the CT kit (dynamic mode), preferred leader
     group_digest: str = ""  # rule 6: the group's settings, the same on every member
     web: WebConfig | None = None  # [web] (master/webconfig.py); None: no web interface
+    mqtt: MqttSettings | None = None  # [mqtt] (master/mqttconfig.py); None: no MQTT
 
     @property
     def charger_id(self) -> str:
@@ -113,7 +117,7 @@ def _err(path: Path, key: str, problem: str) -> ConfigError:
 
 
 def parse(path: Path, data: Mapping[str, Any]) -> Io7Config:
-    known = {*AGENT_TABLES, *MASTER_TABLES, "tls", "link", "master", "web"}
+    known = {*AGENT_TABLES, *MASTER_TABLES, "tls", "link", "master", "web", "mqtt"}
     for table in data:
         if table not in known:
             raise _err(path, table, f"unknown table or key; io7.toml has {sorted(known)}")
@@ -158,7 +162,8 @@ def parse(path: Path, data: Mapping[str, Any]) -> Io7Config:
                    "over mutual TLS only: set [tls] dir (deploy/PKI.md)")
     web = parse_web(path, data.get("web"), members=members, has_tls=master.tls is not None)
     return Io7Config(file=path, agent=agent, master=master, members=members,
-                     ct_charger=ct_charger, group_digest=group_digest(data, master), web=web)
+                     ct_charger=ct_charger, group_digest=group_digest(data, master), web=web,
+                     mqtt=read_mqtt(path, data.get("mqtt")))
 
 
 def group_digest(data: Mapping[str, Any], master: MasterConfig) -> str:

@@ -66,6 +66,7 @@ TICK_S = 0.25  # how soon a new master gets the held setpoint (its start hold is
 HEARTBEAT_S = 60.0  # an unchanged state is published again this often
 KEEPALIVE_S = 30  # MQTT keepalive: the broker publishes our last will ~45 s after a crash
 RETRY_S, MAX_RETRY_S = 1.0, 30.0
+STOP_GRACE_S = 5.0  # at io7d's exit: publishing offline takes ms on a LAN
 log = structlog.get_logger("io7d.mqtt")
 
 
@@ -284,8 +285,19 @@ def _without_time(payload: str) -> str:
 async def run_mqtt(settings: MqttSettings | None, host: MqttHost, *, group: str,
                    charger_id: str, members: Sequence[str], installed_limit_a: float,
                    stop: asyncio.Event) -> None:
-    """io7d's entry: the client of rules 1-5 until `stop`; nothing when [mqtt] is absent."""
+    """io7d's entry: the client of rules 1-5 until `stop`; nothing when [mqtt] is absent.
+    Never raises: an optional interface must not end the charger's daemon (rule 5)."""
     if settings is None:
         return
-    await MqttClient(settings, host, group=group, charger_id=charger_id, members=members,
-                     installed_limit_a=installed_limit_a).run(stop)
+    client = MqttClient(settings, host, group=group, charger_id=charger_id, members=members,
+                        installed_limit_a=installed_limit_a)
+    try:
+        await client.run(stop)
+    except Exception:  # a defect here: logged with its traceback, the charger carries on
+        client.log.exception("MQTT client failed: no MQTT until io7d restarts")
+
+
+async def stopped(task: asyncio.Task[None], grace_s: float = STOP_GRACE_S) -> None:
+    """At io7d's exit (`stop` already set): let the client say offline, within grace_s."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(task, grace_s)

@@ -47,7 +47,9 @@ def _example() -> dict[str, Any]:
     (lambda d: d.update({"master": {"listen": "0.0.0.0:1"}}), "master.listen", "io7d"),
     (lambda d: d.update({"tls": {"plaintext": True}}), "tls.plaintext", "mutual TLS"),
     (lambda d: d["group"].update({"limit_a": -5}), "group.limit_a", ""),
-    (lambda d: d.update({"mqtt": {}}), "mqtt", "unknown"),
+    (lambda d: d.update({"mqtt_": {}}), "mqtt_", "unknown"),
+    (lambda d: d.update({"mqtt": {"password": "x"}}), "mqtt.password", "never a password"),
+    (lambda d: d.update({"mqtt": {}}), "mqtt.host", "required"),
     (lambda d: d.update({"master": {"cycle_ms": 250, "lease_cycles": 4}}),
      "master.lease_cycles", "at least 1.5 s"),
 ])
