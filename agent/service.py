@@ -310,8 +310,15 @@ class Agent:
                 machine.reset()
         self.log.info("hard reset: latched faults cleared")
 
-    def state(self, now: float) -> pb.AgentState:
-        self.seq += 1
+    def state(self, now: float, *, report: bool = True) -> pb.AgentState:
+        """What this agent tells its master now. `report` False: a look for the local
+        interfaces (web, metrics, MQTT), which must not use up a report's sequence
+        number; before the first step (no outputs yet) only the id and the lease."""
+        if not report and not set(self.outputs) >= set(self.sockets):
+            return pb.AgentState(charger_id=self.config.charger_id,
+                                 lease_ok=self.applier.lease_ok(now))
+        if report:
+            self.seq += 1
         return wire.agent_state(self.config, sequence=self.seq, now=now, applier=self.applier,
                                 outputs=self.outputs, meters=self.meters, pilots=self.pilots,
                                 max_current_a=self.max_current_a,

@@ -24,7 +24,6 @@ from prometheus_client.exposition import choose_encoder
 from master.metricsview import Election, Ocpp, Scrape, StationCollector
 from master.web.deps import get_station
 from master.web.station import Station
-from protos.io7.cluster.v1 import cluster_pb2 as pb
 
 router = APIRouter(tags=["metrics"])
 
@@ -38,11 +37,9 @@ def scrape_of(station: Station) -> Scrape:
         queued = 0 if agent.sessions is None else agent.sessions.store.pending_count()
         ocpp = Ocpp(state=agent.ocpp.state.value, queued=queued)
     master = station.master()
-    # Before the agent's first step it has no connector outputs to report (a scrape at
-    # io7d's start): the charger then shows its id, lease and election, no connectors.
-    started = set(agent.outputs) >= set(agent.sockets)
-    charger = station.charger_state() if started else pb.AgentState(
-        charger_id=station.charger_id, lease_ok=agent.applier.lease_ok(agent.clock()))
+    # Before the agent's first step (a scrape at io7d's start) the charger shows its id,
+    # lease and election, no connectors (Station.charger_state).
+    charger = station.charger_state()
     return Scrape(group=station.config.master.group.name, charger_id=station.charger_id,
                   charger=charger,
                   lease_expiries=agent.applier.lease_expiries(agent.clock()),

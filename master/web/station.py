@@ -98,8 +98,9 @@ class Station:
         return self.web_urls.get(self.charger_id)
 
     def charger_state(self) -> pb.AgentState:
-        """This charger's own state now (what its agent would send its master)."""
-        return self.agent.state(self.agent.clock())
+        """This charger's own state now (what its agent would send its master; before
+        its first step only its id and lease), without using up a report's sequence."""
+        return self.agent.state(self.agent.clock(), report=False)
 
     def uptime_s(self) -> float:
         return self.clock() - self.started_s
