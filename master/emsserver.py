@@ -37,6 +37,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 from master.errors import ConfigError
 from master.externalconfig import EmsSettings
 from master.externallimits import ExternalLimit, ExternalLimitError
+from master.mqttsetpoint import SOURCE as MQTT_SOURCE
 from master.sitelimits import EMS, SiteLimits
 from protos.io7.cluster.v1 import cluster_pb2 as pb
 
@@ -57,7 +58,8 @@ INPUT_MAP = (  # rule 4: (first address, what, type); float32 take two registers
     (31, "members online", "uint16"),
     (32, "members", "uint16"),
     (33, "CT status: 0 not used, 1 ok, 2 stale, 3 lost", "uint16"),
-    (34, "what sets L1, L2, L3: 0 the group's own limit, 1 back office, 2 this EMS",
+    (34, "what sets L1, L2, L3: 0 the group's own limit, 1 back office, 2 this EMS, "
+     "3 the MQTT setpoint",
      "3 x uint16"),
     (37, "cycle number (mod 65536): a heartbeat", "uint16"),
 )
@@ -143,7 +145,8 @@ class EmsRegisters:
             regs[12 + 2 * k:14 + 2 * k] = f32(p.allocated_a)
             regs[18 + 2 * k:20 + 2 * k] = f32(p.available_a)
             regs[34 + k] = (1 if p.limit_source.startswith("back office")
-                            else 2 if p.limit_source.startswith(SOURCE) else 0)
+                            else 2 if p.limit_source.startswith(SOURCE)
+                            else 3 if p.limit_source.startswith(MQTT_SOURCE) else 0)
             regs[26:28] = f32(p.configured_limit_a)
         regs[24:26] = f32(self.installed_limit_a)
         if ems is not None and ems.valid_until_unix_s is not None:

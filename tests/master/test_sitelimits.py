@@ -14,6 +14,7 @@ from master import wire
 from master.ctl import render
 from master.emsserver import SOURCE, EmsRegisters, f32, from_f32
 from master.externallimits import ExternalLimit
+from master.mqttsetpoint import SOURCE as MQTT_SOURCE
 from master.sitelimits import BACK_OFFICE, EMS, SiteLimits
 from protos.io7.cluster.v1 import cluster_pb2 as pb
 from tests.master.support import Rig, group, member
@@ -179,6 +180,8 @@ def test_input_registers_carry_the_groups_state() -> None:
                       allocated_a=12.0, available_a=14.0, limit_source=f"{SOURCE} until 18:00")
     status.phases.add(phase=pb.PHASE_L2, limit_a=40.0, configured_limit_a=40.0,
                       limit_source="set by io7ctl")
+    status.phases.add(phase=pb.PHASE_L3, limit_a=20.0, configured_limit_a=40.0,
+                      limit_source=f"{MQTT_SOURCE} until 17:30", allocated_a=0.0)
     m = status.members.add(charger_id="a", online=True)
     m.connectors.add(connector_id=1, status=pb.CONNECTOR_STATUS_CHARGING)
     m.connectors.add(connector_id=2, reason=pb.LIMIT_REASON_PAUSED_NO_ROOM)
@@ -186,9 +189,9 @@ def test_input_registers_carry_the_groups_state() -> None:
     ems = ExternalLimit(source=SOURCE, limit_a=(16.0, 63.0, 63.0), valid_until_unix_s=T0 + 41.5)
     r = regs().inputs(status, ems, T0)
     floats = [from_f32(r[i], r[i + 1]) for i in range(0, 28, 2)]
-    assert floats[:3] == [16.0, 40.0, 0.0]
+    assert floats[:3] == [16.0, 40.0, 20.0]
     assert floats[3] == -3.5 and math.isnan(floats[4]) and math.isnan(floats[5])
     assert floats[6:12] == [12.0, 0.0, 0.0, 14.0, 0.0, 0.0]
     assert floats[12:14] == [63.0, 40.0]
-    assert r[28:38] == [42, 1, 1, 1, 2, 1, 2, 0, 0, 70000 % 65536]
+    assert r[28:38] == [42, 1, 1, 1, 2, 1, 2, 0, 3, 70000 % 65536]
     assert EMS != BACK_OFFICE
