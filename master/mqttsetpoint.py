@@ -45,8 +45,10 @@ class Setpoint:
 
 
 def parse_setpoint(payload: bytes, *, installed_limit_a: float, max_valid_s: float,
-                   now_unix_s: float) -> Setpoint:
-    """Rules 1-3. Raises SetpointError."""
+                   now_unix_s: float, source: str = SOURCE,
+                   max_valid_key: str = "[mqtt] setpoint_max_valid_s") -> Setpoint:
+    """Rules 1-3 (the REST API's setpoint too, under its own `source`). Raises
+    SetpointError."""
     data = _json(payload)
     if not isinstance(data, dict):
         raise SetpointError(f"a setpoint is a JSON object like {{\"limit_a\": 20, "
@@ -59,7 +61,7 @@ def parse_setpoint(payload: bytes, *, installed_limit_a: float, max_valid_s: flo
     valid_s = data["valid_s"]
     if not _number(valid_s) or not 0 <= valid_s <= max_valid_s:
         raise SetpointError(f"valid_s = {_short(valid_s)} must be a number of seconds in "
-                            f"[0, {max_valid_s:g}] (0 withdraws; [mqtt] setpoint_max_valid_s)")
+                            f"[0, {max_valid_s:g}] (0 withdraws; {max_valid_key})")
     if valid_s == 0:
         return Setpoint(None)
     if "limit_a" not in data:
@@ -77,7 +79,7 @@ def parse_setpoint(payload: bytes, *, installed_limit_a: float, max_valid_s: flo
                                 f"{installed_limit_a:g}] A: the installed limit "
                                 "(group.limit_a) is the ceiling")
     try:
-        limit = ExternalLimit(source=SOURCE, limit_a=(float(amps[0]), float(amps[1]),
+        limit = ExternalLimit(source=source, limit_a=(float(amps[0]), float(amps[1]),
                                                       float(amps[2])),
                               valid_until_unix_s=now_unix_s + float(valid_s))
     except ExternalLimitError as err:  # the checks above are narrower: a safety net

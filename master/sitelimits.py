@@ -8,7 +8,8 @@ around master.externallimits.
    its last limit stays until its end, then expires (the safer side). An online
    controller's limit is given one lease of grace past its end (externallimits rule 3).
 2. Energy manager: master/emsserver.py hands in each accepted write (or a withdrawal);
-   the home energy manager's MQTT setpoint (master/mqtt.py) likewise, in a slot of its own.
+   the home energy manager's MQTT setpoint (master/mqtt.py) and an energy manager's
+   REST setpoint (master/web/api_sitelimit.py) likewise, each in a slot of its own.
 3. Each cycle, `now()` expires what has run out and returns the limits in force with
    the wall clock they were judged at.
 4. Every change goes to the security log (kind external_limit) naming its source; a
@@ -29,7 +30,7 @@ from master import audit
 from master.externallimits import ExternalLimit, ExternalLimitError, ExternalLimits, InForce
 from protos.io7.cluster.v1 import cluster_pb2 as pb
 
-BACK_OFFICE, EMS, MQTT = "back_office", "ems", "mqtt"  # the slots
+BACK_OFFICE, EMS, MQTT, REST = "back_office", "ems", "mqtt", "rest"  # the slots
 log = structlog.get_logger("master.sitelimits")
 
 
@@ -73,6 +74,11 @@ class SiteLimits:
     def set_mqtt(self, limit: ExternalLimit | None) -> None:
         """Rule 2: the MQTT setpoint in force (master/mqtt.py), or None to withdraw."""
         self._record(self.limits.put(MQTT, limit, self.wall()), "MQTT setpoint")
+
+    def set_rest(self, limit: ExternalLimit | None, who: str) -> None:
+        """Rule 2: an energy manager's setpoint over the REST API (master/web/
+        api_sitelimit.py), or None to withdraw; `who` made it."""
+        self._record(self.limits.put(REST, limit, self.wall()), f"REST setpoint by {who}")
 
     def now(self) -> tuple[InForce, float]:
         """Rule 3: the limits in force now, and now (Unix s)."""

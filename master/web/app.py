@@ -13,7 +13,7 @@ from fastapi import FastAPI, HTTPException
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from master.web import api_charger, api_group, auth, live, metrics
+from master.web import api_charger, api_group, api_sitelimit, auth, live, metrics
 from master.web.station import Station
 
 STATIC = Path(__file__).parent / "static"
@@ -26,7 +26,7 @@ def build_app(station: Station) -> FastAPI:
                   "log in with POST /api/login, then send the session cookie or "
                   "`Authorization: Bearer <token>`. Roles: viewer reads, installer changes.")
     app.state.station = station
-    for module in (auth, api_group, api_charger, live, metrics):
+    for module in (auth, api_group, api_sitelimit, api_charger, live, metrics):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")
 

@@ -269,3 +269,32 @@ def test_a_viewer_reads_but_may_not_change(group: Group) -> None:
     assert r.status_code == 400 and "10 to 256 characters" in r.json()["detail"]
     log = group.call("GET", leader, "/api/security-log").json()
     assert [e for e in log if e["kind"] == "web_password_set" and e["who"] == "web:installer"]
+
+
+def test_an_energy_manager_sets_a_site_limit_over_rest_that_expires(group: Group) -> None:
+    """Issue 12 §4's REST source: PUT /api/group/site-limit lowers the phases it names
+    while valid, is refused above the installed limit (nothing changes), and ends."""
+    leader = group.leader()
+    path = "/api/group/site-limit"
+    r = group.call("PUT", leader, path, json={"limit_a": INSTALLED_A + 1, "valid_s": 60})
+    assert r.status_code == 400 and f"[0, {INSTALLED_A}] A" in r.json()["detail"]
+    assert group.call("PUT", leader, path, json={"limit_a": 20}).status_code == 400
+    r = group.call("PUT", leader, path, json={"limit_a": [20, 30, INSTALLED_A], "valid_s": 3})
+    assert r.status_code == 200, r.text
+    assert r.json()["source"] == "energy manager (REST)" and r.json()["limit_a"] == [
+        20.0, 30.0, INSTALLED_A]
+
+    def limits() -> list[float]:
+        return [p["limit_a"] for p in group.call("GET", leader, "/api/group").json()["phases"]]
+
+    wait_for(lambda: limits() == [20.0, 30.0, INSTALLED_A], "the setpoint applies")
+    status = group.call("GET", leader, "/api/group").json()
+    assert status["phases"][0]["limit_source"].startswith("energy manager (REST) until")
+    wait_for(lambda: limits() == [INSTALLED_A] * 3, "back to the installed limit at its end",
+             timeout_s=15.0)
+    other = next(cid for cid in IDS if cid != leader)
+    assert group.call("PUT", other, path, json={"limit_a": 20, "valid_s": 5}).status_code == 409
+    assert group.call("PUT", leader, path, user="viewer",
+                      json={"limit_a": 20, "valid_s": 5}).status_code == 403
+    log = group.call("GET", leader, "/api/group/security-log").json()
+    assert [e for e in log if e["kind"] == "external_limit" and "REST" in e["detail"]]
