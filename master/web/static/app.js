@@ -185,6 +185,7 @@ io7.pages.login = async (main) => {
       io7.me = await api("GET", "/api/me");
       go("live");
     } catch (err) {
+      form.password.value = "";
       say(error, err.message, false);
     }
   });

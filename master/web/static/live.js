@@ -123,8 +123,7 @@ function historyData(h) {
     phaseCols.push(s.limit_a);
     phaseSeries.push({label: `${name} CT`, stroke: colour, width: 2});
     phaseCols.push(s.ct_a);
-    phaseSeries.push({label: `${name} chargers`, stroke: colour, width: 1,
-                      fill: `${colour}22`});
+    phaseSeries.push({label: `${name} chargers`, stroke: colour, width: 1, dash: [2, 3]});
     phaseCols.push(s.drawn_a);
   }
   const connSeries = [];

@@ -63,8 +63,11 @@ function inputFor(s) {
     });
     input.read = () => [...input.querySelectorAll("select")].map((x) => x.value);
   } else if (s.choices && s.choices.length) {
+    const known = s.choices.some((c) => JSON.stringify(c) === JSON.stringify(value));
+    const choices = known ? s.choices : [value, ...s.choices];  // e.g. null: not set
     input = el("select", {id, "data-key": s.key},
-      ...s.choices.map((c) => el("option", {value: JSON.stringify(c), text: fmt(c)})));
+      ...choices.map((c) => el("option", {value: JSON.stringify(c),
+                                          text: c === null ? "not set" : fmt(c)})));
     input.value = JSON.stringify(value);
     input.read = () => JSON.parse(input.value);
   } else if (typeof value === "number" || s.unit || lo !== null) {
@@ -92,7 +95,9 @@ function inputFor(s) {
 async function settingsPage(main, page, title, extra) {
   const data = await api("GET", "/api/charger/settings");
   const mine = settingsList(data).filter((s) => s.page === page);
-  const form = el("form", {id: `${page}-form`});
+  // novalidate: the io7.toml loader's own message (key and allowed range) is the refusal,
+  // not the browser's
+  const form = el("form", {id: `${page}-form`, novalidate: true});
   const inputs = [];
   for (const s of mine) {
     const label = inputFor(s);
