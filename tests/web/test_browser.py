@@ -260,7 +260,7 @@ def until(d: WebDriver, what: str, check: Callable[[WebDriver], Any],
         folder.mkdir(exist_ok=True)
         d.save_screenshot(str(folder / "failed.png"))
         (folder / "failed.html").write_text(d.page_source)
-        logs = d.get_log("browser") if isinstance(d, webdriver.Chrome) else []
+        logs = d.get_log("browser") if isinstance(d, webdriver.Chrome) else []  # type: ignore[no-untyped-call]
         console = "\n".join(str(e.get("message")) for e in logs)
         raise AssertionError(f"not within {timeout_s} s: {what} (at {d.current_url}; page "
                              f"in {folder}/failed.*; console: {console[-2000:]})") from None
