@@ -29,8 +29,8 @@ def make_site(folder: Path, chargers: Iterable[str]) -> Pki:
     now = dt.datetime.now(dt.UTC)
     pki = Pki(folder)
     pki.init(SITE, now=now)
-    for cid in chargers:
-        pki.issue(Kind.CHARGER, cid, now=now)
+    for cid in chargers:  # 127.0.0.1/localhost: a browser trusting ca.pem opens its UI
+        pki.issue(Kind.CHARGER, cid, now=now, san_ips=("127.0.0.1",), san_dns=("localhost",))
     pki.issue(Kind.OPERATOR, INSTALLER, now=now, role=Role.INSTALLER)
     return pki
 
