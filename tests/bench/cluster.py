@@ -4,7 +4,7 @@ Per size N: a CT kit simulator (Modbus TCP), the real master (`python -m master.
 1 s cycle, dynamic mode, CT kit on the other loads) at debug level, so that it logs one
 "cycle" line per cycle with the monotonic time of its CT sample (master/service.py rule
 5), and the load generator (tests/bench/loadgen.py) opening N AgentLink streams from
-this process. What is measured, and how:
+one or more worker processes (tests/bench/fleet.py). What is measured, and how:
 
 1. Cycle latency: per cycle, the last charger's receive time of that cycle's Limits minus
    the master's CT sample time (both CLOCK_MONOTONIC on this host). Only cycles after the
@@ -24,6 +24,11 @@ this process. What is measured, and how:
    Rules 4 (the agent's part) and 5 live in tests/bench/agentrun.py.
 6. Transport: mutual TLS, as deployed, or (`tls=False`) the master's plaintext switch and
    insecure channels, for tests/bench/tlscost.py's comparison.
+7. The generator itself (issue 15): its chargers split over `processes` spawned workers
+   (fleet.py), each one's CPU (/proc) over the same window and its event loop's lag
+   (loadgen.py rule 9, p99 and max over the window), so a table can show the generator
+   was not what limited the figures. The window is the same for every figure: from the
+   first cycle past the hold that every charger received to the last complete one.
 
 Nothing here asserts on time: the machine has 2 cores shared with other work; the tables
 print medians with the sample counts, and the load average before each run.
@@ -47,7 +52,8 @@ from master.config import DEFAULT_LEASE_CYCLES
 from protos.io7.cluster.v1 import cluster_pb2 as pb
 from protos.io7.cluster.v1 import cluster_pb2_grpc as pb_grpc
 from protos.tls import TlsFiles, channel_credentials, load_tls
-from tests.bench.loadgen import WIRINGS, LoadGenerator
+from tests.bench.fleet import Fleet, Receipts
+from tests.bench.loadgen import WIRINGS
 from tests.e2e.harness import (
     PLAINTEXT,
     Cluster,
@@ -69,6 +75,7 @@ DEFAULT_SETTLE_S = 5.0  # GroupConfig.settle_s; with the lease it makes master r
 STEP_AFTER_HOLD_CYCLES = 10  # the allocation has settled at PER_CONNECTOR_A by then
 AFTER_STEP_CYCLES = 4  # the run goes on this long after the step, to see the reaction
 CONNECT_TIMEOUT_S = 60.0
+PER_PROCESS = 500  # rule 7: chargers per generator process (see processes_for)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 MASTER_TOML = """
@@ -189,7 +196,10 @@ class ScaleResult:
     status_error: str
     loadavg: float
     tls: bool = True
-    generator_cpu_core: float = 0.0  # this process (the load generator) over the window
+    generator_cpu_core: float = 0.0  # the load generator's processes together
+    generator_cpu_cores: tuple[float, ...] = ()  # rule 7: each of its processes
+    generator_lag_p99_ms: float = 0.0  # rule 7: the worst process's
+    generator_lag_max_ms: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +207,7 @@ class SizeRun:
     """What one size's run left: the chargers' receipts, the master's cycles, the
     sampled window (cycle numbers, CPU, memory) and the GetStatus outcome."""
 
-    gen: LoadGenerator
+    gen: Receipts
     log: dict[int, MasterCycle]
     limit_a: float
     window: list[int]
@@ -209,7 +219,8 @@ class SizeRun:
     status_error: str
     loadavg: float
     tls: bool
-    generator_cpu_s: float
+    generator_cpu_s: tuple[float, ...]  # per worker process
+    window_at_s: tuple[float, float]  # monotonic s: the window's start and end
 
 
 async def _get_status(address: str, *, tls: bool = True) -> tuple[int | None, str]:
@@ -225,49 +236,64 @@ async def _get_status(address: str, *, tls: bool = True) -> tuple[int | None, st
     return len(status.SerializeToString()), ""
 
 
-def _steady(gen: LoadGenerator) -> list[int]:
-    """Cycles past the start-of-term hold whose Limits reached every charger."""
-    return [k for k in gen.complete_cycles()
-            if not any(a.failsafe for a in gen.received[k].values())]
+@dataclass(frozen=True, slots=True)
+class _Window:
+    cycles: list[int]
+    master_cpu_s: float
+    wall_s: float
+    rss_mb: float
+    generator_cpu_s: tuple[float, ...]
+    at_s: tuple[float, float]
 
 
-async def _drive(gen: LoadGenerator, *, pid: int, cycles: int, until_s: float
-                 ) -> tuple[list[int], float, float, float, float]:
-    """Run the load generator until `cycles` cycles past the hold were received and the
-    clock passed `until_s`. Returns the sampled cycles (first to last complete one), the
-    master's CPU and the wall time over them (s), its RSS at the end (MB), and this
-    process's CPU over them (s: the generator, to see whether it limits the figures)."""
-    stop = asyncio.Event()
-    task = asyncio.create_task(gen.run(stop))
-    try:
-        await gen.wait_welcomed(CONNECT_TIMEOUT_S)
-        deadline = until_s + CONNECT_TIMEOUT_S + 2 * cycles * gen.cycle_s
-        while not _steady(gen):
-            if gen.errors or time.monotonic() > deadline:
-                raise RuntimeError(f"no steady cycle; {len(gen.errors)} streams failed "
-                                   f"{list(gen.errors.items())[:1]}")
-            await asyncio.sleep(0.01)
-        cpu0, own0, t0 = cpu_s(pid), cpu_s(os.getpid()), time.monotonic()
-        first = _steady(gen)[0]
-        while gen.complete_cycles()[-1] - first + 1 < cycles or time.monotonic() < until_s:
-            if gen.errors or time.monotonic() > deadline:
-                raise RuntimeError(f"run stalled at cycle {gen.complete_cycles()[-1]}; "
-                                   f"{len(gen.errors)} streams failed")
-            await asyncio.sleep(0.02)
-        cpu1, own1, t1 = cpu_s(pid), cpu_s(os.getpid()), time.monotonic()
-        last = gen.complete_cycles()[-1]
-        return list(range(first, last + 1)), cpu1 - cpu0, t1 - t0, rss_mb(pid), own1 - own0
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
+def _drive(fleet: Fleet, *, pid: int, cycles: int, until_s: float, cycle_s: float
+           ) -> _Window:
+    """Run the fleet until `cycles` cycles past the hold were received by every charger
+    and the clock passed `until_s`; the window's cycles (first to last complete one),
+    the master's CPU and the wall time over them (s), its RSS at the end (MB), each
+    generator process's CPU over them (s: rule 7)."""
+    deadline = time.monotonic() + CONNECT_TIMEOUT_S
+    while fleet.welcomed() < fleet.chargers:
+        if fleet.failed():
+            raise RuntimeError(f"{fleet.failed()} streams failed before all were welcomed")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{fleet.welcomed()} of {fleet.chargers} chargers welcomed "
+                               f"in {CONNECT_TIMEOUT_S} s")
+        time.sleep(0.05)
+    deadline = until_s + CONNECT_TIMEOUT_S + 2 * cycles * cycle_s
+    while (first := fleet.first_steady()) is None:
+        if fleet.failed() or time.monotonic() > deadline:
+            raise RuntimeError(f"no steady cycle; {fleet.failed()} streams failed")
+        time.sleep(0.01)
+    pids = fleet.pids
+    cpu0, own0, t0 = cpu_s(pid), [cpu_s(p) for p in pids], time.monotonic()
+    while (last := fleet.last_complete() or first) - first + 1 < cycles or \
+            time.monotonic() < until_s:
+        if fleet.failed() or time.monotonic() > deadline:
+            raise RuntimeError(f"run stalled at cycle {last}; {fleet.failed()} streams "
+                               "failed")
+        time.sleep(0.02)
+    cpu1, own1, t1 = cpu_s(pid), [cpu_s(p) for p in pids], time.monotonic()
+    return _Window(cycles=list(range(first, last + 1)), master_cpu_s=cpu1 - cpu0,
+                   wall_s=t1 - t0, rss_mb=rss_mb(pid),
+                   generator_cpu_s=tuple(b - a for a, b in zip(own0, own1, strict=True)),
+                   at_s=(t0, t1))
+
+
+def processes_for(chargers: int) -> int:
+    """The bench's split of the generator (rule 7): a process per PER_PROCESS chargers.
+    Measured at 1 000 over mutual TLS on one process: see the README's speed section."""
+    return max(1, math.ceil(chargers / PER_PROCESS))
 
 
 def run_size(tmp: Path, chargers: int, *, cycles: int, cycle_ms: int = 1000,
-             settle_s: float | None = None, tls: bool = True) -> SizeRun:
+             settle_s: float | None = None, tls: bool = True,
+             processes: int | None = None) -> SizeRun:
     """One size on fresh processes in `tmp` (see the module docstring); the step comes
     STEP_AFTER_HOLD_CYCLES cycles after the master's hold, the run ends AFTER_STEP_CYCLES
     later at the earliest. `settle_s` shortens the hold (tests); None keeps the default.
-    `tls` False: the master's plaintext switch and insecure channels."""
+    `tls` False: the master's plaintext switch and insecure channels. `processes`: the
+    generator's (rule 7); None: processes_for(chargers)."""
     tmp.mkdir(parents=True, exist_ok=True)
     cycle_s = cycle_ms / 1000.0
     hold_s = DEFAULT_LEASE_CYCLES * cycle_s + (DEFAULT_SETTLE_S if settle_s is None
@@ -275,6 +301,7 @@ def run_size(tmp: Path, chargers: int, *, cycles: int, cycle_ms: int = 1000,
     step_in_s = hold_s + STEP_AFTER_HOLD_CYCLES * cycle_s
     limit = group_limit_a(chargers)
     loadavg = os.getloadavg()[0]
+    fleet: Fleet | None = None
     c = Cluster(tmp)
     try:
         ct_port = free_port()
@@ -282,26 +309,28 @@ def run_size(tmp: Path, chargers: int, *, cycles: int, cycle_ms: int = 1000,
         step_at = time.monotonic() + step_in_s
         master, address = start_master(c, limit_a=limit, ct_port=ct_port, cycle_ms=cycle_ms,
                                        settle_s=settle_s, tls=tls)
-        gen = LoadGenerator(address, chargers=chargers, group=GROUP, cycle_s=cycle_s,
-                            credentials=fleet_credentials if tls else None)
-
-        async def drive() -> tuple[tuple[list[int], float, float, float, float],
-                                   tuple[int | None, str]]:
-            sampled = await _drive(gen, pid=master.popen.pid, cycles=cycles,
-                                   until_s=step_at + AFTER_STEP_CYCLES * cycle_s)
-            return sampled, await _get_status(address, tls=tls)
-
-        (window, cpu, wall, rss, own), (size, error) = asyncio.run(drive())
+        fleet = Fleet(address, chargers=chargers, group=GROUP, cycle_s=cycle_s,
+                      processes=processes or processes_for(chargers),
+                      tls_dir=charger_dir if tls else None)
+        fleet.start()
+        window = _drive(fleet, pid=master.popen.pid, cycles=cycles, cycle_s=cycle_s,
+                        until_s=step_at + AFTER_STEP_CYCLES * cycle_s)
+        gen = fleet.stop()
+        size, error = asyncio.run(_get_status(address, tls=tls))
         log = master_cycles(master)
         overruns = len(master.events("cycle overran"))
     finally:
+        if fleet is not None:
+            fleet.close()
         c.close()
-    return SizeRun(gen=gen, log=log, limit_a=limit, window=window, cpu_s=cpu, wall_s=wall,
-                   rss_mb=rss, overruns=overruns, status_bytes=size, status_error=error,
-                   loadavg=loadavg, tls=tls, generator_cpu_s=own)
+    return SizeRun(gen=gen, log=log, limit_a=limit, window=window.cycles,
+                   cpu_s=window.master_cpu_s, wall_s=window.wall_s, rss_mb=window.rss_mb,
+                   overruns=overruns, status_bytes=size, status_error=error,
+                   loadavg=loadavg, tls=tls, generator_cpu_s=window.generator_cpu_s,
+                   window_at_s=window.at_s)
 
 
-def phase_sums_a(gen: LoadGenerator, cycle: int) -> list[float]:
+def phase_sums_a(gen: Receipts, cycle: int) -> list[float]:
     """What the chargers received in `cycle`, summed per site phase (L1, L2, L3), A."""
     sums = [0.0, 0.0, 0.0]
     for arrival in gen.received.get(cycle, {}).values():
@@ -345,6 +374,7 @@ def summarise(run: SizeRun) -> ScaleResult:
         latencies.append((max(a.at_s for a in got.values()) - entry.ct_sampled_at_s) * 1000)
         compute.append((entry.issued_at_s - entry.ct_sampled_at_s) * 1000)
     issued = [log[k].issued_at_s for k in run.window if k in log]
+    lags = _lags(run)
     intervals = [b - a for a, b in itertools.pairwise(issued)]
     return ScaleResult(
         chargers=gen.chargers, samples=len(latencies),
@@ -356,7 +386,20 @@ def summarise(run: SizeRun) -> ScaleResult:
         interval_median_s=statistics.median(intervals), interval_max_s=max(intervals),
         overruns=run.overruns, master_rss_mb=run.rss_mb, reaction_cycles=reaction_cycles(run),
         status_bytes=run.status_bytes, status_error=run.status_error, loadavg=run.loadavg,
-        tls=run.tls, generator_cpu_core=run.generator_cpu_s / run.wall_s)
+        tls=run.tls, generator_cpu_core=sum(run.generator_cpu_s) / run.wall_s,
+        generator_cpu_cores=tuple(c / run.wall_s for c in run.generator_cpu_s),
+        generator_lag_p99_ms=max(lag[0] for lag in lags),
+        generator_lag_max_ms=max(lag[1] for lag in lags))
+
+
+def _lags(run: SizeRun) -> list[tuple[float, float]]:
+    """Per generator process: its loop lag's p99 and max over the window, ms (rule 7)."""
+    t0, t1 = run.window_at_s
+    out = []
+    for samples in run.gen.lag:
+        inside = [ms for at, ms in samples if t0 <= at <= t1] or [0.0]
+        out.append((nearest_rank(inside, 0.99), max(inside)))
+    return out or [(0.0, 0.0)]
 
 
 def measure_size(tmp: Path, chargers: int, *, cycles: int, tls: bool = True) -> ScaleResult:

@@ -25,6 +25,12 @@ own TCP connection, as a charger on the LAN has one), with the agent's channel o
 7. Every channel has its own subchannel pool, hence its own TCP connection (and TLS
    handshake): grpcio otherwise shares one connection among channels of equal options,
    so 500 plaintext chargers would be one connection and no fair comparison.
+8. A generator may own a share of a larger fleet (tests/bench/fleet.py splits one over
+   processes): its chargers are numbered from `first`, and their offsets spread over
+   the whole fleet (`spread` chargers), as if one process served them all.
+9. The event loop's lag is sampled every LAG_TICK_S (`lag`: monotonic s, ms late): a
+   loop that lags stamps receipts late, and then the generator, not the master, is
+   what the figures measure.
 
 The receive stamps include this process's own time to serve N streams on one event loop:
 with hundreds of chargers they are an upper bound on what one real agent would see.
@@ -53,6 +59,7 @@ CHARGER_LIMIT_A = 32.0  # Charger Current Limit, manual 6.3
 EV_UNDERDRAW_A = 0.3  # an EV draws a little under the offer (rule 3)
 MIN_CURRENT_A = 6.0  # IEC 61851-1: no offer between 0 and 6 A
 VOLTAGE_V = 230.0
+LAG_TICK_S = 0.1  # rule 9: ten samples a second, well under the 1 s cycle
 # Rule 7: one connection per charger, as on the LAN.
 OWN_CONNECTION = [("grpc.use_local_subchannel_pool", 1)]
 # Connector line -> site phase: connector 1 straight, connector 2 rotated (L2, L3, L1).
@@ -142,6 +149,8 @@ class LoadGenerator:
     credentials: Callable[[str], grpc.ChannelCredentials] | None = None  # rule 6
     reconnect: bool = False  # rule 5
     seed: int = 5  # the reconnect jitter's
+    first: int = 0  # rule 8: the number of this share's first charger
+    spread: int = 0  # rule 8: the whole fleet's size (0: this generator's `chargers`)
     fleet: list[FakeCharger] = field(init=False)
     received: dict[int, dict[str, Arrival]] = field(init=False, default_factory=dict)
     errors: dict[str, str] = field(init=False, default_factory=dict)
@@ -149,13 +158,16 @@ class LoadGenerator:
     firsts: dict[str, dict[int, dict[str, float]]] = field(
         init=False, default_factory=lambda: {"welcome": {}, "limits": {}})
     attempts: int = field(init=False, default=0)  # streams opened, reconnects included
+    lag: list[tuple[float, float]] = field(init=False, default_factory=list)  # rule 9
 
     def __post_init__(self) -> None:
         if self.chargers < 1:
             raise ValueError(f"chargers={self.chargers}: need at least one")
         if not self.cycle_s > 0:
             raise ValueError(f"cycle_s={self.cycle_s}: must be > 0")
-        self.fleet = [FakeCharger(f"{self.prefix}-{k:04d}", self.group)
+        if self.first < 0 or self.spread < 0:
+            raise ValueError(f"first={self.first}, spread={self.spread}: must be >= 0")
+        self.fleet = [FakeCharger(f"{self.prefix}-{self.first + k:04d}", self.group)
                       for k in range(self.chargers)]
         self._rng = random.Random(self.seed)
 
@@ -170,10 +182,21 @@ class LoadGenerator:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Open every charger's stream and keep it until `stop` is set."""
+        spread = self.spread or self.chargers
         async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._watch_lag(stop), name="loop lag")
             for k, charger in enumerate(self.fleet):
-                tg.create_task(self._session(charger, k * self.cycle_s / self.chargers, stop),
+                offset_s = (self.first + k) % spread * self.cycle_s / spread
+                tg.create_task(self._session(charger, offset_s, stop),
                                name=charger.charger_id)
+
+    async def _watch_lag(self, stop: asyncio.Event) -> None:
+        """Rule 9: how late a LAG_TICK_S sleep wakes, until `stop`."""
+        while not stop.is_set():
+            due = time.monotonic() + LAG_TICK_S
+            await asyncio.sleep(LAG_TICK_S)
+            now = time.monotonic()
+            self.lag.append((now, max(0.0, now - due) * 1000.0))
 
     async def wait_welcomed(self, timeout_s: float) -> None:
         """Wait until every charger has its Welcome; raises TimeoutError saying how many

@@ -12,6 +12,7 @@ import pytest
 
 from protos.io7.cluster.v1 import cluster_pb2 as pb
 from tests.bench import cluster, storm
+from tests.bench.fleet import shares
 from tests.bench.loadgen import CHARGER_LIMIT_A, MIN_CURRENT_A, WIRINGS
 
 pytestmark = pytest.mark.e2e
@@ -19,15 +20,20 @@ pytestmark = pytest.mark.e2e
 CHARGERS = 5
 
 
-@pytest.mark.parametrize("tls", [True, False], ids=["mutual-tls", "plaintext"])
-def test_five_chargers_receive_sane_limits_from_a_real_master(tmp_path: Path,
-                                                                tls: bool) -> None:
+@pytest.mark.parametrize(("tls", "processes"), [(True, 1), (False, 1), (True, 2)],
+                         ids=["mutual-tls", "plaintext", "mutual-tls-two-processes"])
+def test_five_chargers_receive_sane_limits_from_a_real_master(tmp_path: Path, tls: bool,
+                                                                processes: int) -> None:
     # 250 ms cycles and a short hold keep it to a few seconds; the step still comes.
     # Plaintext: the master's switch and insecure channels (the TLS cost bench's baseline).
-    run = cluster.run_size(tmp_path, CHARGERS, cycles=4, cycle_ms=250, settle_s=0.5, tls=tls)
+    # Two processes: the generator split as at 1 000 chargers (tests/bench/fleet.py).
+    run = cluster.run_size(tmp_path, CHARGERS, cycles=4, cycle_ms=250, settle_s=0.5, tls=tls,
+                           processes=processes)
     gen = run.gen
     assert not gen.errors
     assert gen.welcomed == CHARGERS
+    assert sorted(c.charger_id for c in gen.fleet) == [f"bench-{k:04d}"
+                                                       for k in range(CHARGERS)]
     assert all(c.welcome is not None and c.welcome.settings.group == cluster.GROUP
                for c in gen.fleet)
     # Every charger holds Limits of this term, for both its connectors, each current
@@ -51,6 +57,7 @@ def test_five_chargers_receive_sane_limits_from_a_real_master(tmp_path: Path,
     result = cluster.summarise(run)
     assert result.chargers == CHARGERS and result.samples >= 1 and result.tls == tls
     assert result.latency_median_ms > 0 and result.cpu_core >= 0
+    assert len(result.generator_cpu_cores) == processes and result.generator_lag_max_ms >= 0
     assert result.master_rss_mb > 0 and result.status_bytes and not result.status_error
     assert any(e.ct_a[0] is not None and e.ct_a[0] >= cluster.BASE_A + cluster.STEP_A - 0.5
                for e in run.log.values())
@@ -65,3 +72,11 @@ def test_chargers_reconnect_after_the_master_is_killed_and_restarted(tmp_path: P
     assert 0 < result.listening_s <= result.welcomed_s <= result.limits_s
     assert result.attempts >= 3  # at least one new stream each
     assert result.master_cpu_core > 0 and result.generator_cpu_core >= 0
+
+
+def test_the_fleet_is_split_in_contiguous_shares_differing_by_at_most_one() -> None:
+    assert shares(1000, 2) == [(0, 500), (500, 500)]
+    assert shares(5, 2) == [(0, 2), (2, 3)]
+    assert shares(3, 3) == [(0, 1), (1, 1), (2, 1)]
+    with pytest.raises(ValueError, match="processes=4"):
+        shares(3, 4)
