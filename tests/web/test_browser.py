@@ -12,9 +12,10 @@ module.
 One car park for the whole module (the suite is near its time budget); the tests run in
 file order on it: a wrong password refused and logged, the live page updating without a
 reload, the Charger Current Limit followed by the offer, an out-of-range limit refused
-with the loader's message, the group rebuilt, a member that does not lead pointing at
-the leader, and the screenshot of the live group page (docs/live-group-page.png, written
-when missing or with IO7_UPDATE_SCREENSHOT=1; always to the test's folder).
+with the loader's message, the group rebuilt, the local RFID list edited (add, import a
+CSV file, remove), a member that does not lead pointing at the leader, and the
+screenshot of the live group page (docs/live-group-page.png, written when missing or with
+IO7_UPDATE_SCREENSHOT=1; always to the test's folder).
 """
 
 from __future__ import annotations
@@ -365,6 +366,25 @@ def test_rebuild_the_group(park: Park, driver: WebDriver) -> None:
     until(driver, "rebuilt", lambda d: "Rebuilt" in text(d, "#rebuild-result"))
     result = text(driver, "#rebuild-result")
     assert "removed none" in result and all(cid in result for cid in IDS), result
+
+
+def test_the_local_rfid_list_add_import_and_remove(park: Park, driver: WebDriver) -> None:
+    driver.get(f"{park.chargers[LEADER].url}/#/authorisation")
+    tag = until(driver, "the RFID form", lambda d: d.find_element(By.ID, "rfid-tag"))
+    tag.send_keys("04A1B2C3")
+    driver.find_element(By.CSS_SELECTOR, "#rfid-add button").click()
+    until(driver, "the tag listed", lambda d: d.find_elements(
+        By.CSS_SELECTOR, '#rfid-list tr[data-tag="04A1B2C3"]'))
+    csv = park.tmp / "tags.csv"
+    csv.write_text("id_tag\n04D5E6F7\n04A1B2C3\n")
+    driver.find_element(By.ID, "rfid-file").send_keys(str(csv))
+    driver.find_element(By.CSS_SELECTOR, "#rfid-import button").click()
+    until(driver, "imported", lambda d: "Imported 1 tag(s), skipped 1" in text(d, "#rfid-result"))
+    driver.find_element(By.CSS_SELECTOR, '#rfid-list tr[data-tag="04A1B2C3"] button').click()
+    until(driver, "the tag removed", lambda d: [
+        r.get_attribute("data-tag") for r in d.find_elements(By.CSS_SELECTOR, "#rfid-list tr")
+    ] == ["04D5E6F7"])
+    assert '"04D5E6F7"' in park.chargers[LEADER].toml.read_text()
 
 
 def test_a_member_that_does_not_lead_points_at_the_leader(park: Park,
