@@ -37,7 +37,7 @@ the CSMS_URL environment variable, `make run CSMS_URL=ws://...`) points them at 
 one instead. The view shows each charger's OCPP link state, read from the agents' logs.
 
 Every io7d serves its web UI and REST API over HTTPS (the site CA under .run/pki signs
-its certificate: the browser warns until you trust .run/pki/ca.pem) on a loopback port
+its certificate: the browser warns until you trust .run/pki/ca/ca.pem) on a loopback port
 of its own; the URLs and each charger's installer password file are printed at start and
 under every frame of the view. The group pages are on the elected master's UI.
 
