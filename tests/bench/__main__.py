@@ -10,12 +10,14 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from tests.bench import agentrun, allocation, cluster, failover, tlscost
+from tests.bench import agentrun, allocation, cluster, failover, goals, memory, tlscost
 
-# (chargers, sampled cycles): 1 s cycles, so 40-75 s per size with the start-of-term hold
-# and the load step. 200 and 500 over TLS serve the TLS cost table too (>= 60 cycles).
-SIZES = ((10, 30), (50, 30), (200, tlscost.CYCLES), (500, tlscost.CYCLES))
-PARTS = ("allocation", "cluster", "tls-cost", "failover")
+# (chargers, sampled cycles): 1 s cycles, so 40-100 s per size with the start-of-term
+# hold and the load step. 200 and 500 over TLS serve the TLS cost table too, and 200, 500
+# and 1 000 issue 15's goals (>= 60 cycles each).
+SIZES = ((10, 30), (50, 30), (200, tlscost.CYCLES), (500, tlscost.CYCLES),
+         (1000, tlscost.CYCLES))
+PARTS = ("allocation", "cluster", "tls-cost", "failover", "memory")
 CYCLE_SLACK_S = 0.1  # "keeps a 1 s cycle": no interval longer than 1.1 s
 AGENT_RUNS = 3
 
@@ -23,7 +25,7 @@ AGENT_RUNS = 3
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
     parser.add_argument("--only", choices=PARTS, help="run one part (default: all, "
-                        "about 10 minutes; tls-cost alone about 6)")
+                        "about 15 minutes; tls-cost alone about 6, cluster about 7)")
     only = parser.parse_args(argv).only
     print(f"# io7-cluster benchmarks ({platform.python_implementation()} "
           f"{platform.python_version()}, {platform.machine()})")
@@ -46,6 +48,9 @@ def main(argv: list[str] | None = None) -> None:
         print("## Failover of the elected master (io7d, issue 13)")
         print()
         failover.main([])
+    if only in (None, "memory"):
+        print()
+        memory.main([])
 
 
 def cluster_tables() -> dict[int, cluster.ScaleResult]:
@@ -82,8 +87,10 @@ def cluster_tables() -> dict[int, cluster.ScaleResult]:
     print()
     print("Latency: per cycle, the last charger's receipt of that cycle's Limits minus the "
           "master's CT sample (CLOCK_MONOTONIC); p99 by nearest rank (of fewer than 100 "
-          "cycles: the largest). The receipts include the load generator serving every "
-          "stream on one event loop, so large sizes overstate what one agent sees. "
+          "cycles: the largest). The receipts include the load generator serving its "
+          f"streams on one event loop per process ({cluster.PER_PROCESS} chargers each, "
+          "its CPU and lag in issue 15's table), so large sizes overstate what one agent "
+          "sees. "
           f"Reaction: a {cluster.STEP_A:g} A step on every phase; 1 = the Limits of the cycle "
           "whose CT read saw it already fit. The machine has 2 shared cores: compare "
           "medians, expect noise.")
@@ -92,6 +99,8 @@ def cluster_tables() -> dict[int, cluster.ScaleResult]:
             print(f"\nGetStatus at {r.chargers} chargers failed: {r.status_error}")
     for what, err in failures.items():
         print(f"\n{what}: not measured ({err})")
+    print()
+    goals.print_table({n: r for n, r in results.items() if n in goals.SIZES})
     return results
 
 

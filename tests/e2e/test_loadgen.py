@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from protos.io7.cluster.v1 import cluster_pb2 as pb
-from tests.bench import cluster, storm
+from tests.bench import cluster, memory, storm
 from tests.bench.fleet import shares
 from tests.bench.loadgen import CHARGER_LIMIT_A, MIN_CURRENT_A, WIRINGS
 
@@ -80,3 +80,19 @@ def test_the_fleet_is_split_in_contiguous_shares_differing_by_at_most_one() -> N
     assert shares(3, 3) == [(0, 1), (1, 1), (2, 1)]
     with pytest.raises(ValueError, match="processes=4"):
         shares(3, 4)
+
+
+def test_importtime_self_time_is_summed_by_package_and_blamed_on_the_io7_importer() -> None:
+    text = """import time: self [us] | cumulative | imported package
+import time:         7 |          7 |   structlog
+import time:       100 |        100 |       numpy.core
+import time:        50 |        150 |     numpy
+import time:        10 |        160 |   master.allocation
+import time:        20 |         20 |     grpc
+import time:         5 |         25 |   agent.link
+import time:         1 |        186 | master
+"""
+    tree = memory.parse_importtime(text)
+    assert tree.self_ms == pytest.approx({"numpy": 0.15, "master": 0.011, "grpc": 0.02,
+                                          "agent": 0.005, "structlog": 0.007})
+    assert tree.first_by == {"numpy": "master.allocation", "grpc": "agent.link"}
