@@ -31,3 +31,7 @@ def test_every_scenario_has_examples_and_units() -> None:
                                                             "scenario-c"}
     assert (DEPLOY / "systemd" / "io7-master.service").exists()
     assert (DEPLOY / "systemd" / "io7-agent.service").exists()
+    io7d = (DEPLOY / "systemd" / "io7d.service").read_text()
+    # the web UI writes io7.toml beside itself: its folder must stay writable
+    assert "ExecStart=/opt/io7-cluster/.venv/bin/io7d --config /etc/io7/io7.toml" in io7d
+    assert "ProtectSystem=strict" in io7d and "ReadWritePaths=/etc/io7" in io7d
