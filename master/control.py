@@ -37,6 +37,13 @@ failures (a dropped stream, a CT read timeout) arrive as calls, never as excepti
     has seen a higher term, or it applies another term's Limits past a lease) counts as
     offline for the engine, however fresh its states: it runs on its fail-safe current or
     on grants we did not give. The status shows it offline with the reason.
+ 7. Incremental: the cost of a cycle follows what changed. A report is judged once (one
+    whose connectors are the very tuple already judged for this Hello is not judged
+    again: master.wire.ReportDecoder hands back that tuple for a repeated report); a
+    member's engine input is rebuilt only when its Hello, its valid reports or its online
+    verdict changed (by identity: each replaces its object); a member's Limits tuple is
+    kept while the engine's values for its connectors are equal. `forget_caches` drops
+    all of it: tests/master/test_incremental.py checks the two give the same cycles.
 """
 
 from __future__ import annotations
@@ -116,6 +123,14 @@ class _MemberState:
     by_connector: dict[int, ConnectorReport] = field(default_factory=dict)
     obedience: Obedience = field(default_factory=Obedience)  # rule 6
     inputs: MemberInputs = field(default_factory=MemberInputs)  # the engine's, cached
+    # Rule 7: the engine input last built, and what it was built from (by identity: a
+    # valid report replaces `by_connector`, a Hello replaces `member`).
+    built: ChargerInput | None = None
+    built_from: tuple[object, object] = (None, None)
+    judged: Member | None = None  # the Hello `valid` was judged against
+    # Rule 7: this member's last Limits tuple and the engine columns it was made from.
+    sent_key: tuple[object, ...] = ()
+    sent: tuple[ConnectorLimit, ...] = ()
 
     def offline_reason(self, now_s: float, lease_s: float) -> str:
         """Rule 1: "" when online, else why not."""
@@ -159,6 +174,8 @@ class GroupControl:
         self._ct: CtReading | None = None
         self._ct_fault = ""
         self._ct_watch = CtFreezeWatch(ct_freeze)
+        self._order: list[_MemberState] | None = None  # members by id (rule 7)
+        self._keys: tuple[tuple[str, int], ...] = ()  # the engine's rows last checked
 
     # -- membership ---------------------------------------------------------------------
 
@@ -202,6 +219,7 @@ class GroupControl:
         st = self._members.get(member.charger_id)
         if st is None:
             st = self._members[member.charger_id] = _MemberState(member=member)
+        self._order = None  # a new member, or new connectors
         st.member, st.connected, st.address = member, True, address
         st.connected_at_s, st.last_sequence, st.refused = now_s, 0, ""
         st.obedience = Obedience()
@@ -222,6 +240,7 @@ class GroupControl:
                             connected=self.connected_ids(), named=removed_ids)
         for cid in plan.removed:
             del self._members[cid]
+        self._order = None
         return plan
 
     def needs_raise(self, seen_term: int) -> bool:
@@ -268,14 +287,19 @@ class GroupControl:
                                  highest_term_seen=report.highest_term_seen,
                                  agent_reason=report.limits_refused_reason,
                                  now_s=report.received_at_s)
-        problem = judge(st.member, report)
+        last = st.valid
+        same = (last is not None and report.connectors is last.connectors
+                and st.judged is st.member)  # rule 7: already judged valid for this Hello
+        problem = (None if same and not out_of_range(report.received_at_s, -1e12, 1e12)
+                   else judge(st.member, report))
         if math.isfinite(report.received_at_s):
             st.last_heard_s = report.received_at_s
         if problem is not None:
             st.refused = problem
             return problem
-        st.valid, st.refused = report, ""
-        st.by_connector = {c.connector_id: c for c in report.connectors}
+        st.valid, st.refused, st.judged = report, "", st.member
+        if not same:
+            st.by_connector = {c.connector_id: c for c in report.connectors}
         return None
 
     def ct_sample(self, currents_by_site_phase: Mapping[Phase, float], now_s: float) -> str | None:
@@ -323,7 +347,20 @@ class GroupControl:
     def _charger(self, st: _MemberState, online: bool) -> ChargerInput:
         """Rule 2: the member's engine input (offline: no reports, so the engine reserves
         what it may still draw)."""
-        return st.inputs.build(st.member, st.by_connector if online else None)
+        reports = st.by_connector if online else None
+        if st.built is None or st.built_from[0] is not st.member \
+                or st.built_from[1] is not reports:  # rule 7
+            st.built = st.inputs.build(st.member, reports)
+            st.built_from = (st.member, reports)
+        return st.built
+
+    def forget_caches(self) -> None:
+        """Drop every cache of rule 7, so the next cycle rebuilds all from the reports
+        (the full rebuild the incremental cycle is tested against)."""
+        for st in self._members.values():
+            st.inputs, st.built, st.built_from = MemberInputs(), None, (None, None)
+            st.judged, st.sent_key, st.sent = None, (), ()
+        self._order = None
 
     def _seed(self) -> EngineState | None:
         """Rule 4: the engine's memory after the hold: connectors hold their fail-safe."""
@@ -345,17 +382,18 @@ class GroupControl:
         self.cycle_number += 1
         g, lease_s = self._group, self._group.lease_s
         holding = now_s < self.hold_until_s
-        states = [self._members[cid] for cid in sorted(self._members)]
+        states = self._order
+        if states is None:
+            states = self._order = [self._members[cid] for cid in sorted(self._members)]
+            self._keys = ()
         seen = tuple(self._seen(s, now_s) for s in states)
-        reachable = {m.member.charger_id: m.online for m in seen}
-        online = {cid: ok and not holding for cid, ok in reachable.items()}
         fault, alloc = "", None
         try:
             snap = Snapshot(now_s=now_s, group=g, ct=None if self._ct_watch.frozen else self._ct,
                             external_limit_a=None if external is None else external.cap_a,
                             needs=needs,
-                            chargers=tuple(self._charger(s, online[s.member.charger_id])
-                                           for s in states))
+                            chargers=tuple(self._charger(s, m.online and not holding)
+                                           for s, m in zip(states, seen, strict=True)))
             if holding:
                 alloc = allocate(snap, None)
             else:
@@ -365,11 +403,7 @@ class GroupControl:
             fault = f"{exc}; every connector is held at 0 A until this is fixed"
             self._engine, self._hold_grants = None, {}
 
-        limits: dict[str, tuple[ConnectorLimit, ...]] = {}
-        for s in states:
-            if s.connected:
-                limits[s.member.charger_id] = tuple(
-                    self._limit(s, c.connector_id, alloc, holding) for c in s.member.connectors)
+        limits = self._limits(states, alloc, holding)
         if holding and alloc is not None:
             self._hold_at_s = now_s
             self._hold_grants = {(cid, lim.connector_id): lim.current_a
@@ -391,6 +425,41 @@ class GroupControl:
         return MemberSeen(member=s.member, reports=s.by_connector,
                           online=not reason and not refusal, address=s.address,
                           offline_reason=reason, refusal=refusal, last_heard_s=s.last_heard_s)
+
+    def _limits(self, states: list[_MemberState], alloc: Allocation | None,
+                holding: bool) -> dict[str, tuple[ConnectorLimit, ...]]:
+        """Rules 2, 4, 5 and 7: each connected member's Limits, in snapshot order. While
+        the engine's columns for a member's connectors are the ones its last tuple was
+        made from, that tuple is kept (equal values, no new objects)."""
+        limits: dict[str, tuple[ConnectorLimit, ...]] = {}
+        row = 0
+        if alloc is not None and alloc.keys != self._keys:  # a C compare when unchanged
+            keys = tuple((s.member.charger_id, c.connector_id)
+                         for s in states for c in s.member.connectors)
+            if alloc.keys != keys:  # the engine's rows are in snapshot order: never here
+                raise AssertionError("allocation rows are not in snapshot order")
+            self._keys = alloc.keys
+        for s in states:
+            cid, conns = s.member.charger_id, s.member.connectors
+            n, at = len(conns), row
+            row += n
+            if not s.connected:
+                continue
+            if alloc is None or holding:  # rules 4 and 5: not from the engine's columns
+                limits[cid] = tuple(self._limit(s, c.connector_id, alloc, holding)
+                                    for c in conns)
+                s.sent_key = ()
+                continue
+            key = (alloc.currents_a[at:row], alloc.reasons[at:row],
+                   alloc.limiting_phases[at:row])
+            if key != s.sent_key:
+                s.sent_key = key
+                s.sent = tuple(
+                    ConnectorLimit(connector_id=c.connector_id, current_a=key[0][k],
+                                   reason=key[1][k], limiting_phase=key[2][k])
+                    for k, c in enumerate(conns))
+            limits[cid] = s.sent
+        return limits
 
     def _limit(self, st: _MemberState, connector_id: int, alloc: Allocation | None,
                holding: bool) -> ConnectorLimit:
