@@ -7,6 +7,7 @@ accounting, so a bug in the engine's bookkeeping cannot hide a violation.
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import lru_cache
 
 import numpy as np
 from hypothesis import HealthCheck, assume, example, given, settings
@@ -37,21 +38,34 @@ ROTATIONS = [(Phase.L1, Phase.L2, Phase.L3), (Phase.L2, Phase.L3, Phase.L1),
 EV_LINES = [None, (True, False, False), (True, True, True), (True, True, False)]
 
 
+# Every strategy is built once: Hypothesis validates each new strategy object on its first
+# draw, and rebuilding them per connector cost more than the drawing (a snapshot has up to
+# 200 connectors). The choices, and so the examples, are the same.
+_MAX_CURRENTS = st.sampled_from([0.0, 5.0, 6.0, 10.0, 13.0, 16.0, 20.0, 32.0])
+_EV_LINES = st.sampled_from(EV_LINES)
+_MEASURED = st.floats(0, 40, allow_nan=False)
+_ENERGIES = st.sampled_from([0.0, 500.0, 5000.0, 20000.0])
+_PRIORITIES = st.integers(0, 2)
+_ROTATIONS = st.sampled_from(ROTATIONS)
+_CHARGER_LIMITS = st.sampled_from([6.0, 10.0, 16.0, 20.0, 32.0, 63.0])
+_one_of = lru_cache(maxsize=None)(st.sampled_from)
+
+
 @st.composite
 def connectors(draw: st.DrawFn, cid: int, phases: tuple[Phase, ...]) -> ConnectorInput:
     if len(phases) == 1 or draw(st.booleans()):
-        wiring: tuple[Phase | None, ...] = (draw(st.sampled_from(phases)), None, None)
+        wiring: tuple[Phase | None, ...] = (draw(_one_of(phases)), None, None)
     else:
-        wiring = draw(st.sampled_from(ROTATIONS))
+        wiring = draw(_ROTATIONS)
     return ConnectorInput(
         connector_id=cid,
         wiring=wiring,  # type: ignore[arg-type]
-        max_current_a=draw(st.sampled_from([0.0, 5.0, 6.0, 10.0, 13.0, 16.0, 20.0, 32.0])),
+        max_current_a=draw(_MAX_CURRENTS),
         wants_power=draw(st.booleans()) or draw(st.booleans()),
-        ev_lines=draw(st.sampled_from(EV_LINES)),
-        measured_a=tuple(draw(st.floats(0, 40, allow_nan=False)) for _ in range(3)),  # type: ignore[arg-type]
-        session_energy_wh=draw(st.sampled_from([0.0, 500.0, 5000.0, 20000.0])),
-        priority=draw(st.integers(0, 2)),
+        ev_lines=draw(_EV_LINES),
+        measured_a=tuple(draw(_MEASURED) for _ in range(3)),  # type: ignore[arg-type]
+        session_energy_wh=draw(_ENERGIES),
+        priority=draw(_PRIORITIES),
     )
 
 
@@ -60,10 +74,14 @@ def chargers(draw: st.DrawFn, i: int, phases: tuple[Phase, ...]) -> ChargerInput
     n = draw(st.integers(1, 2))
     return ChargerInput(
         charger_id=f"io7-{i:03d}",
-        current_limit_a=draw(st.sampled_from([6.0, 10.0, 16.0, 20.0, 32.0, 63.0])),
-        connectors=tuple(draw(connectors(k + 1, phases)) for k in range(n)),
+        current_limit_a=draw(_CHARGER_LIMITS),
+        connectors=tuple(draw(_connectors(k + 1, phases)) for k in range(n)),
         online=draw(st.integers(0, 9)) > 0,
     )
+
+
+_connectors = lru_cache(maxsize=None)(connectors)
+_chargers = lru_cache(maxsize=None)(chargers)
 
 
 @st.composite
@@ -85,7 +103,7 @@ def snapshots(draw: st.DrawFn, max_chargers: int = 100) -> Snapshot:
         settle_s=draw(st.sampled_from([0.0, 5.0])),
     )
     n = draw(st.integers(1, max_chargers))
-    members = tuple(draw(chargers(i, phases)) for i in range(n))
+    members = tuple(draw(_chargers(i, phases)) for i in range(n))
     ct = None
     if draw(st.integers(0, 5)) > 0:
         values = [draw(st.floats(-50, 300, allow_nan=False)) for _ in range(3)]
