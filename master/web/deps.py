@@ -1,7 +1,9 @@
 """FastAPI dependencies every router uses: the station, who is logged in, the leader.
 
-Authentication (accounts.py): the session cookie SESSION_COOKIE set by POST /api/login
-(HttpOnly, SameSite=Strict, Secure over HTTPS), or `Authorization: Bearer <token>` with
+Authentication (accounts.py): the session cookie `session_cookie(station)`,
+io7_session_<charger id>, set by POST /api/login (HttpOnly, SameSite=Strict, Secure over
+HTTPS; the id in its name because make run serves every charger on 127.0.0.1, where one
+name meant one charger's login logged the others out), or `Authorization: Bearer <token>` with
 the token that login returns. No session: 401. A viewer on an installer's route: 403.
 `record` writes who changed what to this charger's security log (every change in the
 API goes through it). The dependencies are coroutines, so they run in io7d's loop
@@ -10,6 +12,7 @@ thread like the master they read (FastAPI runs plain functions in a thread pool)
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 import structlog
@@ -21,14 +24,15 @@ from master.web.accounts import Role, User
 from master.web.station import Station
 
 __all__ = ["SESSION_COOKIE", "User", "get_station", "installer", "leader", "peer",
-           "record", "token_of", "viewer"]
+           "record", "session_cookie", "token_of", "viewer"]
 
 SESSION_COOKIE = "io7_session"
 log = structlog.get_logger("io7d.web")
 # auto_error=False: our own 401 says what to do; both appear in the OpenAPI document.
 _bearer = HTTPBearer(auto_error=False, description="the token POST /api/login returns")
 _cookie = APIKeyCookie(name=SESSION_COOKIE, auto_error=False,
-                       description="the session cookie POST /api/login sets")
+                       description="the session cookie POST /api/login sets: its name is "
+                       f"{SESSION_COOKIE}_<charger id> (GET /api/me says the id)")
 
 
 def get_station(request: Request) -> Station:
@@ -42,13 +46,18 @@ def peer(request: Request) -> str:
     return "" if client is None else f"{client.host}:{client.port}"
 
 
+def session_cookie(station: Station) -> str:
+    """This charger's session cookie name (module doc): a cookie name's characters only."""
+    return f"{SESSION_COOKIE}_{re.sub(r'[^A-Za-z0-9_-]', '_', station.charger_id)}"
+
+
 def token_of(request: Request) -> str | None:
     """The session token a request carries (bearer first, then the cookie)."""
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    return request.cookies.get(SESSION_COOKIE)
+    return request.cookies.get(session_cookie(get_station(request)))
 
 
 async def viewer(request: Request, station: Annotated[Station, Depends(get_station)],

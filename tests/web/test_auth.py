@@ -116,3 +116,55 @@ def test_a_damaged_users_file_says_what_to_do(tmp_path: Path) -> None:
     (tmp_path / USERS_FILE).write_text("{not json")
     with pytest.raises(ValueError, match="remove it and restart io7d"):
         Accounts.open(tmp_path)
+
+
+def test_another_accounts_login_does_not_reset_the_installers_count(tmp_path: Path) -> None:
+    """Review finding 3: failures count per (host, account); the viewer logging in from
+    the same host used to pop the host's count, so an attacker holding the viewer's
+    password guessed the installer's without end."""
+    accounts, password = _first_start(tmp_path)
+    accounts.set_password("viewer", "the viewer's password")
+    for _ in range(MAX_FAILURES - 1):
+        with pytest.raises(LoginRefused, match="wrong password"):
+            accounts.login("installer", "guess", peer="10.0.0.9", now_s=10.0)
+    assert accounts.login("viewer", "the viewer's password", peer="10.0.0.9", now_s=10.0)
+    with pytest.raises(LoginRefused, match="wrong password"):
+        accounts.login("installer", "guess", peer="10.0.0.9", now_s=10.0)
+    with pytest.raises(LoginRefused, match="locked"):
+        accounts.login("installer", password, peer="10.0.0.9", now_s=11.0)
+    # the viewer is its own count: the installer's lock does not lock it out
+    assert accounts.login("viewer", "the viewer's password", peer="10.0.0.9", now_s=11.0)
+
+
+def test_a_stale_temporary_users_file_does_not_block_a_password_change(
+        tmp_path: Path) -> None:
+    """Review finding 9: the users file was written through a fixed `.tmp` name, which two
+    threads (a login's set_password and another) shared; a leftover one (here one that
+    cannot even be opened) broke every later write."""
+    accounts, _ = _first_start(tmp_path)
+    (tmp_path / (USERS_FILE + ".tmp")).mkdir()
+    accounts.set_password("viewer", "the viewer's password")
+    assert "viewer" in json.loads((tmp_path / USERS_FILE).read_text())
+    assert stat.S_IMODE((tmp_path / USERS_FILE).stat().st_mode) == 0o600
+
+
+def test_the_initial_password_file_goes_once_the_installer_has_changed_it(
+        tmp_path: Path) -> None:
+    """Review finding 10: the clear first password stayed on disk (and announced) after
+    the installer chose its own."""
+    accounts, _ = _first_start(tmp_path)
+    accounts.set_password("viewer", "the viewer's password")
+    assert (tmp_path / INITIAL_PASSWORD_FILE).exists()
+    accounts.set_password("installer", "the installer's own password")
+    assert not (tmp_path / INITIAL_PASSWORD_FILE).exists()
+
+
+def test_changing_ones_own_password_needs_the_current_one(tmp_path: Path) -> None:
+    """Review finding 10: a stolen session could change its account's password."""
+    accounts, password = _first_start(tmp_path)
+    with pytest.raises(LoginRefused, match="wrong password"):
+        accounts.change_own_password("installer", "not it", "a brand new password",
+                                     peer="p", now_s=0.0)
+    accounts.change_own_password("installer", password, "a brand new password",
+                                 peer="p", now_s=0.0)
+    assert accounts.login("installer", "a brand new password", peer="p", now_s=1.0)
