@@ -26,7 +26,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
     parser.add_argument("--only", choices=PARTS, help="run one part (default: all, "
                         "about 15 minutes; tls-cost alone about 6, cluster about 7)")
-    only = parser.parse_args(argv).only
+    parser.add_argument("--sizes", help="the cluster part's sizes, comma-separated "
+                        "(default: " + ",".join(str(n) for n, _ in SIZES) + ")")
+    args = parser.parse_args(argv)
+    only = args.only
+    sizes = SIZES if args.sizes is None else tuple(
+        (n, dict(SIZES).get(n, tlscost.CYCLES)) for n in map(int, args.sizes.split(",")))
     print(f"# io7-cluster benchmarks ({platform.python_implementation()} "
           f"{platform.python_version()}, {platform.machine()})")
     print()
@@ -39,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"| {r.connectors} | {r.calls} | {r.median_ms:.3f} | {r.p90_ms:.3f} | "
                   f"{r.target} |")
         print()
-    done = cluster_tables() if only in (None, "cluster") else {}
+    done = cluster_tables(sizes) if only in (None, "cluster") else {}
     if only in (None, "tls-cost"):
         print()
         tlscost.tables(done)
@@ -53,12 +58,13 @@ def main(argv: list[str] | None = None) -> None:
         memory.main([])
 
 
-def cluster_tables() -> dict[int, cluster.ScaleResult]:
+def cluster_tables(sizes: tuple[tuple[int, int], ...] = SIZES
+                   ) -> dict[int, cluster.ScaleResult]:
     """The main cluster table over mutual TLS; returns its runs by size."""
     failures: dict[str, str] = {}
     results: dict[int, cluster.ScaleResult] = {}
     with tempfile.TemporaryDirectory(prefix="io7-bench-") as tmp:
-        for n, cycles in SIZES:
+        for n, cycles in sizes:
             r = tlscost.attempt(f"{n} chargers", functools.partial(
                 cluster.measure_size, Path(tmp) / f"n{n}", n, cycles=cycles), failures)
             if r is not None:

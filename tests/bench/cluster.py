@@ -6,14 +6,21 @@ Per size N: a CT kit simulator (Modbus TCP), the real master (`python -m master.
 5), and the load generator (tests/bench/loadgen.py) opening N AgentLink streams from
 one or more worker processes (tests/bench/fleet.py). What is measured, and how:
 
-1. Cycle latency: per cycle, the last charger's receive time of that cycle's Limits minus
-   the master's CT sample time (both CLOCK_MONOTONIC on this host). Only cycles after the
-   start-of-term hold, with a good CT sample and Limits at every charger, count.
+1. Cycle latency ("CT sample -> every agent holds its Limits"): per cycle, the last
+   receipt of that cycle's Limits (each charger stamps its own, loadgen.py rule 4) minus
+   the CT sample time the master logs for that cycle (both CLOCK_MONOTONIC on this host).
+   A master that sends only Limits that changed or are due for renewal (issue 15) says
+   in the same log line how many it sent (`limits_sent`): a cycle counts when that many
+   arrived (the others' Limits are unchanged and still leased: they already hold them),
+   misses when fewer did, and has no sample when it sent none. Only cycles after the
+   start-of-term hold with a good CT sample count; the window runs until `cycles` of
+   them have a sample.
 2. Master CPU: utime + stime from /proc/<pid>/stat over the sampled cycles, as a fraction
    of one core; the cycle interval from the master's issue times (its log).
 3. Reaction: mid-run the simulated building load steps up by STEP_A on every phase. From
    the first cycle whose CT reading sees it, count the cycles until the Limits the
-   chargers received, summed per site phase plus the CT's other load, fit the group
+   chargers hold (the latest each received), summed per site phase plus the CT's other
+   load, fit the group
    limit (1 = the Limits of the very cycle of that read). Computed from what the chargers
    received, not from the master's own status. The step is sized so that the previous
    cycle's allocation would overload a phase: a late reaction shows.
@@ -28,7 +35,7 @@ one or more worker processes (tests/bench/fleet.py). What is measured, and how:
    (fleet.py), each one's CPU (/proc) over the same window and its event loop's lag
    (loadgen.py rule 9, p99 and max over the window), so a table can show the generator
    was not what limited the figures. The window is the same for every figure: from the
-   first cycle past the hold that every charger received to the last complete one.
+   first cycle by which every charger received Limits past the hold, on.
 
 Nothing here asserts on time: the machine has 2 cores shared with other work; the tables
 print medians with the sample counts, and the load average before each run.
@@ -38,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import math
 import os
 import statistics
@@ -164,6 +172,7 @@ class MasterCycle:
     issued_at_s: float
     took_ms: float
     ct_a: tuple[float | None, ...]
+    limits_sent: int | None  # None: a master that does not say (sends to every stream)
 
 
 def master_cycles(master: Proc) -> dict[int, MasterCycle]:
@@ -171,7 +180,29 @@ def master_cycles(master: Proc) -> dict[int, MasterCycle]:
     return {int(e["cycle"]): MasterCycle(
         cycle=int(e["cycle"]), ct_sampled_at_s=e["ct_sampled_at_s"],
         issued_at_s=float(e["issued_at_s"]), took_ms=float(e["took_ms"]),
-        ct_a=tuple(e["ct_a"])) for e in master.events("cycle")}
+        ct_a=tuple(e["ct_a"]), limits_sent=e.get("limits_sent"))
+        for e in master.events("cycle")}
+
+
+class _LogTail:
+    """The master's "cycle" lines as they come (read from where the last call ended),
+    cycle -> Limits sent: _drive counts the window's cycles with a sample."""
+
+    def __init__(self, master: Proc) -> None:
+        self.path, self.offset = master.err, 0
+        self.sent: dict[int, int] = {}
+
+    def update(self) -> dict[int, int]:
+        with self.path.open("rb") as f:
+            f.seek(self.offset)
+            data = f.read()
+        end = data.rfind(b"\n") + 1
+        self.offset += end
+        for line in data[:end].splitlines():
+            if b'"event": "cycle"' in line and line.startswith(b"{"):
+                e = json.loads(line)
+                self.sent[int(e["cycle"])] = int(e.get("limits_sent", 1))
+        return self.sent
 
 
 # --- one size ---------------------------------------------------------------------------
@@ -184,7 +215,8 @@ class ScaleResult:
     latency_median_ms: float
     latency_p99_ms: float
     compute_median_ms: float  # CT sample to Limits queued, in the master
-    missed_cycles: int  # sampled cycles whose Limits some charger never received
+    missed_cycles: int  # window cycles whose sent Limits did not all arrive
+    sent_median: float  # Limits the master sent per sampled cycle (median)
     cpu_core: float
     window_s: float
     interval_median_s: float
@@ -246,12 +278,13 @@ class _Window:
     at_s: tuple[float, float]
 
 
-def _drive(fleet: Fleet, *, pid: int, cycles: int, until_s: float, cycle_s: float
+def _drive(fleet: Fleet, master: Proc, *, cycles: int, until_s: float, cycle_s: float
            ) -> _Window:
-    """Run the fleet until `cycles` cycles past the hold were received by every charger
-    and the clock passed `until_s`; the window's cycles (first to last complete one),
+    """Run the fleet until `cycles` cycles past the hold had Limits to send (rule 1)
+    and the clock passed `until_s`; the window's cycles (first to last seen one),
     the master's CPU and the wall time over them (s), its RSS at the end (MB), each
     generator process's CPU over them (s: rule 7)."""
+    pid, tail = master.popen.pid, _LogTail(master)
     deadline = time.monotonic() + CONNECT_TIMEOUT_S
     while fleet.welcomed() < fleet.chargers:
         if fleet.failed():
@@ -260,19 +293,20 @@ def _drive(fleet: Fleet, *, pid: int, cycles: int, until_s: float, cycle_s: floa
             raise TimeoutError(f"{fleet.welcomed()} of {fleet.chargers} chargers welcomed "
                                f"in {CONNECT_TIMEOUT_S} s")
         time.sleep(0.05)
-    deadline = until_s + CONNECT_TIMEOUT_S + 2 * cycles * cycle_s
+    deadline = until_s + CONNECT_TIMEOUT_S + 3 * cycles * cycle_s
     while (first := fleet.first_steady()) is None:
         if fleet.failed() or time.monotonic() > deadline:
             raise RuntimeError(f"no steady cycle; {fleet.failed()} streams failed")
         time.sleep(0.01)
     pids = fleet.pids
     cpu0, own0, t0 = cpu_s(pid), [cpu_s(p) for p in pids], time.monotonic()
-    while (last := fleet.last_complete() or first) - first + 1 < cycles or \
-            time.monotonic() < until_s:
+    while sum(1 for k, n in tail.update().items()
+              if first <= k <= (last := fleet.last_seen() or first) and n > 0) < cycles \
+            or time.monotonic() < until_s:
         if fleet.failed() or time.monotonic() > deadline:
             raise RuntimeError(f"run stalled at cycle {last}; {fleet.failed()} streams "
                                "failed")
-        time.sleep(0.02)
+        time.sleep(0.25)
     cpu1, own1, t1 = cpu_s(pid), [cpu_s(p) for p in pids], time.monotonic()
     return _Window(cycles=list(range(first, last + 1)), master_cpu_s=cpu1 - cpu0,
                    wall_s=t1 - t0, rss_mb=rss_mb(pid),
@@ -313,7 +347,7 @@ def run_size(tmp: Path, chargers: int, *, cycles: int, cycle_ms: int = 1000,
                       processes=processes or processes_for(chargers),
                       tls_dir=charger_dir if tls else None)
         fleet.start()
-        window = _drive(fleet, pid=master.popen.pid, cycles=cycles, cycle_s=cycle_s,
+        window = _drive(fleet, master, cycles=cycles, cycle_s=cycle_s,
                         until_s=step_at + AFTER_STEP_CYCLES * cycle_s)
         gen = fleet.stop()
         size, error = asyncio.run(_get_status(address, tls=tls))
@@ -331,9 +365,10 @@ def run_size(tmp: Path, chargers: int, *, cycles: int, cycle_ms: int = 1000,
 
 
 def phase_sums_a(gen: Receipts, cycle: int) -> list[float]:
-    """What the chargers received in `cycle`, summed per site phase (L1, L2, L3), A."""
+    """What the chargers hold after `cycle` (Receipts.holdings), summed per site phase
+    (L1, L2, L3), A."""
     sums = [0.0, 0.0, 0.0]
-    for arrival in gen.received.get(cycle, {}).values():
+    for arrival in gen.holdings(cycle).values():
         for cid, amps in arrival.currents_a.items():
             for site_phase in WIRINGS[cid]:
                 sums[site_phase - pb.PHASE_L1] += amps
@@ -341,7 +376,8 @@ def phase_sums_a(gen: Receipts, cycle: int) -> list[float]:
 
 
 def fits(run: SizeRun, cycle: int, ct_a: Sequence[float | None]) -> bool:
-    """Whether `cycle`'s received Limits plus the other loads `ct_a` fit every phase."""
+    """Whether the Limits held after `cycle` plus the other loads `ct_a` fit every
+    phase."""
     sums = phase_sums_a(run.gen, cycle)
     return all(sums[p] + (ct_a[p] or 0.0) <= run.limit_a + 1e-6 for p in range(3))
 
@@ -355,7 +391,7 @@ def reaction_cycles(run: SizeRun) -> int | None:
         a is not None and a >= BASE_A + STEP_A - 0.5 for a in log[k].ct_a)), None)
     if seen_at is None:
         return None
-    complete = run.gen.complete_cycles()
+    complete = sorted(k for k in log if k in run.gen.received or k in run.window)
     before = max((k for k in complete if k < seen_at), default=None)
     if before is None or fits(run, before, log[seen_at].ct_a):
         return None
@@ -366,13 +402,24 @@ def reaction_cycles(run: SizeRun) -> int | None:
 def summarise(run: SizeRun) -> ScaleResult:
     """The numbers of one run (rules 1-4)."""
     gen, log = run.gen, run.log
-    latencies, compute = [], []
+    latencies, compute, sent = [], [], []
+    missed = 0
     for k in run.window:
         entry, got = log.get(k), gen.received.get(k, {})
-        if entry is None or entry.ct_sampled_at_s is None or len(got) < gen.chargers:
+        if entry is None or entry.ct_sampled_at_s is None:
             continue
+        expected = gen.chargers if entry.limits_sent is None else entry.limits_sent
+        if len(got) < expected:
+            missed += 1
+            continue
+        if expected == 0:
+            continue  # rule 1: nothing to deliver, every charger holds its Limits
         latencies.append((max(a.at_s for a in got.values()) - entry.ct_sampled_at_s) * 1000)
         compute.append((entry.issued_at_s - entry.ct_sampled_at_s) * 1000)
+        sent.append(expected)
+    if not latencies:
+        raise RuntimeError(f"no cycle with a sample in {len(run.window)} cycles "
+                           f"({missed} missed): see the master's log")
     issued = [log[k].issued_at_s for k in run.window if k in log]
     lags = _lags(run)
     intervals = [b - a for a, b in itertools.pairwise(issued)]
@@ -381,7 +428,7 @@ def summarise(run: SizeRun) -> ScaleResult:
         latency_median_ms=statistics.median(latencies),
         latency_p99_ms=nearest_rank(latencies, 0.99),
         compute_median_ms=statistics.median(compute),
-        missed_cycles=sum(1 for k in run.window if len(gen.received.get(k, {})) < gen.chargers),
+        missed_cycles=missed, sent_median=statistics.median(sent),
         cpu_core=run.cpu_s / run.wall_s, window_s=run.wall_s,
         interval_median_s=statistics.median(intervals), interval_max_s=max(intervals),
         overruns=run.overruns, master_rss_mb=run.rss_mb, reaction_cycles=reaction_cycles(run),

@@ -10,10 +10,11 @@ the generator, not the master. So the bench's chargers run in `processes` worker
 2. Over mutual TLS every charger's certificate is issued here, before the workers start
    (the e2e session's PKI belongs to this process); a worker reads its chargers' folders.
 3. Progress crosses in shared memory, four numbers per worker, written ten times a
-   second: chargers welcomed, streams failed, its first steady cycle (each of its
-   chargers holds that cycle's Limits, none the fail-safe of the start-of-term hold) and
-   its last complete cycle. The parent polls them and reads every process's CPU from
-   /proc without touching a stream.
+   second: chargers welcomed, streams failed, its first steady cycle (by then each of its
+   chargers has received Limits past the start-of-term hold, not its fail-safe) and the
+   last cycle any of them received. A master that sends only changed or renewed Limits
+   (issue 15) does not reach every charger every cycle, so "complete" is not required.
+   The parent polls them and reads every process's CPU from /proc.
 4. At stop every worker sends back its chargers (their last Limits and Welcome), what
    they received per cycle (loadgen rule 4), their errors and its loop-lag samples
    (rule 9); `Receipts` merges them. CLOCK_MONOTONIC is system-wide, so stamps taken in
@@ -39,7 +40,7 @@ import grpc
 from protos.tls import TlsFiles, channel_credentials, load_tls
 from tests.bench.loadgen import Arrival, FakeCharger, LoadGenerator
 
-FIELDS = 4  # rule 3: welcomed, failed, first steady cycle, last complete cycle
+FIELDS = 4  # rule 3: welcomed, failed, first steady cycle, last cycle received
 NONE = -1.0  # a cycle not seen yet
 PUBLISH_S = 0.1  # rule 3
 START_TIMEOUT_S = 60.0  # a worker's interpreter start and imports, on a loaded machine
@@ -90,6 +91,14 @@ class Receipts:
         """Cycles whose Limits reached every charger, in order."""
         return sorted(k for k, got in self.received.items() if len(got) == self.chargers)
 
+    def holdings(self, cycle: int) -> dict[str, Arrival]:
+        """What each charger holds after `cycle`: its latest Limits of that cycle or
+        an earlier one (a master may leave unchanged Limits unsent until renewal)."""
+        held: dict[str, Arrival] = {}
+        for k in sorted(k for k in self.received if k <= cycle):
+            held.update(self.received[k])
+        return held
+
 
 def shares(chargers: int, processes: int) -> list[tuple[int, int]]:
     """(first, count) of each worker: contiguous, sizes differing by at most one."""
@@ -107,16 +116,16 @@ def _credentials(dirs: dict[str, str]) -> Callable[[str], grpc.ChannelCredential
 
 
 def _publish(gen: LoadGenerator, row: list[float], out: SynchronizedArray[float],
-             slot: int) -> None:
-    """Rule 3, incrementally: only cycles above the last complete one are looked at."""
-    last = row[3]
-    for k in sorted(k for k in gen.received if k > last):
-        got = gen.received[k]
-        if len(got) < gen.chargers:
-            break
-        if row[2] == NONE and not any(a.failsafe for a in got.values()):
-            row[2] = float(k)
+             slot: int, past_hold: dict[str, int]) -> None:
+    """Rule 3, incrementally: only cycles above the last one seen are looked at;
+    `past_hold`: charger id -> its first cycle of Limits that are not the fail-safe."""
+    for k in sorted(k for k in gen.received if k > row[3]):
+        for cid, a in gen.received[k].items():
+            if not a.failsafe:
+                past_hold.setdefault(cid, k)
         row[3] = float(k)
+    if row[2] == NONE and len(past_hold) == gen.chargers:
+        row[2] = float(max(past_hold.values()))
     row[0], row[1] = float(gen.welcomed), float(len(gen.errors))
     out[slot * FIELDS:(slot + 1) * FIELDS] = row
 
@@ -126,14 +135,15 @@ async def _serve(gen: LoadGenerator, slot: int, progress: SynchronizedArray[floa
     done = asyncio.Event()
     task = asyncio.create_task(gen.run(done))
     row = [0.0, 0.0, NONE, NONE]
+    past_hold: dict[str, int] = {}
     try:
         while not stop.is_set() and not task.done():
-            _publish(gen, row, progress, slot)
+            _publish(gen, row, progress, slot, past_hold)
             await asyncio.sleep(PUBLISH_S)
     finally:
         done.set()
         await task
-        _publish(gen, row, progress, slot)
+        _publish(gen, row, progress, slot, past_hold)
 
 
 def _worker(share: Share, slot: int, progress: SynchronizedArray[float], stop: MpEvent,
@@ -206,7 +216,8 @@ class Fleet:
         firsts = [r[2] for r in self._rows()]
         return None if NONE in firsts else int(max(firsts))
 
-    def last_complete(self) -> int | None:
+    def last_seen(self) -> int | None:
+        """The last cycle every worker has seen Limits of (rule 3)."""
         lasts = [r[3] for r in self._rows()]
         return None if NONE in lasts else int(min(lasts))
 

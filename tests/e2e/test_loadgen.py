@@ -45,17 +45,18 @@ def test_five_chargers_receive_sane_limits_from_a_real_master(tmp_path: Path, tl
         for c in last.connectors:
             assert c.current_a == 0.0 or MIN_CURRENT_A <= c.current_a <= CHARGER_LIMIT_A / 2
             assert c.reason != pb.LIMIT_REASON_UNSPECIFIED
-    # Past the hold the chargers were given current, and every cycle they all received
-    # fits every phase with the other loads the master read in that cycle.
-    steady = [k for k in run.window if len(gen.received.get(k, {})) == CHARGERS]
-    assert steady, "no cycle past the hold reached every charger"
-    assert any(sum(cluster.phase_sums_a(gen, k)) > 0 for k in steady)
-    for k in gen.complete_cycles():
+    # Past the hold the chargers were given current, and after every cycle what they all
+    # hold fits every phase with the other loads the master read in that cycle.
+    assert len(gen.holdings(run.window[0])) == CHARGERS
+    assert any(sum(cluster.phase_sums_a(gen, k)) > 0 for k in run.window)
+    for k in sorted(gen.received):
         assert k in run.log, f"cycle {k} missing from the master's debug log"
-        assert cluster.fits(run, k, run.log[k].ct_a), f"cycle {k} overloads a phase"
+        if len(gen.holdings(k)) == CHARGERS:
+            assert cluster.fits(run, k, run.log[k].ct_a), f"cycle {k} overloads a phase"
     # The analysis runs on it and finds the load step in the master's CT readings.
     result = cluster.summarise(run)
-    assert result.chargers == CHARGERS and result.samples >= 1 and result.tls == tls
+    assert result.chargers == CHARGERS and result.samples >= 4 and result.tls == tls
+    assert 1 <= result.sent_median <= CHARGERS
     assert result.latency_median_ms > 0 and result.cpu_core >= 0
     assert len(result.generator_cpu_cores) == processes and result.generator_lag_max_ms >= 0
     assert result.master_rss_mb > 0 and result.status_bytes and not result.status_error
