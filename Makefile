@@ -38,6 +38,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check master agent hw tests
 	$(BIN)/mypy
 
+# Benchmarks, printed as tables (about 15 min): allocation, the cluster at 10-1 000 chargers
+# with issue 15's goals, TLS cost, failover, daemon memory; --only PART runs one part.
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench
 
