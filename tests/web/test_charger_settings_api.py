@@ -6,20 +6,26 @@ refusal in the security log with the web user."""
 from __future__ import annotations
 
 import asyncio
+import inspect
+import threading
 import tomllib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from agent.ocpp.auth import AuthorizationStatus, IdTagInfo
 from agent.ocpp.authlists import AuthorizationData, UpdateType
+from agent.ocpp.store import OcppStore
 from agent.service import Agent
 from master.errors import ConfigError
 from master.io7dconfig import load_io7_config
+from master.web import api_charger
+from master.web import chargersettings as cs
 from master.web.accounts import Accounts
 from master.web.app import build_app
 from master.web.station import Station
@@ -300,4 +306,103 @@ def test_the_openapi_document_has_every_route(tmp_path: Path) -> None:
         assert "delete" in paths["/api/charger/rfid/{id_tag}"]
         assert "text/csv" in paths["/api/charger/rfid/import"]["post"]["requestBody"]["content"]
         assert "get" in paths["/api/charger"] and "get" in paths["/api/charger/csms"]
+    run(tmp_path, body)
+
+
+def test_a_csv_import_is_linear_and_checked_off_the_loop(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review finding 2: the merge compared every row with every tag (`_same`, O(n^2)) and
+    the loader's checks (tomlkit and tomllib, three parses) ran on io7d's loop: 4 000 tags
+    blocked it ~4.6 s (the lease watchdog and Raft ticks with it). Counted, not timed."""
+    same_calls = 0
+    real_same = api_charger._same
+
+    def counted_same(a: str, b: str) -> bool:
+        nonlocal same_calls
+        same_calls += 1
+        return real_same(a, b)
+
+    threads: list[int] = []
+    real_plan = cs.plan_change
+
+    def plan_where(*args: Any, **kw: Any) -> cs.Plan:
+        threads.append(threading.get_ident())
+        return real_plan(*args, **kw)
+
+    monkeypatch.setattr(api_charger, "_same", counted_same)
+    monkeypatch.setattr(cs, "plan_change", plan_where)
+
+    async def body(b: Bench) -> None:
+        rows = [f"04{n:06X}" for n in range(api_charger.LOCAL_LIST_MAX - 1)]
+        csv = "\n".join(["04a1b2c3", *rows]) + "\n"  # the listed tag, in another case
+        r = await b.client.post("/api/charger/rfid/import", content=csv, headers={
+            **b.auth("installer"), "Content-Type": "text/csv"})
+        assert r.status_code == 200, r.text
+        assert (r.json()["added"], r.json()["skipped"]) == (len(rows), 1)
+        assert len(r.json()["in_force"]) == api_charger.LOCAL_LIST_MAX
+        assert threads and threading.get_ident() not in threads
+    run(tmp_path, body)
+    assert same_calls <= 2 * api_charger.LOCAL_LIST_MAX
+
+
+def test_an_import_above_the_local_lists_size_is_refused_before_any_work(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review finding 2: 256 KiB of CSV is ~20 000 tags; the list holds LOCAL_LIST_MAX
+    (OcppStore's LocalAuthListMaxLength). Refused before the merge and the loader's
+    checks (with OCPP off nothing else refused it: io7.toml took 20 000 tags)."""
+    planned: list[object] = []
+    monkeypatch.setattr(cs, "plan_change", lambda *a, **k: planned.append(a))
+    store_max = inspect.signature(OcppStore).parameters["local_list_max_length"].default
+    assert store_max == api_charger.LOCAL_LIST_MAX
+
+    async def body(b: Bench) -> None:
+        before = b.path.read_bytes()
+        csv = "".join(f"04{n:06X}\n" for n in range(api_charger.LOCAL_LIST_MAX + 1))
+        r = await b.client.post("/api/charger/rfid/import", content=csv, headers={
+            **b.auth("installer"), "Content-Type": "text/csv"})
+        assert r.status_code == 400
+        assert r.json()["detail"] == (
+            f"the CSV has {api_charger.LOCAL_LIST_MAX + 1} idTags; the local list holds at "
+            f"most {api_charger.LOCAL_LIST_MAX}: split the file or remove some")
+        one_more = "".join(f"04{n:06X}\n" for n in range(api_charger.LOCAL_LIST_MAX))
+        r = await b.client.post("/api/charger/rfid/import", content=one_more, headers={
+            **b.auth("installer"), "Content-Type": "text/csv"})  # + the one listed
+        assert r.status_code == 400 and "holds at most" in r.json()["detail"]
+        assert b.path.read_bytes() == before and planned == []
+        assert b.station.agent.sessions is not None
+        assert [e.id_tag for e in b.station.agent.sessions.store.local_list()] == ["04A1B2C3"]
+    run(tmp_path, body)
+
+
+@pytest.mark.parametrize("ctype", ["text/plain", "application/x-www-form-urlencoded",
+                                   "multipart/form-data; boundary=x", None])
+def test_an_import_that_a_cross_site_form_could_send_is_refused(
+        tmp_path: Path, ctype: str | None) -> None:
+    """Review finding 5 (CSRF): the body was read whatever its type, so a cross-site
+    text/plain form (no preflight) could replace the list. Only text/csv or JSON."""
+    async def body(b: Bench) -> None:
+        before = b.path.read_bytes()
+        headers = b.auth("installer") | ({} if ctype is None else {"Content-Type": ctype})
+        r = await b.client.post("/api/charger/rfid/import?replace=true", content="04FFFFFF\n",
+                                headers=headers)
+        assert r.status_code == 415 and "text/csv" in r.json()["detail"]
+        assert b.path.read_bytes() == before
+        r = await b.client.post("/api/charger/rfid/import", content="04FFFFFF\n", headers={
+            **b.auth("installer"), "Content-Type": "text/csv; charset=utf-8"})
+        assert r.status_code == 200, r.text
+    run(tmp_path, body)
+
+
+def test_a_declared_length_over_the_limit_is_refused_unread(tmp_path: Path) -> None:
+    async def body(b: Bench) -> None:
+        async def chunks() -> AsyncIterator[bytes]:
+            yield b"04FFFFFF\n" * (api_charger.CSV_MAX_BYTES // 9 + 1)
+
+        r = await b.client.post("/api/charger/rfid/import", content=chunks(), headers={
+            **b.auth("installer"), "Content-Type": "text/csv"})  # no Content-Length
+        assert r.status_code == 413
+        r = await b.client.post("/api/charger/rfid/import", content=b"04FFFFFF\n", headers={
+            **b.auth("installer"), "Content-Type": "text/csv",
+            "Content-Length": str(api_charger.CSV_MAX_BYTES + 1)})
+        assert r.status_code == 413
     run(tmp_path, body)
