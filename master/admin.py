@@ -51,7 +51,12 @@ class GroupAdminMixin(pb_grpc.GroupAdminServicer):
     config: MasterConfig
     control: GroupControl
     store: MembershipStore
-    status: pb.GroupStatus
+    status_cycle: int  # the cycle of `status`, known without building it
+
+    @property
+    def status(self) -> pb.GroupStatus:
+        """The last cycle's status (`Master.status` builds it on demand)."""
+        raise NotImplementedError
     status_changed: asyncio.Condition
     security: SecurityLog
     log: structlog.stdlib.BoundLogger
@@ -113,9 +118,9 @@ class GroupAdminMixin(pb_grpc.GroupAdminServicer):
         while True:
             async with self.status_changed:
                 await self.status_changed.wait_for(
-                    lambda last=seen: self.status.cycle != last)  # type: ignore[misc]
+                    lambda last=seen: self.status_cycle != last)  # type: ignore[misc]
                 status = self.status
-            seen = status.cycle
+            seen = self.status_cycle
             yield status
             if min_interval > 0:
                 await asyncio.sleep(min_interval)

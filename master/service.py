@@ -13,8 +13,9 @@ The imperative shell around `master.control.GroupControl`:
    GetSecurityLog. GroupAdmin's methods (status, rebuild, limit, admission, security
    log) are in master/admin.py, a mixin sharing this state.
 2. Every cycle (monotonic schedule): poll the CT kit (bounded by the Modbus timeout), run
-   the control cycle, queue each connected agent its Limits (latest wins), publish the
-   status to GetStatus / WatchStatus.
+   the control cycle, queue each connected agent its Limits (latest wins) when they
+   changed or their lease is due (master/renewal.py), and tell GetStatus / WatchStatus a
+   new status is there: it is built when first asked for (`Master.status`).
 3. The term is persisted next to the membership database and incremented at every start,
    so agents can tell this master's Limits from a previous one's. A Hello whose
    `last_seen_term` is at or above it moves it above that (stored first): an agent
@@ -74,6 +75,7 @@ from master.daemon import (
 from master.emsserver import start_ems
 from master.errors import ConfigError, PeerError
 from master.membership import MembershipStore
+from master.renewal import LimitsLedger
 from master.sitelimits import SiteLimits
 from master.tlsconfig import PLAINTEXT_WARNING, ServerTls, load_server_tls
 from protos.identity import IdentityError, authorise_hello
@@ -122,8 +124,11 @@ class Master(pb_grpc.AgentLinkServicer, GroupAdminMixin):
                                     ct_freeze=None if config.ct is None else config.ct.freeze,
                                     first_cycle=0 if elected is None else elected.first_cycle)
         self.outbox: dict[str, asyncio.Queue[pb.MasterMessage]] = {}
-        self.status = pb.GroupStatus(group=config.group.name, term=self.term,
-                                     master_id=config.master_id)
+        self.ledger = LimitsLedger(config.cycle_s)  # who is sent Limits (master/renewal.py)
+        self._status: pb.GroupStatus | None = pb.GroupStatus(
+            group=config.group.name, term=self.term, master_id=config.master_id)
+        self._last: tuple[CycleResult, float] | None = None  # the last cycle, its ms
+        self.status_cycle = 0  # the cycle `status` shows (WatchStatus waits on it)
         self.status_changed = asyncio.Condition()
         self.cycle_ms: list[float] = []
         self.stats = CycleStats()  # for /metrics (master/web/metrics.py)
@@ -186,6 +191,7 @@ class Master(pb_grpc.AgentLinkServicer, GroupAdminMixin):
             old.put_nowait(pb.MasterMessage())
         box: asyncio.Queue[pb.MasterMessage] = asyncio.Queue(maxsize=4)
         self.outbox[cid] = box
+        self.ledger.forget(cid)  # a new stream starts with Limits (renewal rule 3)
         self.control.member_connected(member, self.clock(), address=context.peer())
         self._raise_term(seen_term, cid, context)
         clog.info("agent joined", new=admitted.new, term=self.term)
@@ -212,9 +218,11 @@ class Master(pb_grpc.AgentLinkServicer, GroupAdminMixin):
                 msg = getter.result()
                 if msg.WhichOneof("kind") is None:  # replaced by a newer stream
                     break
-                if self.elected is not None and msg.WhichOneof("kind") == "limits" \
-                        and not self._recap(msg.limits):
-                    continue  # waited too long behind a slow stream: the next one is due
+                if self.elected is not None and msg.WhichOneof("kind") == "limits":
+                    if not self._recap(msg.limits):
+                        self.ledger.forget(cid)  # renewal rule 3: sent again next cycle
+                        continue  # waited too long behind a slow stream: the next one is due
+                    self.ledger.shortened(cid, self.clock() + msg.limits.valid_for_ms / 1000)
                 await context.write(msg)
         finally:
             tasks = [t for t in (reader, getter) if t is not None]
@@ -270,13 +278,14 @@ class Master(pb_grpc.AgentLinkServicer, GroupAdminMixin):
 
     async def _read(self, cid: str, requests: AsyncIterator[pb.AgentMessage],
                     clog: structlog.stdlib.BoundLogger) -> None:
+        decoder = wire.ReportDecoder()  # decodes what changed (control rule 7)
         async for msg in requests:
             if msg.WhichOneof("kind") != "state":
                 raise PeerError(peer=cid, problem="only AgentState may follow Hello")
             if msg.state.charger_id != cid:
                 raise PeerError(peer=cid, problem=f"state for {msg.state.charger_id!r} on "
                                                   f"{cid!r}'s stream")
-            problem = self.control.report(wire.report_from_state(msg.state, self.clock()))
+            problem = self.control.report(decoder.decode(msg.state, self.clock()))
             self.site_limits.from_agent(cid, msg.state)
             if problem:
                 clog.warning("report refused: member offline until a valid one", why=problem)
@@ -313,13 +322,17 @@ class Master(pb_grpc.AgentLinkServicer, GroupAdminMixin):
         lease_ms = result.lease_ms
         if self.elected is not None:  # master.election.lease rules 3-4
             lease_ms = min(lease_ms, int(self.elected.lease_left_s() * 1000))
+        ledger, term, failsafe_a = self.ledger, result.term, result.failsafe_current_a
         for cid, limits in result.limits.items() if lease_ms > 0 else ():
             box = self.outbox.get(cid)
-            if box is None:
-                continue
+            if box is None or not ledger.due(cid, term=term, failsafe_a=failsafe_a,
+                                             limits=limits, now_s=issued_at):
+                continue  # unchanged, and its lease is not due (master/renewal.py)
             if box.full():  # latest wins: drop the oldest unsent Limits
                 box.get_nowait()
             box.put_nowait(wire.limits_message(result, limits, issued, lease_ms=lease_ms))
+            ledger.queued(cid, term=term, failsafe_a=failsafe_a, limits=limits,
+                          now_s=issued_at, lease_s=lease_ms / 1000)
             sent += 1
         took_ms = (self.clock() - t0) * 1000
         # Rule 5: one line per cycle at debug level. Times are this host's monotonic
@@ -327,16 +340,30 @@ class Master(pb_grpc.AgentLinkServicer, GroupAdminMixin):
         # can time the path from the CT sample to the agents (tests/bench/cluster.py).
         self.log.debug("cycle", cycle=result.cycle, ct_sampled_at_s=ct_sampled_at,
                        issued_at_s=issued_at, took_ms=round(took_ms, 3), limits_sent=sent,
-                       ct_a=[p.ct_a for p in result.status.phases],
-                       allocated_a=[p.allocated_a for p in result.status.phases])
+                       ct_a=_ct_a(result), allocated_a=_allocated_a(result))
         self.cycle_ms.append(took_ms)
         self.stats.cycle(took_ms / 1000.0)
         del self.cycle_ms[:-100]
-        async with self.status_changed:
-            self.status = wire.group_status(result.status, master_id=self.config.master_id,
-                                            cycle_duration_ms=took_ms)
+        async with self.status_changed:  # the status is built when someone asks
+            self._last, self._status, self.status_cycle = (result, took_ms), None, result.cycle
             self.status_changed.notify_all()
         return result
+
+    @property
+    def status(self) -> pb.GroupStatus:
+        """The last cycle's GroupStatus, built on the first ask after that cycle (GetStatus,
+        WatchStatus, the web UI, /metrics, MQTT) and kept until the next: a cycle nobody
+        looks at costs nothing here."""
+        if self._status is None:
+            assert self._last is not None
+            result, took_ms = self._last
+            self._status = wire.group_status(result.status, master_id=self.config.master_id,
+                                             cycle_duration_ms=took_ms)
+        return self._status
+
+    @status.setter
+    def status(self, status: pb.GroupStatus) -> None:
+        self._status, self.status_cycle = status, status.cycle
 
     async def cycle_forever(self, stop: asyncio.Event) -> None:
         period = self.config.cycle_s
@@ -357,6 +384,21 @@ class Master(pb_grpc.AgentLinkServicer, GroupAdminMixin):
             self.ct.bus.close()
         self.store.close()
         self.security.close()
+
+
+def _ct_a(result: CycleResult) -> list[float | None]:
+    """The CT reading per site phase of the cycle's allocation, for the debug line."""
+    alloc = result.allocation
+    if alloc is None:
+        return [p.ct_a for p in result.status.phases]
+    return [p.ct_a for p in alloc.phases]
+
+
+def _allocated_a(result: CycleResult) -> list[float]:
+    alloc = result.allocation
+    if alloc is None or result.holding:  # what was sent, as the status shows it
+        return [p.allocated_a for p in result.status.phases]
+    return [p.allocated_a for p in alloc.phases]
 
 
 async def serve(config: MasterConfig, *, stop: asyncio.Event, listen: str | None = None,
