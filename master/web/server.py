@@ -8,7 +8,14 @@
    log at every start. No client certificate is asked: browsers log in with a password.
 3. uvicorn runs as a task of io7d's loop (no thread, no process); its own signal
    handlers are kept out (io7d's SIGINT/SIGTERM set io7d's stop event), and `stop`
-   ends it within SHUTDOWN_GRACE_S even with live SSE streams open.
+   ends it within SHUTDOWN_GRACE_S even with live SSE streams open. A server task that
+   dies is logged when it dies, and `stop` never raises (io7d's shutdown goes on to MQTT,
+   the candidate, the agent and Raft); a start that fails (a certificate uvicorn cannot
+   load, uvicorn's sys.exit on a failed lifespan) is one ConfigError line, not a
+   traceback nor a SystemExit out of io7d's loop.
+4. No proxy is trusted: X-Forwarded-For/-Proto are ignored (uvicorn trusted them from
+   127.0.0.1 by default: any local process could forge the peer the login throttle and
+   the security log see, and the cookie's Secure flag).
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import asyncio
 import contextlib
 import json
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import structlog
 import uvicorn
@@ -57,6 +64,38 @@ def bind(config: Io7Config, web: WebConfig) -> socket.socket:
                           "holds that port; stop it or choose another port") from None
 
 
+class _Exited(Exception):
+    """uvicorn's sys.exit, as an exception a task may hold (rule 3)."""
+
+
+async def _serve(server: uvicorn.Server, sock: socket.socket) -> None:
+    try:
+        await server.serve(sockets=[sock])
+    except SystemExit as exc:  # asyncio would re-raise it out of io7d's loop
+        raise _Exited(f"exit {exc.code}") from None
+
+
+async def serve_started(server: uvicorn.Server, sock: socket.socket,
+                        fail: Callable[[str], ConfigError]) -> asyncio.Task[None]:
+    """The task serving `sock`, once uvicorn has started (TLS files loaded, the lifespan
+    run). Raises `fail(why)` if it ends before (rule 3)."""
+    task = asyncio.create_task(_serve(server, sock), name="web")
+    while not server.started:
+        if task.done():
+            sock.close()
+            exc = None if task.cancelled() else task.exception()
+            why = "cancelled" if task.cancelled() else str(exc) or type(exc).__name__
+            raise fail(why.replace("\n", " "))
+        await asyncio.sleep(0.02)
+    return task
+
+
+def _died(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the web server stopped: the UI and REST API are down until io7d "
+                  "restarts", error=str(task.exception()))
+
+
 class WebServer:
     """The running server: `url`, and `stop()`."""
 
@@ -64,16 +103,20 @@ class WebServer:
         self.server = server
         self.task = task
         self.url = url
+        task.add_done_callback(_died)
 
     async def stop(self) -> None:
+        """Ends the server within SHUTDOWN_GRACE_S + 3 s; never raises (rule 3)."""
         self.server.should_exit = True
         try:
             await asyncio.wait_for(asyncio.shield(self.task), SHUTDOWN_GRACE_S + 3.0)
         except TimeoutError:
             self.server.force_exit = True
             self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self.task
+        except Exception:  # its death was logged by _died
+            pass
 
 
 async def start_web(station: Station) -> WebServer | None:
@@ -89,6 +132,7 @@ async def start_web(station: Station) -> WebServer | None:
     uv_config = uvicorn.Config(
         build_app(station), log_config=None, access_log=False, lifespan="on",
         timeout_graceful_shutdown=int(SHUTDOWN_GRACE_S), server_header=False,
+        proxy_headers=False, forwarded_allow_ips="",  # rule 4
         ssl_certfile=None if tls is None else str(tls.cert),
         ssl_keyfile=None if tls is None else str(tls.key))
     server = _Embedded(uv_config)
@@ -96,14 +140,10 @@ async def start_web(station: Station) -> WebServer | None:
     own = station.web_urls.get(station.charger_id, f"{web.scheme}://127.0.0.1:{port}")
     url = f"{own.rpartition(':')[0]}:{port}" if web.port == 0 else own
     station.web_urls[station.charger_id] = url
-    task = asyncio.create_task(server.serve(sockets=[sock]), name="web")
-    while not server.started:  # startup: TLS files loaded, the lifespan run
-        if task.done():
-            sock.close()
-            task.result()  # its error (a TLS file unreadable) ends io7d
-            raise ConfigError(file=config.file, key="web", problem="the web server did not "
-                              "start: see the log above")
-        await asyncio.sleep(0.02)
+    task = await serve_started(server, sock, lambda why: ConfigError(
+        file=config.file, key="web" if tls is None else "tls.dir",
+        problem=f"the web server did not start ({why})" + ("" if tls is None else
+                f": check {tls.cert} and {tls.key}, or see the log above")))
     log.info("web UI listening", url=url, charger_id=station.charger_id,
              tls="off" if tls is None else str(tls.cert))
     if tls is None:
