@@ -4,7 +4,8 @@
    running master, and at least one per second while nothing changes (the page shows how
    fresh it is), never more than MAX_RATE_HZ a second. On a member that does not lead, an
    event says which member leads and its UI's URL, once a second, so a page left open
-   follows a takeover by itself.
+   follows a takeover by itself. The stream ends when its session does (logout, a new
+   password, idle expiry): checked before every event, without keeping it alive.
 2. An event is built from the master's GroupStatus by `live_event` (pure): per phase the
    limit in force, CT reading, other loads, reserved for offline chargers, allocated and
    what the group's chargers draw on it; per connector its status, LED (leds.py), offer,
@@ -28,7 +29,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import StreamingResponse
 
 from master import statuswords as wording
-from master.web.deps import User, get_station, viewer
+from master.web.deps import User, get_station, token_of, viewer
 from master.web.history import SLOTS, ConnectorPoint, History, PhasePoint
 from master.web.leds import connector_led
 from master.web.station import Station
@@ -142,10 +143,12 @@ def not_leading_event(station: Station, now_unix_s: float) -> dict[str, Any]:
 
 
 async def events(station: Station, *, wall: Clock = time.time,
-                 heartbeat_s: float = HEARTBEAT_S) -> AsyncGenerator[str, None]:
-    """The SSE stream of rule 1, forever (Starlette cancels it when the client leaves)."""
+                 heartbeat_s: float = HEARTBEAT_S,
+                 alive: Callable[[], bool] = lambda: True) -> AsyncGenerator[str, None]:
+    """The SSE stream of rule 1 while `alive()` (its session is open; Starlette cancels
+    it when the client leaves)."""
     yield "retry: 2000\n\n"  # the browser reconnects after 2 s if io7d restarts
-    while True:
+    while alive():
         master = station.master()
         if master is None:
             event = not_leading_event(station, wall())
@@ -197,10 +200,15 @@ router = APIRouter(prefix="/api", tags=["live"], lifespan=lifespan)
             responses={200: {"content": {"text/event-stream": {}},
                              "description": "one JSON event per status change, at "
                              "least one a second (module doc rule 1)"}})
-def live_events(_user: Annotated[User, Depends(viewer)],
+def live_events(request: Request, _user: Annotated[User, Depends(viewer)],
                 station: Annotated[Station, Depends(get_station)]) -> StreamingResponse:
-    """The live group page's stream (Server-Sent Events)."""
-    return StreamingResponse(events(station), media_type="text/event-stream",
+    """The live group page's stream (Server-Sent Events), while the session lasts."""
+    token = token_of(request)
+
+    def alive() -> bool:
+        return token is not None and station.accounts.alive(token, station.clock())
+
+    return StreamingResponse(events(station, alive=alive), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store",
                                       "X-Accel-Buffering": "no"})
 

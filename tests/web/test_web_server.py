@@ -157,3 +157,30 @@ def test_a_lifespan_that_fails_is_one_config_error_not_a_system_exit() -> None:
             await serve_started(server, sock, lambda why: ConfigError(
                 file=Path("io7.toml"), key="web", problem=f"did not start: {why}"))
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("ending", ["logout", "password"])
+def test_a_live_stream_ends_with_its_session(tmp_path: Path, ending: str) -> None:
+    """Review finding 7: an open /api/events stream outlived logout, a password change
+    and the session's expiry. It checks the session at every heartbeat now."""
+    async def main() -> None:
+        async with served(tmp_path) as (station, _, client):
+            password = (tmp_path / "state" / INITIAL_PASSWORD_FILE).read_text().strip()
+            r = await client.post("/api/login", json={"user": "installer",
+                                                      "password": password})
+            auth = {"Authorization": f"Bearer {r.json()['token']}"}
+            client.cookies.clear()
+            async with client.stream("GET", "/api/events", headers=auth) as stream:
+                lines = stream.aiter_lines()
+                while not (await anext(lines)).startswith("data: "):
+                    pass
+                if ending == "logout":
+                    assert (await client.post("/api/logout", headers=auth)).status_code == 200
+                else:
+                    station.accounts.set_password("installer", "a new password 1")
+
+                async def drain() -> None:
+                    async for _ in lines:
+                        pass
+                await asyncio.wait_for(drain(), 10.0)  # ends: not a timeout
+    asyncio.run(main())
