@@ -14,7 +14,10 @@ Rules:
 4. `query(points)` returns the day from its first sample (a daemon up for an hour shows
    that hour, not 23 h of nothing), thinned to at most `points` per series for the
    browser: per bucket the highest current and the lowest limit, so a peak or a dip is
-   never smoothed away.
+   never smoothed away. Its work is bounded: at most MAX_VALUES values per answer
+   (fewer points when there are many series), thinned by numpy over the float32 columns
+   in place (a Python walk of every slot took 3.4 s for 32 chargers: review), so the
+   route runs on io7d's loop, the sampler's thread, and never reads a half-written slot.
 """
 
 from __future__ import annotations
@@ -24,12 +27,17 @@ from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
+
 INTERVAL_S = 10  # the issue's sampling period of the 24 h chart
 SLOTS = 24 * 3600 // INTERVAL_S  # 8640: one day
 MAX_CONNECTORS = 64  # a group of 32 io7 Doubles; scenario C has 5 chargers per phase
 NAN = math.nan
 PHASE_SERIES = ("limit_a", "ct_a", "drawn_a", "allocated_a")
 CONNECTOR_SERIES = ("offer_a", "draw_a")
+# rule 4: 140 series (3 phases, 64 connectors) x 1 428 points; ~1.5 MB of JSON
+MAX_VALUES = 200_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -112,17 +120,24 @@ class History:
         if self._newest < 0:
             return {"interval_s": INTERVAL_S, "t": [], "phases": {}, "connectors": {}}
         first = max(self._newest - SLOTS + 1, self._oldest)
+        series = 4 * len(self._phases) + 2 * len(self._connectors)
+        points = max(1, min(points, MAX_VALUES // max(1, series)))  # rule 4's bound
         step = -(-(self._newest + 1 - first) // points)  # ceil: buckets of `step` slots
         starts = range(first, self._newest + 1, step)
-
-        valid = [[k % SLOTS for k in range(s, min(s + step, self._newest + 1))
-                  if self._slot_of[k % SLOTS] == k] for s in starts]
+        absolute = np.arange(first, self._newest + 1, dtype=np.int64)
+        index = absolute % SLOTS
+        empty = np.frombuffer(self._slot_of, dtype=np.int64)[index] != absolute  # rule 2
+        pad = len(starts) * step - len(absolute)
 
         def thin(col: array[float], low: bool) -> list[float | None]:
-            out: list[float | None] = []
-            for bucket in valid:
-                vals = [col[i] for i in bucket if not math.isnan(col[i])]
-                out.append(round(min(vals) if low else max(vals), 2) if vals else None)
+            vals = np.frombuffer(col, dtype=np.float32)[index].astype(np.float64)
+            vals[empty] = np.nan
+            buckets = np.pad(vals, (0, pad), constant_values=np.nan).reshape(-1, step)
+            picked: npt.NDArray[np.float64] = (np.fmin if low else np.fmax).reduce(
+                buckets, axis=1)  # a NaN is skipped; all NaN: NaN
+            out: list[float | None] = np.round(picked, 2).tolist()
+            for i in np.flatnonzero(np.isnan(picked)).tolist():
+                out[i] = None  # rule 2: a gap, not a value
             return out
 
         return {
