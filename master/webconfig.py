@@ -10,12 +10,14 @@
 
 Rules: 1. HTTPS uses this charger's certificate ([tls] dir: cert.pem, key.pem); a
 charger without [tls] dir must say `plaintext = true` (no silent downgrade). 2. The
-metrics token file is read at start; it must hold one line of at least 16 characters.
+metrics token file is read at start; it must hold one line of at least 16 characters
+and be readable by its owner alone (chmod 600, like [mqtt] password_file).
 3. Every error is a ConfigError naming io7.toml and the key (`web.listen`).
 """
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,10 +105,14 @@ def _token(path: Path, raw: Any, err: Any) -> tuple[Path | None, str | None]:
         return None, None
     file = Path(raw) if Path(raw).is_absolute() else path.parent / raw
     try:
+        mode = file.stat().st_mode
         token = file.read_text().strip()
     except OSError as exc:
         raise err("metrics_token_file", f"cannot read {file} ({exc.strerror or exc}): "
                   "write the bearer token there, or set \"\" for none") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise err("metrics_token_file", f"{file} may be read by others "
+                  f"({stat.filemode(mode)}): chmod 600 {file}")
     if len(token) < MIN_TOKEN_LEN or any(ch.isspace() for ch in token):
         raise err("metrics_token_file", f"{file} must hold one token of at least "
                   f"{MIN_TOKEN_LEN} characters, no spaces (e.g. `openssl rand -hex 16`)")

@@ -86,6 +86,7 @@ def start(c: Cluster, tmp: Path, ct_port: int) -> tuple[dict[str, Proc], dict[st
     ports = port_pairs(len(IDS))
     members = "\n".join(f'"{cid}" = "127.0.0.1:{p}"' for cid, p in zip(IDS, ports, strict=True))
     (tmp / "token").write_text(TOKEN + "\n")
+    (tmp / "token").chmod(0o600)  # readable by its owner alone (webconfig rule 2)
     ct = CT_TABLE.format(clamps='1 = "L1"\n2 = "L2"\n3 = "L3"', port=ct_port)
     procs = {}
     for cid in IDS:

@@ -57,6 +57,7 @@ def get(tmp: Path, token_line: str, headers: dict[str, str], *, steps: int = 1,
     """GET /metrics after the agent ran `steps` steps (0: as at io7d's start), with
     `queue` MeterValues messages waiting in its OCPP outbox (with `extra` = OCPP)."""
     (tmp / "token").write_text(TOKEN + "\n")
+    (tmp / "token").chmod(0o600)  # readable by its owner alone (webconfig rule 2)
     path = tmp / "io7.toml"
     path.write_text(IO7_TOML.format(token=token_line, state=tmp / "state") + extra)
     config = load_io7_config(path)

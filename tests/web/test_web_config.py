@@ -49,6 +49,7 @@ def test_defaults_and_member_urls() -> None:
 def test_metrics_token_file_is_read(tmp_path: Path) -> None:
     token = tmp_path / "metrics.token"
     token.write_text("0123456789abcdef0123\n")
+    token.chmod(0o600)
     web = parse(PATH, _example({"metrics_token_file": str(token)})).web
     assert web is not None and web.metrics_token == "0123456789abcdef0123"
 
@@ -75,6 +76,7 @@ def test_bad_values_name_io7_toml_and_the_key(web: Any, key: str, says: str) -> 
 def test_a_short_token_is_refused(tmp_path: Path) -> None:
     token = tmp_path / "t"
     token.write_text("short\n")
+    token.chmod(0o600)
     with pytest.raises(ConfigError, match="at least 16"):
         parse(PATH, _example({"metrics_token_file": str(token)}))
 
@@ -151,3 +153,15 @@ def test_io7d_with_its_web_port_taken_exits_2_with_one_line(tmp_path: Path) -> N
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("io7d: ") and "web.listen" in last and "io7.toml" in last
     assert "Traceback" not in done.stderr
+
+
+def test_a_token_file_others_may_read_is_refused(tmp_path: Path) -> None:
+    """Review finding 10: like the MQTT password file, the metrics bearer token must be
+    readable by its owner alone."""
+    token = tmp_path / "metrics.token"
+    token.write_text("0123456789abcdef0123\n")
+    token.chmod(0o644)
+    with pytest.raises(ConfigError) as err:
+        parse(PATH, _example({"metrics_token_file": str(token)}))
+    assert err.value.key == "web.metrics_token_file"
+    assert f"chmod 600 {token}" in err.value.problem and "\n" not in str(err.value)
