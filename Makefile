@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PROTO  := protos/io7/cluster/v1/cluster.proto
 
-.PHONY: venv run test lint unit sysdeps bench bench-sim protos clean
+.PHONY: venv run test lint unit sysdeps bench bench-sim protos clean soak
 
 SCENARIO ?= B
 # An external OCPP back office for every simulated charger (default: a local one).
@@ -37,6 +37,11 @@ unit: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check master agent hw tests
 	$(BIN)/mypy
+
+# The long randomised runs the suite samples (each test's docstring says what the suite
+# keeps): the group model's 1000 schedules (tests/election/test_group_model.py).
+soak: $(STAMP)
+	IO7_MODEL_SCHEDULES=1000 $(BIN)/python -m pytest -q tests/election/test_group_model.py
 
 # Benchmarks, printed as tables (about 15 min): allocation, the cluster at 10-1 000 chargers
 # with issue 15's goals, TLS cost, failover, daemon memory; --only PART runs one part.
