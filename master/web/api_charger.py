@@ -92,6 +92,8 @@ class SettingsResult(BaseModel):
     restart_needed: bool
     restart: dict[str, str] = Field(description="key -> why it waits for a restart")
     unchanged: list[str]
+    notes: list[str] = Field(default_factory=list,
+                             description="what else was done (the file made owner-only)")
 
 
 class Csms(BaseModel):
@@ -188,23 +190,33 @@ async def put_settings(body: SettingsChange, request: Request,
             record(request, user, "settings_refused",
                    f"{', '.join(sorted(body.changes))}: {exc}")
             raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
+        notes = []
         if plan.changed:
-            await _write(path, plan.text)
+            notes = await _write(path, plan.text, plan.after)
         applied = _apply_live(station, plan)
         if plan.changed:
-            record(request, user, "settings_changed", _describe(plan, applied))
+            record(request, user, "settings_changed",
+                   "; ".join([_describe(plan, applied), *notes]))
     return SettingsResult(applied=applied, restart_needed=bool(plan.restart),
                           restart=dict(plan.restart),
-                          unchanged=sorted(set(body.changes) - set(plan.changed)))
+                          unchanged=sorted(set(body.changes) - set(plan.changed)),
+                          notes=notes)
 
 
-async def _write(path: Any, text: str) -> None:
+async def _write(path: Path, text: str, values: Any) -> list[str]:
+    """Write io7.toml (tomlwrite rule 2); owner-only when it holds a secret (the OCPP
+    AuthorizationKey). Returns the notes saying so when that tightened its mode."""
+    private = any(values.get(s.key) for s in cs.SETTINGS if s.secret)
     try:
-        await asyncio.to_thread(write_atomic, path, text)
+        old = await asyncio.to_thread(write_atomic, path, text, private=private)
     except OSError as exc:
         raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, f"{path}: cannot write "
                             f"it ({exc.strerror or exc}); nothing was changed: check the "
                             "folder's permissions and free space") from None
+    if private and old & 0o077:
+        return [f"{path.name} holds the OCPP AuthorizationKey: now readable by its owner "
+                f"alone ({old & 0o700:04o}; it was {old:04o})"]
+    return []
 
 
 def _apply_live(station: Station, plan: cs.Plan) -> list[str]:
@@ -293,12 +305,12 @@ async def _set_tags(request: Request, station: Station, user: User,
                 raise HTTPException(status.HTTP_400_BAD_REQUEST, f"{path}: ocpp.local_list: "
                                     f"{exc}: remove some tags") from None
         try:
-            await _write(path, plan.text)
+            notes = await _write(path, plan.text, plan.after)
         except HTTPException:
             if sessions is not None:
                 sessions.store.seed_local_list(old)  # back to what the file holds
             raise
-        record(request, user, kind, what)
+        record(request, user, kind, "; ".join([what, *notes]))
     return _rfid_view(station, tags, added=added, skipped=skipped)
 
 

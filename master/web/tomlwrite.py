@@ -55,17 +55,20 @@ def _descend(doc: tomlkit.TOMLDocument, names: list[str], *, create: bool) -> An
     return node
 
 
-def write_atomic(path: Path, text: str, *,
-                 replace: Callable[[str, str], None] = os.replace) -> None:
-    """Replace the file at `path` with `text` atomically and durably (module rule 2).
+def write_atomic(path: Path, text: str, *, private: bool = False,
+                 replace: Callable[[str, str], None] = os.replace) -> int:
+    """Replace the file at `path` with `text` atomically and durably (module rule 2);
+    `private`: readable by its owner alone. Returns the mode it had before (0 if none).
     `replace` is os.replace (a test passes one that fails, as a crash before the rename
     would). Raises OSError; the old file is then unchanged."""
     target = path.resolve()
     folder = target.parent
     try:
-        mode = target.stat().st_mode & 0o7777
+        old = mode = target.stat().st_mode & 0o7777
     except FileNotFoundError:
-        mode = 0o600
+        old, mode = 0, 0o600
+    if private:
+        mode &= 0o700
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -83,3 +86,4 @@ def write_atomic(path: Path, text: str, *,
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+    return old

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import stat
 import threading
 import tomllib
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -156,7 +157,7 @@ def test_the_charger_limit_is_written_and_applied_at_once(tmp_path: Path) -> Non
                                headers=b.auth("installer"))
         assert r.status_code == 200, r.text
         assert r.json() == {"applied": ["charger.current_limit_a"], "restart_needed": False,
-                            "restart": {}, "unchanged": []}
+                            "restart": {}, "unchanged": [], "notes": []}
         text = b.path.read_text()
         assert "current_limit_a = 10  # manual 6.3" in text and text.startswith("# the test")
         assert b.station.agent.applier.charger_limit_a == 10.0
@@ -405,4 +406,24 @@ def test_a_declared_length_over_the_limit_is_refused_unread(tmp_path: Path) -> N
             **b.auth("installer"), "Content-Type": "text/csv",
             "Content-Length": str(api_charger.CSV_MAX_BYTES + 1)})
         assert r.status_code == 413
+    run(tmp_path, body)
+
+
+def test_a_file_holding_the_authorization_key_becomes_owner_only(tmp_path: Path) -> None:
+    """Review finding 10: io7.toml written with the OCPP AuthorizationKey kept whatever
+    mode it had (0644: any local user could read the key). It is now written 0600 when it
+    holds one, and the answer says so."""
+    async def body(b: Bench) -> None:
+        b.path.chmod(0o644)
+        r = await b.client.put("/api/charger/settings", headers=b.auth("installer"), json={
+            "changes": {"ocpp.security_profile": 1,
+                        "ocpp.authorization_key": "9f3c1a7e52d84b06e1a9c3f7"}})
+        assert r.status_code == 200, r.text
+        assert stat.S_IMODE(b.path.stat().st_mode) == 0o600
+        assert any("0600" in note and "AuthorizationKey" in note
+                   for note in r.json()["notes"]), r.json()
+        assert "9f3c1a7e52d84b06e1a9c3f7" not in r.text
+        r = await b.client.put("/api/charger/settings", headers=b.auth("installer"),
+                               json={"changes": {"charger.current_limit_a": 20}})
+        assert stat.S_IMODE(b.path.stat().st_mode) == 0o600 and r.json()["notes"] == []
     run(tmp_path, body)

@@ -76,3 +76,14 @@ def test_a_symlinked_config_is_written_through_to_its_target(tmp_path: Path) -> 
     link.symlink_to(real)
     write_atomic(link, "x = 1\n")
     assert link.is_symlink() and real.read_text() == "x = 1\n"
+
+
+@pytest.mark.parametrize(("before", "after"), [(0o644, 0o600), (0o600, 0o600),
+                                               (0o400, 0o400), (0o750, 0o700)])
+def test_a_private_write_keeps_or_tightens_to_owner_only(tmp_path: Path, before: int,
+                                                         after: int) -> None:
+    path = tmp_path / "io7.toml"
+    path.write_text("a = 1\n")
+    path.chmod(before)
+    assert write_atomic(path, "a = 2\n", private=True) == before
+    assert stat.S_IMODE(path.stat().st_mode) == after and path.read_text() == "a = 2\n"
