@@ -5,7 +5,8 @@ status, security log); split out of service.py along the seam between the agents
 stream (AgentLink) and the operators' calls.
 
 1. GetStatus and WatchStatus serve the status of the last cycle; WatchStatus sends each
-   new cycle's, at most every `min_interval_ms`.
+   new cycle's, at most every `min_interval_ms`. Either may leave the members out
+   (`summary_only`), and GetStatus may serve one page of them (issue 15: 1 000 chargers).
 2. RebuildGroup forgets only the named, unconnected members (membership rule 3).
 3. SetGroupLimit may only lower the limit below the installed one (`group.limit_a`).
 4. AdmitMember lets a charger join a closed group; GetSecurityLog serves the newest
@@ -107,7 +108,11 @@ class GroupAdminMixin(pb_grpc.GroupAdminServicer):
     async def GetStatus(self, request: pb.GetStatusRequest,
                         context: grpc.aio.ServicerContext) -> pb.GroupStatus:
         await self._authorise(context, Role.VIEWER, "GetStatus")
-        return self.status
+        r = request
+        if not (r.summary_only or r.members_offset or r.members_limit):
+            return self.status  # the whole table, as every client asked before issue 15
+        return wire.status_page(self.status, summary_only=r.summary_only,
+                                offset=r.members_offset, limit=r.members_limit)
 
     async def WatchStatus(self, request: pb.WatchStatusRequest,
                           context: grpc.aio.ServicerContext
@@ -121,7 +126,8 @@ class GroupAdminMixin(pb_grpc.GroupAdminServicer):
                     lambda last=seen: self.status_cycle != last)  # type: ignore[misc]
                 status = self.status
             seen = self.status_cycle
-            yield status
+            yield wire.status_page(status, summary_only=True) if request.summary_only \
+                else status
             if min_interval > 0:
                 await asyncio.sleep(min_interval)
 

@@ -214,6 +214,8 @@ def group_status(view: GroupStatusView, *, master_id: str,
             source=lim.source, valid_until_unix_ms=0 if end is None else round(end * 1000),
             phases=[pb.PhaseLimit(phase=_PHASE_OUT[p.phase], limit_a=lim.limit_a[p.phase])
                     for p in view.phases if math.isfinite(lim.limit_a[p.phase])])
+    msg.member_count = len(view.members)
+    msg.online_count = sum(1 for m in view.members if m.online)
     for m in view.members:
         mem = msg.members.add(charger_id=m.charger_id, online=m.online, address=m.address,
                               offline_reason=m.offline_reason,
@@ -235,3 +237,23 @@ def group_status(view: GroupStatusView, *, master_id: str,
                 cv.measured_a.CopyFrom(pb.LineValues(l1=c.measured_a[0], l2=c.measured_a[1],
                                                      l3=c.measured_a[2]))
     return msg
+
+
+def status_page(status: pb.GroupStatus, *, summary_only: bool, offset: int = 0,
+                limit: int = 0) -> pb.GroupStatus:
+    """`status` without its members (`summary_only`), or with the page of them from
+    `offset`, at most `limit` (0: the rest). Every other field is copied as it is."""
+    page = pb.GroupStatus()
+    for f, value in status.ListFields():
+        if f.name == "members":
+            continue
+        if f.is_repeated:
+            getattr(page, f.name).extend(value)
+        elif f.message_type is not None:
+            getattr(page, f.name).CopyFrom(value)
+        else:
+            setattr(page, f.name, value)
+    if not summary_only:
+        end = len(status.members) if limit == 0 else offset + limit
+        page.members.extend(status.members[offset:end])
+    return page

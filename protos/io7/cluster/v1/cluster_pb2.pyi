@@ -392,7 +392,7 @@ class MemberStatus(_message.Message):
     def __init__(self, charger_id: _Optional[str] = ..., online: _Optional[bool] = ..., last_seen_ms_ago: _Optional[int] = ..., address: _Optional[str] = ..., connectors: _Optional[_Iterable[_Union[ConnectorStatusView, _Mapping]]] = ..., offline_reason: _Optional[str] = ..., limits_refused_reason: _Optional[str] = ...) -> None: ...
 
 class GroupStatus(_message.Message):
-    __slots__ = ("group", "term", "cycle", "mode", "ct_status", "ct_fault", "phases", "members", "cycle_duration_ms", "master_id", "ct_placement", "offline_strategy", "external_limits")
+    __slots__ = ("group", "term", "cycle", "mode", "ct_status", "ct_fault", "phases", "members", "cycle_duration_ms", "master_id", "ct_placement", "offline_strategy", "external_limits", "member_count", "online_count")
     GROUP_FIELD_NUMBER: _ClassVar[int]
     TERM_FIELD_NUMBER: _ClassVar[int]
     CYCLE_FIELD_NUMBER: _ClassVar[int]
@@ -406,6 +406,8 @@ class GroupStatus(_message.Message):
     CT_PLACEMENT_FIELD_NUMBER: _ClassVar[int]
     OFFLINE_STRATEGY_FIELD_NUMBER: _ClassVar[int]
     EXTERNAL_LIMITS_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_COUNT_FIELD_NUMBER: _ClassVar[int]
+    ONLINE_COUNT_FIELD_NUMBER: _ClassVar[int]
     group: str
     term: int
     cycle: int
@@ -419,7 +421,9 @@ class GroupStatus(_message.Message):
     ct_placement: CtPlacement
     offline_strategy: OfflineStrategy
     external_limits: _containers.RepeatedCompositeFieldContainer[ExternalLimitStatus]
-    def __init__(self, group: _Optional[str] = ..., term: _Optional[int] = ..., cycle: _Optional[int] = ..., mode: _Optional[_Union[LoadBalancingMode, str]] = ..., ct_status: _Optional[_Union[CtStatus, str]] = ..., ct_fault: _Optional[str] = ..., phases: _Optional[_Iterable[_Union[PhaseStatus, _Mapping]]] = ..., members: _Optional[_Iterable[_Union[MemberStatus, _Mapping]]] = ..., cycle_duration_ms: _Optional[float] = ..., master_id: _Optional[str] = ..., ct_placement: _Optional[_Union[CtPlacement, str]] = ..., offline_strategy: _Optional[_Union[OfflineStrategy, str]] = ..., external_limits: _Optional[_Iterable[_Union[ExternalLimitStatus, _Mapping]]] = ...) -> None: ...
+    member_count: int
+    online_count: int
+    def __init__(self, group: _Optional[str] = ..., term: _Optional[int] = ..., cycle: _Optional[int] = ..., mode: _Optional[_Union[LoadBalancingMode, str]] = ..., ct_status: _Optional[_Union[CtStatus, str]] = ..., ct_fault: _Optional[str] = ..., phases: _Optional[_Iterable[_Union[PhaseStatus, _Mapping]]] = ..., members: _Optional[_Iterable[_Union[MemberStatus, _Mapping]]] = ..., cycle_duration_ms: _Optional[float] = ..., master_id: _Optional[str] = ..., ct_placement: _Optional[_Union[CtPlacement, str]] = ..., offline_strategy: _Optional[_Union[OfflineStrategy, str]] = ..., external_limits: _Optional[_Iterable[_Union[ExternalLimitStatus, _Mapping]]] = ..., member_count: _Optional[int] = ..., online_count: _Optional[int] = ...) -> None: ...
 
 class ExternalLimitStatus(_message.Message):
     __slots__ = ("source", "phases", "valid_until_unix_ms")
@@ -440,14 +444,22 @@ class PhaseLimit(_message.Message):
     def __init__(self, phase: _Optional[_Union[Phase, str]] = ..., limit_a: _Optional[float] = ...) -> None: ...
 
 class GetStatusRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("summary_only", "members_offset", "members_limit")
+    SUMMARY_ONLY_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    summary_only: bool
+    members_offset: int
+    members_limit: int
+    def __init__(self, summary_only: _Optional[bool] = ..., members_offset: _Optional[int] = ..., members_limit: _Optional[int] = ...) -> None: ...
 
 class WatchStatusRequest(_message.Message):
-    __slots__ = ("min_interval_ms",)
+    __slots__ = ("min_interval_ms", "summary_only")
     MIN_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_ONLY_FIELD_NUMBER: _ClassVar[int]
     min_interval_ms: int
-    def __init__(self, min_interval_ms: _Optional[int] = ...) -> None: ...
+    summary_only: bool
+    def __init__(self, min_interval_ms: _Optional[int] = ..., summary_only: _Optional[bool] = ...) -> None: ...
 
 class RebuildGroupRequest(_message.Message):
     __slots__ = ("removed_charger_ids",)
