@@ -51,7 +51,6 @@ from master.election.raft import ElectionView, GroupRaft
 from master.election.tlstransport import tls_transport_class
 from master.errors import ConfigError, MasterError
 from master.io7dconfig import Io7Config, load_io7_config
-from master.mqtt import run_mqtt, stopped
 from master.service import Elected, Master, serve
 from master.tlsconfig import load_server_tls
 from master.web.server import announce, build_station, start_web
@@ -202,10 +201,13 @@ async def run(config: Io7Config, stop: asyncio.Event) -> None:
     web = await start_web(station)
     if web is not None:
         announce(station, web)
-    mqtt = asyncio.create_task(run_mqtt(  # [mqtt] (master/mqtt.py); absent: ends at once
-        config.mqtt, station, group=config.master.group.name, charger_id=config.charger_id,
-        members=list(config.members), installed_limit_a=config.master.group.limit_a,
-        stop=stop), name="mqtt")
+    mqtt: asyncio.Task[None] | None = None
+    if config.mqtt is not None:  # [mqtt] (master/mqtt.py), imported only then
+        from master.mqtt import run_mqtt  # noqa: PLC0415 (aiomqtt, paho: ~15 MB resident)
+        mqtt = asyncio.create_task(run_mqtt(
+            config.mqtt, station, group=config.master.group.name,
+            charger_id=config.charger_id, members=list(config.members),
+            installed_limit_a=config.master.group.limit_a, stop=stop), name="mqtt")
     agent_task = asyncio.create_task(agent.run(stop), name="agent")
     try:
         if raft is None:
@@ -235,7 +237,9 @@ async def run(config: Io7Config, stop: asyncio.Event) -> None:
         stop.set()
         if web is not None:
             await web.stop()
-        await stopped(mqtt)
+        if mqtt is not None:
+            from master.mqtt import stopped  # noqa: PLC0415 (as above)
+            await stopped(mqtt)
         await candidate.stop()
         await agent_task
         if raft is not None:
