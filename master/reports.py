@@ -79,6 +79,7 @@ class ConnectorReport:
     max_current_a: float = 0.0
     wants_power: bool = False
     meter_ok: bool = True  # False: the measured fields must not be trusted (nor judged)
+    tag_pseudonym: str = ""  # keyed hash of the session's idTag (master/needs.py); "" none
 
     def problem(self) -> str | None:
         """Why this report cannot be used, or None."""

@@ -75,6 +75,7 @@ from master.daemon import (
 from master.emsserver import start_ems
 from master.errors import ConfigError, PeerError
 from master.membership import MembershipStore
+from master.needs import CardHabits
 from master.renewal import LimitsLedger
 from master.sitelimits import SiteLimits
 from master.tlsconfig import PLAINTEXT_WARNING, ServerTls, load_server_tls
@@ -140,6 +141,9 @@ class Master(pb_grpc.AgentLinkServicer, GroupAdminMixin):
         self.site_limits = SiteLimits(security=self.security,  # master/sitelimits.py
                                       local_controller=config.local_controller,
                                       grace_s=config.lease_ms / 1000.0)
+        # Cards' habits (issue 12 §3, master/needs.py); no time zone is configured
+        # anywhere, so departures are in the system's local time.
+        self.habits = CardHabits(config.state_db)
 
     # --- AgentLink ---------------------------------------------------------------
     async def Connect(self, request_iterator: AsyncIterator[pb.AgentMessage],
@@ -315,7 +319,11 @@ class Master(pb_grpc.AgentLinkServicer, GroupAdminMixin):
         t0 = self.clock()
         ct_sampled_at = await self.poll_ct()
         external, now_unix_s = self.site_limits.now()
-        result = self.control.cycle(self.clock(), external, now_unix_s)
+        now_s = self.clock()
+        result = self.control.cycle(now_s, external, now_unix_s,
+                                    needs=self.habits.needs(now_unix_s))
+        self.habits.update(((m.member.charger_id, m.online, m.reports)
+                            for m in result.facts.members), now_s=now_s, now_unix_s=now_unix_s)
         issued_at = self.clock()
         issued = int(issued_at * 1000)
         sent = 0
@@ -383,6 +391,7 @@ class Master(pb_grpc.AgentLinkServicer, GroupAdminMixin):
         if self.ct is not None:
             self.ct.bus.close()
         self.store.close()
+        self.habits.close()
         self.security.close()
 
 

@@ -124,6 +124,7 @@ def _connector(c: pb.ConnectorState) -> ConnectorReport:
         max_current_a=c.max_current_a,
         wants_power=c.wants_power,
         meter_ok=c.meter_ok,
+        tag_pseudonym=c.tag_pseudonym,
     )
 
 
