@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -56,18 +57,32 @@ def one_line(stderr: str) -> str:
     return lines[0]
 
 
-@pytest.fixture
-def two_masters(tmp_path: Path) -> Iterator[list[tuple[str, str]]]:
-    """Two real masters (groups garage-L1 and garage-L2), as make run's scenario C has."""
-    (tmp_path / "m1").mkdir()
-    (tmp_path / "m2").mkdir()
-    with cluster(tmp_path / "m1") as c1, cluster(tmp_path / "m2") as c2:
+@pytest.fixture(scope="module")
+def two_masters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[tuple[str, str]]]:
+    """Two real masters (groups garage-L1 and garage-L2, 40 A), as make run's scenario C
+    has; started once for the module's tests that use them. A test that changes a limit
+    puts it back (`limit_put_back`), so each test finds them at 40 A."""
+    tmp = tmp_path_factory.mktemp("two-masters")
+    (tmp / "m1").mkdir()
+    (tmp / "m2").mkdir()
+    with cluster(tmp / "m1") as c1, cluster(tmp / "m2") as c2:
         found = []
         for c, phase in ((c1, "L1"), (c2, "L2")):
             assert isinstance(c, Cluster)
             _, address = c.master(limit_a=40, group=f"garage-{phase}", phases=f'["{phase}"]')
             found.append((f"garage-{phase}", address))
         yield found
+
+
+@contextmanager
+def limit_put_back(address: str, cwd: Path) -> Iterator[None]:
+    """Set the master at `address` back to its installed 40 A after the block."""
+    try:
+        yield
+    finally:
+        pki = ("--pki-dir", str(operator_dir()))
+        back = ctl(*pki, "--master", address, "set-limit", "40", cwd=cwd)
+        assert back.returncode == 0, back.stderr
 
 
 def test_status_with_no_arguments_finds_make_runs_master(
@@ -100,7 +115,8 @@ def test_a_change_to_one_of_several_masters_needs_group(
     assert refused.returncode == 2
     line = one_line(refused.stderr)
     assert "--group" in line and "garage-L1" in line and "garage-L2" in line
-    done = ctl("--group", "garage-L2", "set-limit", "30", cwd=tmp_path)
+    with limit_put_back(two_masters[1][1], tmp_path):
+        done = ctl("--group", "garage-L2", "set-limit", "30", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "30 A per phase (was 40 A; installed 40 A)" in done.stdout
     unknown = ctl("--group", "garage-L9", "status", cwd=tmp_path)
@@ -126,7 +142,8 @@ def test_a_groups_members_are_asked_in_turn_until_its_master_answers(
     assert done.returncode == 0, done.stderr
     assert f"master at {two_masters[0][1]}" in done.stdout
     assert "group garage-L1 " in done.stdout
-    changed = ctl("set-limit", "30", cwd=tmp_path)  # a change goes to the master too
+    with limit_put_back(two_masters[0][1], tmp_path):
+        changed = ctl("set-limit", "30", cwd=tmp_path)  # a change goes to the master too
     assert changed.returncode == 0, changed.stderr
     assert "30 A per phase (was 40 A" in changed.stdout
 
