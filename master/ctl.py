@@ -18,9 +18,10 @@ group has no master now (an election in progress, or no majority of its chargers
 `status` answers "is everyone online, is the connection safe, why is my car slow?": per
 phase the limit, CT reading, other load, reservations for offline members, what is
 available and what is allocated; per connector its state, offer, measured draw and the
-reason it got what it got. `--json` prints the GroupStatus as JSON (protobuf field names).
-The master's address and the exit codes: see EPILOG (`io7ctl --help`). Every error is one
-line on stderr saying what to do, never a traceback or a raw gRPC dump.
+reason it got what it got, in master/statuswords.py's words (the web UI's and MQTT's).
+`--json` prints the GroupStatus as JSON (protobuf field names). The master's address and the
+exit codes: see EPILOG (`io7ctl --help`). Every error is one line on stderr saying what
+to do, never a traceback or a raw gRPC dump.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import asyncio
 import json
 import os
 import sys
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -51,11 +53,13 @@ from master.ctlfind import (
     next_member,
     targets,
 )
+from master.statuswords import connector_reason, phase_limited_by, phase_name
 from protos.io7.cluster.v1 import cluster_pb2 as pb
 from protos.io7.cluster.v1 import cluster_pb2_grpc as pb_grpc
 from protos.tls import TlsMaterial
 
 DEADLINE_S = 5.0
+WIDTH = 118  # status rows fit a 120-column terminal; a long reason wraps
 FOLLOW_S = 30.0  # watch: how long a group may be without a master before io7ctl gives up
 EPILOG = f"""where the master is (the first that applies):
   {"--master HOST:PORT":20} that master; HOST:PORT,HOST:PORT,...: a group's io7d members,
@@ -90,10 +94,6 @@ def _name(enum: Any, value: int, prefix: str) -> str:
     return str(enum.Name(value)).removeprefix(prefix).lower()
 
 
-def _phase(value: int) -> str:
-    return "" if value == pb.PHASE_UNSPECIFIED else pb.Phase.Name(value).removeprefix("PHASE_")
-
-
 def safe(text: str) -> str:
     """`text` with every non-printable character escaped as in a Python literal (\\n,
     \\x1b, \\u202e): what a master or an agent sent can never move the cursor, clear a
@@ -102,29 +102,13 @@ def safe(text: str) -> str:
                    for ch in text)
 
 
-_OWN = ("installed limit", "set by io7ctl", "")  # the group's own limit: nothing to add
-_BY_PHASE = (pb.LIMIT_REASON_PHASE_LIMIT, pb.LIMIT_REASON_PAUSED_NO_ROOM)
-
-
-def _limited_by(p: Any) -> str:
-    """Why a phase's limit is below the configured one, in words; "" when it is not."""
-    if p.limit_source.startswith("fallback"):
-        return "the fallback limit while the CT kit is lost"
-    if p.limit_source not in _OWN:
-        return f"limited by the {safe(p.limit_source)}" if p.limit_source.startswith(
-            "back office") else f"limited by {safe(p.limit_source)}"
-    if p.configured_limit_a and p.configured_limit_a != p.limit_a:  # 0: an older master
-        return "the fallback limit while the CT kit is lost"
-    return ""
-
-
 def _grouped(phases: Any, limited: dict[Any, str]) -> dict[tuple[float, float, str], str]:
     """Phases whose limit is lowered, by (in force, configured, why): "L1 L2"."""
     out: dict[tuple[float, float, str], str] = {}
     for p in phases:
         if limited[p.phase]:
             key = (p.limit_a, p.configured_limit_a, limited[p.phase])
-            out[key] = f"{out[key]} {_phase(p.phase)}" if key in out else _phase(p.phase)
+            out[key] = f"{out[key]} {phase_name(p.phase)}" if key in out else phase_name(p.phase)
     return out
 
 
@@ -141,38 +125,47 @@ def render(status: pb.GroupStatus) -> str:
     out.append("phase   limit A   CT A  other A  offline A  available A  allocated A")
     for p in status.phases:
         ct_a = f"{p.ct_a:6.1f}" if p.HasField("ct_a") else "     -"
-        out.append(f"{_phase(p.phase):5} {p.limit_a:9.1f} {ct_a} {p.other_load_a:8.1f} "
+        out.append(f"{phase_name(p.phase):5} {p.limit_a:9.1f} {ct_a} {p.other_load_a:8.1f} "
                    f"{p.reserved_offline_a:10.1f} {p.available_a:12.1f} {p.allocated_a:12.1f}")
-    limited = {p.phase: _limited_by(p) for p in status.phases}
+    limited = {p.phase: safe(phase_limited_by(p)) for p in status.phases}
     for (in_force, configured, why), phases in _grouped(status.phases, limited).items():
         out.append(f"  limit in force {in_force:.1f} A per phase, configured {configured:.1f} A"
                    f" ({why}){'' if len(status.phases) < 2 else ': ' + phases}")
     for e in status.external_limits:
         out.append(f"  external limit: {safe(e.source)}, "
-                   + ", ".join(f"{_phase(p.phase)} {p.limit_a:.1f} A" for p in e.phases))
+                   + ", ".join(f"{phase_name(p.phase)} {p.limit_a:.1f} A" for p in e.phases))
     out.append("")
-    out.append("charger      online  conn  status          offered A  allocated A  "
-               "measured A (L1/L2/L3)  reason")
+    out.extend(_connector_table(status))
+    return "\n".join(out)
+
+
+def _connector_table(status: pb.GroupStatus) -> list[str]:
+    """One row per connector, its reason last in statuswords' words (the web UI's and
+    MQTT's), wrapped under the reason column so that a row stays within WIDTH."""
+    idw = max([len("charger"), *(len(safe(m.charger_id)) for m in status.members)])
+    head = (f"{'charger':{idw}} online conn status         offer A alloc A  "
+            "measured L1/L2/L3  reason")
+    out = [head]
     for m in status.members:
         online, cid = "yes" if m.online else "NO", safe(m.charger_id)
         if not m.connectors:
-            out.append(f"{cid:12} {online:6}")
+            out.append(f"{cid:{idw}} {online:6}")
         for c in m.connectors:
             st = _name(pb.ConnectorStatus, c.status, "CONNECTOR_STATUS_")
-            meas = (f"{c.measured_a.l1:5.1f}/{c.measured_a.l2:5.1f}/{c.measured_a.l3:5.1f}"
-                    if c.HasField("measured_a") else "      -")
-            why = _name(pb.LimitReason, c.reason, "LIMIT_REASON_")
-            ph = _phase(c.limiting_phase)
-            by = limited.get(c.limiting_phase, "") if c.reason in _BY_PHASE else ""
-            out.append(f"{cid:12} {online:6} {c.connector_id:5}  {st:15} "
-                       f"{c.offered_a:9.1f} {c.allocated_a:12.1f}  {meas:21}  "
-                       f"{why}{' ' + ph if ph else ''}{f' ({by})' if by else ''}")
+            meas = (f"{c.measured_a.l1:4.1f}/{c.measured_a.l2:4.1f}/{c.measured_a.l3:4.1f}"
+                    if c.HasField("measured_a") else "-")
+            row = (f"{cid:{idw}} {online:6} {c.connector_id:4} {st:14} {c.offered_a:7.1f} "
+                   f"{c.allocated_a:7.1f}  {meas:17}  ")
+            why = textwrap.wrap(safe(connector_reason(status, c)) or "-",
+                                max(WIDTH - len(row), 30), break_on_hyphens=False)
+            out.append(row + why[0])
+            out.extend(" " * len(row) + more for more in why[1:])
         if m.offline_reason:
-            out.append(f"{'':12} offline: {safe(m.offline_reason)}")
+            out.append(f"{'':{idw}} offline: {safe(m.offline_reason)}")
         if m.limits_refused_reason:
-            out.append(f"{'':12} refuses this master's limits: "
+            out.append(f"{'':{idw}} refuses this master's limits: "
                        f"{safe(m.limits_refused_reason)}")
-    return "\n".join(out)
+    return out
 
 
 REBUILD_HELP = """Rebuild the group (manual 6.4.2): forget chargers physically removed.

@@ -1,12 +1,13 @@
 """Why a connector got what it got, in words a driver reads ("limited by phase L2 of the
 group"), for every interface that shows a GroupStatus: the web UI's live page and
-/api/group, MQTT's reason sensor. Pure: a GroupStatus in, strings out.
+/api/group, MQTT's reason sensor, `io7ctl status`/`watch` and make run's view (master/ctl.py
+`render`, which escapes what came from the wire). Pure: a GroupStatus in, strings out.
 
 1. A connector's reason is its LimitReason (the binding constraint of the cycle, proto
    comments) in words, with the site phase that bound it where one did.
 2. When that phase's limit in force is below the configured one, the words say what
    lowered it ("the fallback limit while the CT kit is lost", "limited by the back office
-   until 18:00"), as `io7ctl status` says it (master/ctl.py `_limited_by`).
+   until 18:00").
 3. An offline member's or a refusing member's own words come from the master
    (offline_reason, limits_refused_reason) and are shown beside these, not merged.
 """

@@ -15,16 +15,23 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import CarparkRun
+
 pytestmark = pytest.mark.e2e
 GENEROUS_S = 30.0  # the machine is shared: a bound, not a measure
 
 
 @pytest.mark.parametrize("scenario", ["B", "C"])
-def test_carpark_runs_and_stops_cleanly(tmp_path: Path, scenario: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "master.carpark", "--scenario", scenario, "--seconds", "6",
-         "--run-dir", str(tmp_path)], capture_output=True, text=True, timeout=120,
-        check=False)
+def test_carpark_runs_and_stops_cleanly(tmp_path: Path, scenario: str,
+                                        request: pytest.FixtureRequest) -> None:
+    if scenario == "B":  # shared with test_cp_processes (tests/conftest.py)
+        run: CarparkRun = request.getfixturevalue("carpark_b")
+        done, tmp_path = run.done, run.run_dir
+    else:
+        done = subprocess.run(
+            [sys.executable, "-m", "master.carpark", "--scenario", scenario, "--seconds",
+             "6", "--run-dir", str(tmp_path)], capture_output=True, text=True, timeout=120,
+            check=False)
     assert done.returncode == 0, done.stderr
     groups = ["garage"] if scenario == "B" else ["garage-L1", "garage-L2", "garage-L3"]
     last = done.stdout.split("io7-cluster car park")[-1]
@@ -33,6 +40,11 @@ def test_carpark_runs_and_stops_cleanly(tmp_path: Path, scenario: str) -> None:
         assert re.search(rf"group {g}: master io7-\S+ \(term \d+\)", last), last
     assert "car park stopped" in done.stdout
     assert " NO " not in last  # all members online
+    # Each connector's reason in statuswords' words (issue 14), not the enum's name.
+    assert not re.search(r"\b(phase_limit|no_demand|transition|paused_\w+|charger_limit)\b",
+                         last), last
+    assert re.search(r"its lease expired|no demand:|limited by phase|held until|rising step"
+                     r"|at the c|capped near|paused:|set by the offline", last), last
     logs = list((tmp_path / f"scenario-{scenario}").glob("io7-*.log"))
     assert len(logs) == (4 if scenario == "B" else 9)  # one io7d per charger
     assert all("contactors open" in p.read_text() for p in logs)

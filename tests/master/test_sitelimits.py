@@ -108,8 +108,10 @@ def test_status_names_the_source_and_lists_the_limits_io7ctl_says_why(tmp_path: 
         (pb.PHASE_L1, 16.0), (pb.PHASE_L2, 16.0), (pb.PHASE_L3, 16.0)]
     text = render(msg)
     assert "limited by the back office (ChargePointMaxProfile 3) until " in text
-    line = next(x for x in text.splitlines() if x.startswith("io7-01"))
-    assert "phase_limit" in line and "(limited by the back office" in line
+    lines = text.splitlines()
+    at = next(i for i, x in enumerate(lines) if x.startswith("io7-01"))
+    row = " ".join([lines[at], *(x.strip() for x in lines[at + 1:at + 4] if x.startswith(" "))])
+    assert "limited by phase L1 of the group (limited by the back office" in row  # wrapped
 
 
 def test_without_external_limits_the_status_names_the_groups_own_limit() -> None:
