@@ -15,16 +15,23 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import CarparkRun
+
 pytestmark = pytest.mark.e2e
 GENEROUS_S = 30.0  # the machine is shared: a bound, not a measure
 
 
 @pytest.mark.parametrize("scenario", ["B", "C"])
-def test_carpark_runs_and_stops_cleanly(tmp_path: Path, scenario: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "master.carpark", "--scenario", scenario, "--seconds", "6",
-         "--run-dir", str(tmp_path)], capture_output=True, text=True, timeout=120,
-        check=False)
+def test_carpark_runs_and_stops_cleanly(tmp_path: Path, scenario: str,
+                                        request: pytest.FixtureRequest) -> None:
+    if scenario == "B":  # shared with test_cp_processes (tests/conftest.py)
+        run: CarparkRun = request.getfixturevalue("carpark_b")
+        done, tmp_path = run.done, run.run_dir
+    else:
+        done = subprocess.run(
+            [sys.executable, "-m", "master.carpark", "--scenario", scenario, "--seconds",
+             "6", "--run-dir", str(tmp_path)], capture_output=True, text=True, timeout=120,
+            check=False)
     assert done.returncode == 0, done.stderr
     groups = ["garage"] if scenario == "B" else ["garage-L1", "garage-L2", "garage-L3"]
     last = done.stdout.split("io7-cluster car park")[-1]

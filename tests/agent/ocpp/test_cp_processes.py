@@ -23,6 +23,7 @@ from tests.agent.ocpp.test_chargepoint import (
     link_state,
     running,
 )
+from tests.conftest import CarparkRun
 
 pytestmark = pytest.mark.e2e
 PY = sys.executable
@@ -73,17 +74,15 @@ async def test_csms_process_prints_its_url_and_serves(tmp_path: Path) -> None:
         "BootNotification", "BootNotification"]
 
 
-def test_carpark_shows_every_chargers_ocpp_link(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [PY, "-m", "master.carpark", "--scenario", "B", "--chargers", "2", "--seconds", "8",
-         "--run-dir", str(tmp_path)], capture_output=True, text=True, timeout=120,
-        check=False)
+def test_carpark_shows_every_chargers_ocpp_link(carpark_b: CarparkRun) -> None:
+    done = carpark_b.done  # scenario B, 8 s (tests/conftest.py)
     assert done.returncode == 0, done.stderr
     last = done.stdout.split("io7-cluster car park")[-1]
     assert "OCPP 1.6J back office ws://127.0.0.1:" in last
-    assert "io7-01 accepted" in last and "io7-02 accepted" in last
-    log = (tmp_path / "scenario-B" / "csms.log").read_text()
-    assert '"charge_point_id": "io7-01"' in log and '"charge_point_id": "io7-02"' in log
+    ids = [f"io7-{i:02d}" for i in range(1, 5)]
+    assert all(f"{cid} accepted" in last for cid in ids), last
+    log = (carpark_b.run_dir / "scenario-B" / "csms.log").read_text()
+    assert all(f'"charge_point_id": "{cid}"' in log for cid in ids)
 
 
 def test_carpark_can_use_an_external_back_office(tmp_path: Path) -> None:
