@@ -13,7 +13,9 @@ One car park for the whole module (the suite is near its time budget); the tests
 file order on it: a wrong password refused and logged, the live page updating without a
 reload, the Charger Current Limit followed by the offer, an out-of-range limit refused
 with the loader's message, the group rebuilt, the local RFID list edited (add, import a
-CSV file, remove), a member that does not lead pointing at the leader, and the
+CSV file, remove), the Passwords page (the viewer's password set, a viewer's session,
+a session ended elsewhere back at the login form), a member that does not lead
+pointing at the leader, and the
 screenshot of the live group page (docs/live-group-page.png, written when missing or with
 IO7_UPDATE_SCREENSHOT=1; always to the test's folder).
 """
@@ -39,7 +41,11 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException, WebDriverException
+from selenium.common.exceptions import (
+    StaleElementReferenceException,
+    TimeoutException,
+    WebDriverException,
+)
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -253,9 +259,12 @@ def driver(park: Park) -> Iterator[WebDriver]:
 def until(d: WebDriver, what: str, check: Callable[[WebDriver], Any],
           timeout_s: float = SLOW_S) -> Any:
     """check(d) once truthy; on a timeout the page's screenshot, HTML and console are
-    saved next to the car park's logs and the console is in the message."""
+    saved next to the car park's logs and the console is in the message. A stale element
+    is asked again: the live page replaces its rows at every event."""
     try:
-        return WebDriverWait(d, timeout_s, poll_frequency=0.2).until(check, message=what)
+        return WebDriverWait(d, timeout_s, poll_frequency=0.2,
+                             ignored_exceptions=[StaleElementReferenceException]
+                             ).until(check, message=what)
     except TimeoutException:
         folder = Path(tempfile.gettempdir()) / "io7-browser-test"
         folder.mkdir(exist_ok=True)
@@ -272,10 +281,11 @@ def text(d: WebDriver, css: str) -> str:
     return found[0].text if found else ""
 
 
-def log_in(d: WebDriver, c: Charger, password: str | None = None) -> None:
+def log_in(d: WebDriver, c: Charger, password: str | None = None,
+           user: str = "installer") -> None:
     d.get(f"{c.url}/#/login")
     until(d, "the login form", lambda d: d.find_elements(By.ID, "login-password"))
-    Select(d.find_element(By.ID, "login-user")).select_by_value("installer")
+    Select(d.find_element(By.ID, "login-user")).select_by_value(user)
     field = d.find_element(By.ID, "login-password")
     field.clear()
     field.send_keys(password or c.password)
@@ -308,11 +318,17 @@ def test_the_live_page_updates_without_a_reload(park: Park, driver: WebDriver) -
     first = text(driver, "#cycle")
     until(driver, "a new cycle on screen", lambda d: text(d, "#cycle") not in ("", first))
     assert driver.execute_script("return window.io7Marker") == "same page"  # no reload
-    row = driver.find_element(By.CSS_SELECTOR, f'tr[data-connector="{LEADER}/1"]')
-    assert row.find_element(By.CSS_SELECTOR, "td.reason").text  # a reason in words
-    assert row.find_element(By.CSS_SELECTOR, ".led").get_attribute("title") == "charging"
-    ct = driver.find_element(By.CSS_SELECTOR, '.phase[data-phase="L1"] [data-field="ct_a"]')
-    assert "A" in ct.text and "–" not in ct.text  # the CT kit's reading is shown
+
+    def row(d: WebDriver) -> tuple[str, str, str]:  # read between two events
+        tr = d.find_element(By.CSS_SELECTOR, f'tr[data-connector="{LEADER}/1"]')
+        return (tr.find_element(By.CSS_SELECTOR, "td.reason").text,
+                tr.find_element(By.CSS_SELECTOR, ".led").get_attribute("title") or "",
+                text(d, '.phase[data-phase="L1"] [data-field="ct_a"]'))
+
+    reason, led, ct = until(driver, f"{LEADER}/1's row", row)
+    assert reason  # a reason in words
+    assert led == "charging"
+    assert "A" in ct and "–" not in ct  # the CT kit's reading is shown
 
 
 def test_the_offer_follows_a_new_charger_current_limit(park: Park, driver: WebDriver) -> None:
@@ -385,6 +401,64 @@ def test_the_local_rfid_list_add_import_and_remove(park: Park, driver: WebDriver
         r.get_attribute("data-tag") for r in d.find_elements(By.CSS_SELECTOR, "#rfid-list tr")
     ] == ["04D5E6F7"])
     assert '"04D5E6F7"' in park.chargers[LEADER].toml.read_text()
+
+
+def set_password(d: WebDriver, form: str, new: str, current: str | None = None) -> None:
+    """Fill and send a form of the Passwords page (`form`: own-password, viewer-password)."""
+    for field, value in (("current", current), ("password", new), ("repeat", new)):
+        if value is not None:
+            box = d.find_element(By.ID, f"{form}-{field}")
+            box.clear()
+            box.send_keys(value)
+    d.find_element(By.ID, f"{form}-save").click()
+
+
+def test_passwords_a_viewer_and_an_ended_session(park: Park, driver: WebDriver) -> None:
+    """The installer sets the viewer's password in the page (a short one refused with the
+    API's words); the viewer logs in, cannot save settings, sees only its own password
+    form and changes it (back to the login form); a session ended elsewhere (the
+    installer sets the viewer's password again) sends the live page to the login form
+    with a message. The installer's own password is never changed here."""
+    leader = park.chargers[LEADER]
+    first, second, third = "viewer-first-pw", "viewer-second-pw", "viewer-third-pw"
+    log_in(driver, leader)  # then wait for the login's own move to the live page
+    until(driver, "logged in", lambda d: d.execute_script("return location.hash") == "#/live")
+    driver.get(f"{leader.url}/#/passwords")
+    until(driver, "the viewer's password form", lambda d: d.find_elements(
+        By.ID, "viewer-password-form"))
+    assert driver.find_elements(By.ID, "own-password-current")  # its own needs the current
+    set_password(driver, "viewer-password", "short")
+    until(driver, "the API's refusal", lambda d: "a password has 10 to 256 characters"
+          in text(d, "#viewer-password-result"))
+    set_password(driver, "viewer-password", first)
+    until(driver, "set", lambda d: "set" in text(d, "#viewer-password-result")
+          and "error" not in (d.find_element(By.ID, "viewer-password-result")
+                              .get_attribute("class") or ""))
+    driver.find_element(By.ID, "logout").click()
+    until(driver, "logged out", lambda d: d.find_elements(By.ID, "login-password"))
+
+    log_in(driver, leader, first, user="viewer")
+    until(driver, "the viewer logged in", lambda d: "viewer" in text(d, "#who")
+          and d.execute_script("return location.hash") == "#/live")
+    driver.get(f"{leader.url}/#/settings")
+    save = until(driver, "the settings form", lambda d: d.find_element(By.ID, "settings-save"))
+    assert not save.is_enabled()
+    driver.get(f"{leader.url}/#/passwords")
+    until(driver, "the viewer's own form", lambda d: d.find_elements(By.ID, "own-password-form"))
+    assert not driver.find_elements(By.ID, "viewer-password-form")
+    set_password(driver, "own-password", second, current=first)
+    until(driver, "back to the login form", lambda d: "new one" in text(d, "#login-notice"))
+
+    log_in(driver, leader, second, user="viewer")
+    until(driver, "the live page", lambda d: len(d.find_elements(By.CSS_SELECTOR,
+                                                                  "#phases .phase")) == 3)
+    r = park.client.put(f"{leader.url}/api/password", json={"user": "viewer",
+                        "password": third}, headers={
+                            "Authorization": f"Bearer {park.token(LEADER)}"})
+    r.raise_for_status()
+    until(driver, "the login form, saying why", lambda d: "session ended"
+          in text(d, "#login-notice"), timeout_s=30.0)
+    assert driver.execute_script("return location.hash") == "#/login"
 
 
 def test_a_member_that_does_not_lead_points_at_the_leader(park: Park,

@@ -7,7 +7,11 @@ const io7 = {
   pages: {},      // name -> async function (main element) filling the page
   stoppers: [],   // what the current page must close when the user leaves it (SSE)
   me: null,       // {user, role, charger_id} once logged in
+  loginNotice: "",  // why the login form is shown again (a session that ended)
 };
+
+const SESSION_ENDED = "Your session ended (logged out elsewhere, a new password, or idle " +
+  "too long): log in again.";
 
 class ApiError extends Error {
   constructor(status, message, detail) {
@@ -50,10 +54,7 @@ async function api(method, path, body) {
   else data = await resp.text();
   if (resp.ok) return data;
   const detail = data && typeof data === "object" && "detail" in data ? data.detail : data;
-  if (resp.status === 401 && path !== "/api/login") {
-    io7.me = null;
-    go("login");
-  }
+  if (resp.status === 401 && path !== "/api/login") sessionEnded();
   throw new ApiError(resp.status, problemText(detail) || `${resp.status} ${resp.statusText}`,
                      detail);
 }
@@ -122,6 +123,15 @@ function say(node, text, ok) {
   node.className = ok ? "ok" : "error";
 }
 
+// Back to the login form: a 401 anywhere (logout elsewhere, a new password, idle expiry)
+// or one's own new password. A session that was open says why; a first visit does not.
+function sessionEnded(why) {
+  if (io7.me) io7.loginNotice = why || SESSION_ENDED;
+  io7.me = null;
+  showWho();
+  if (location.hash !== "#/login") go("login");  // once, however many calls failed
+}
+
 // --- routing ---------------------------------------------------------------------------
 function go(page) {
   if (location.hash !== `#/${page}`) location.hash = `#/${page}`;
@@ -175,6 +185,7 @@ function showWho() {
 
 io7.pages.login = async (main) => {
   main.append(document.getElementById("login-page").content.cloneNode(true));
+  document.getElementById("login-notice").textContent = io7.loginNotice;
   const form = document.getElementById("login-form");
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
@@ -183,6 +194,7 @@ io7.pages.login = async (main) => {
     try {
       await api("POST", "/api/login", {user: form.user.value, password: form.password.value});
       io7.me = await api("GET", "/api/me");
+      io7.loginNotice = "";
       go("live");
     } catch (err) {
       form.password.value = "";
@@ -195,6 +207,7 @@ io7.pages.login = async (main) => {
 document.getElementById("logout").addEventListener("click", async () => {
   try { await api("POST", "/api/logout"); } catch (err) { /* gone already */ }
   io7.me = null;
+  io7.loginNotice = "";
   showWho();
   go("login");
 });

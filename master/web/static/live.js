@@ -193,6 +193,7 @@ io7.pages.live = async (main) => {
   let retry = null;
   let historyTimer = null;
   let closed = false;
+  let probing = false;
   const open = () => {
     source = new EventSource("/api/events");
     source.onmessage = (msg) => {
@@ -207,13 +208,21 @@ io7.pages.live = async (main) => {
       notice.replaceChildren();
       renderLive(view, ev);
     };
+    // An EventSource cannot read a status: on any error (the server ended the stream, or
+    // refused to reopen it) ask /api/me, whose 401 sends the page to the login form.
     source.onerror = async () => {
-      if (closed || source.readyState !== EventSource.CLOSED) return;  // reconnecting
+      if (closed || probing) return;
+      probing = true;
+      let ended = false;
       try {
-        await api("GET", "/api/me");  // a 401 here sends us to the login page
-        retry = setTimeout(open, 2000);
+        await api("GET", "/api/me");
       } catch (err) {
-        if (!(err instanceof ApiError)) retry = setTimeout(open, 2000);
+        ended = err instanceof ApiError && err.status === 401;
+      } finally {
+        probing = false;
+      }
+      if (!ended && !closed && source.readyState === EventSource.CLOSED) {
+        retry = setTimeout(open, 2000);
       }
     };
   };
