@@ -53,7 +53,7 @@ from master.errors import ConfigError, MasterError
 from master.io7dconfig import Io7Config, load_io7_config
 from master.service import Elected, Master, serve
 from master.tlsconfig import load_server_tls
-from master.web.server import announce, build_station, start_web
+from master.web.station import build_station
 from protos.tls import TlsFiles
 
 TICK_S = 0.05
@@ -198,9 +198,12 @@ async def run(config: Io7Config, stop: asyncio.Event) -> None:
     candidate = Candidate(config, raft)
     station = build_station(config, agent)  # rule 7
     candidate.on_master = station.set_master
-    web = await start_web(station)
-    if web is not None:
-        announce(station, web)
+    web = None
+    if config.web is not None:  # the web stack (fastapi, uvicorn: ~0.8 s of imports, ~35 MB)
+        from master.web.server import announce, start_web  # noqa: PLC0415 (only with [web])
+        web = await start_web(station)
+        if web is not None:
+            announce(station, web)
     mqtt: asyncio.Task[None] | None = None
     if config.mqtt is not None:  # [mqtt] (master/mqtt.py), imported only then
         from master.mqtt import run_mqtt  # noqa: PLC0415 (aiomqtt, paho: ~15 MB resident)

@@ -29,12 +29,11 @@ from collections.abc import Callable, Iterator
 import structlog
 import uvicorn
 
-from agent.service import Agent
 from master.errors import ConfigError
 from master.io7dconfig import Io7Config
-from master.web.accounts import INITIAL_PASSWORD_FILE, USERS_FILE, Accounts
+from master.web.accounts import INITIAL_PASSWORD_FILE
 from master.web.app import build_app
-from master.web.station import Station
+from master.web.station import Station, build_station  # build_station: for callers
 from master.webconfig import WebConfig
 from protos.tls import TlsFiles
 
@@ -153,21 +152,6 @@ async def start_web(station: Station) -> WebServer | None:
     return WebServer(server, task, url)
 
 
-def build_station(config: Io7Config, agent: Agent) -> Station:
-    """io7d's Station. With [web], its accounts are opened (made at first start: the
-    installer's password file, accounts.py rule 1); without, nobody can log in."""
-    state_dir = config.agent.state_dir
-    if config.web is None:
-        return Station(config, agent, accounts=Accounts(state_dir / USERS_FILE, {}),
-                       web_urls={})
-    try:
-        accounts, _ = Accounts.open(state_dir)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(file=config.file, key="state.dir", problem=f"the web accounts: "
-                          f"{exc}") from None
-    return Station(config, agent, accounts=accounts, web_urls=config.web.member_urls)
-
-
 def announce(station: Station, server: WebServer) -> None:
     """io7d's stdout: {"web": url}, and {"web_password_file": path} while the installer's
     first password is still there to read (accounts.py rule 1)."""
@@ -175,3 +159,6 @@ def announce(station: Station, server: WebServer) -> None:
     initial = station.config.agent.state_dir / INITIAL_PASSWORD_FILE
     if initial.exists():
         print(json.dumps({"web_password_file": str(initial)}), flush=True)
+
+
+__all__ = ["WebServer", "announce", "build_station", "serve_started", "start_web"]

@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from hw.securitylog import SecurityLog
+from master.errors import ConfigError
+from master.web.accounts import USERS_FILE, Accounts
 from protos.io7.cluster.v1 import cluster_pb2 as pb
 
 if TYPE_CHECKING:
@@ -21,7 +23,6 @@ if TYPE_CHECKING:
     from master.election.raft import ElectionView
     from master.io7dconfig import Io7Config
     from master.service import Master
-    from master.web.accounts import Accounts
 
 
 class Station:
@@ -104,3 +105,18 @@ class Station:
 
     def uptime_s(self) -> float:
         return self.clock() - self.started_s
+
+
+def build_station(config: Io7Config, agent: Agent) -> Station:
+    """io7d's Station. With [web], its accounts are opened (made at first start: the
+    installer's password file, accounts.py rule 1); without, nobody can log in."""
+    state_dir = config.agent.state_dir
+    if config.web is None:
+        return Station(config, agent, accounts=Accounts(state_dir / USERS_FILE, {}),
+                       web_urls={})
+    try:
+        accounts, _ = Accounts.open(state_dir)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(file=config.file, key="state.dir", problem=f"the web accounts: "
+                          f"{exc}") from None
+    return Station(config, agent, accounts=accounts, web_urls=config.web.member_urls)
