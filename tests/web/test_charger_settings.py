@@ -20,31 +20,10 @@ from master.web.chargersettings import (
     shown,
 )
 from master.web.tomlwrite import edited
+from tests.web.support import io7_toml
 
-BASE = """\
-# a test bench's io7.toml
-[charger]
-id = "io7-01"
-current_limit_a = 32  # manual 6.3
-
-[connectors.1]
-wiring = ["L1", "L2", "L3"]
-[connectors.2]
-wiring = ["L1", "L2", "L3"]
-
-[tls]
-plaintext = true
-
-[group]
-name = "garage"
-mode = "static"
-limit_a = 48
-[group.members]
-"io7-01" = "127.0.0.1:50051"
-
-[state]
-dir = "state"
-"""
+BASE = io7_toml(state="state", head="# a test bench's io7.toml\n", limit_note="  # manual 6.3",
+                members='"io7-01" = "127.0.0.1:50051"')
 OCPP_ON = BASE + """
 [ocpp]
 enabled = true

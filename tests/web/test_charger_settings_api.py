@@ -22,7 +22,6 @@ import pytest
 from agent.ocpp.auth import AuthorizationStatus, IdTagInfo
 from agent.ocpp.authlists import AuthorizationData, UpdateType
 from agent.ocpp.store import OcppStore
-from agent.service import Agent
 from master.errors import ConfigError
 from master.io7dconfig import load_io7_config
 from master.web import api_charger
@@ -31,33 +30,14 @@ from master.web.accounts import Accounts
 from master.web.app import build_app
 from master.web.station import Station
 from master.web.tomlwrite import edited
+from tests.web.support import io7_toml, lone_agent
 
 PASSWORDS = {"installer": "installer-pass-for-tests", "viewer": "viewer-pass-for-tests"}
-IO7_TOML = """\
-# the test bench (comments must survive every edit)
-[charger]
-id = "io7-01"
-current_limit_a = 32  # manual 6.3
-[connectors.1]
-wiring = ["L1", "L2", "L3"]
-[connectors.2]
-wiring = ["L1", "L2", "L3"]
-[tls]
-plaintext = true
-[group]
-name = "garage"
-mode = "static"
-limit_a = 48
-[group.members]
-"io7-01" = "127.0.0.1:40001"
-[ocpp]
+OCPP = """[ocpp]
 enabled = true
 url = "ws://127.0.0.1:9/ocpp"  # nobody listens: the link is not started here
 local_list = ["04A1B2C3"]
-[state]
-dir = "{state}"
 """
-
 
 @dataclass
 class Bench:
@@ -75,30 +55,29 @@ class Bench:
 
 @asynccontextmanager
 async def bench(tmp: Path) -> AsyncIterator[Bench]:
-    path = tmp / "io7.toml"
-    path.write_text(IO7_TOML.format(state=tmp / "state"))
-    config = load_io7_config(path)
-    agent = Agent(config.agent, master_address=lambda: None)
-    try:
-        accounts, _ = Accounts.open(tmp)
-        for who, password in PASSWORDS.items():
-            accounts.set_password(who, password)
-        station = Station(config, agent, accounts=accounts, web_urls={})
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=build_app(station)),
-                                     base_url="http://io7") as client:
-            tokens = {}
+    text = io7_toml(state=tmp / "state", head="# the test bench (comments must survive every "
+                    "edit)\n", limit_note="  # manual 6.3", more=OCPP)
+    with lone_agent(tmp, text) as (config, agent):
+        try:
+            accounts, _ = Accounts.open(tmp)
             for who, password in PASSWORDS.items():
-                r = await client.post("/api/login", json={"user": who, "password": password})
-                assert r.status_code == 200, r.text
-                tokens[who] = r.json()["token"]
-            client.cookies.clear()  # each request says who it is (or nobody)
-            yield Bench(path, station, client, tokens)
-    finally:
-        assert agent.sessions is not None and agent.ocpp_db is not None
-        agent.sessions.store.close()
-        agent.sessions.profile_store.close()
-        agent.ocpp_db.close()
-        agent.audit.close()
+                accounts.set_password(who, password)
+            station = Station(config, agent, accounts=accounts, web_urls={})
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=build_app(station)),
+                                         base_url="http://io7") as client:
+                tokens = {}
+                for who, password in PASSWORDS.items():
+                    r = await client.post("/api/login",
+                                          json={"user": who, "password": password})
+                    assert r.status_code == 200, r.text
+                    tokens[who] = r.json()["token"]
+                client.cookies.clear()  # each request says who it is (or nobody)
+                yield Bench(tmp / "io7.toml", station, client, tokens)
+        finally:
+            assert agent.sessions is not None and agent.ocpp_db is not None
+            agent.sessions.store.close()
+            agent.sessions.profile_store.close()
+            agent.ocpp_db.close()
 
 
 def run(tmp: Path, body: Callable[[Bench], Awaitable[None]]) -> None:

@@ -5,66 +5,25 @@ allocation for this charger follow to at most 10 A per line without a restart.""
 
 from __future__ import annotations
 
-import json
-import socket
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from tests.e2e.harness import Proc, cluster, wait_for
+from tests.e2e.harness import GENEROUS_S, cluster, free_port, wait_for
+from tests.web.support import (
+    ELECTION,
+    QUICK_TUNING,
+    SIM_PLUGGED,
+    WEB_PLAIN,
+    io7_toml,
+    spawn_io7d,
+    ui_of,
+)
 
 pytestmark = pytest.mark.e2e
 FOLLOW_BOUND_S = 30.0  # generous: a shared, loaded machine (measured ~1 s idle)
-IO7_TOML = """\
-# a lone io7 on the test bench
-[charger]
-id = "io7-01"
-current_limit_a = 32  # manual 6.3: the supply cable's rating
-[connectors.1]
-wiring = ["L1", "L2", "L3"]
-[connectors.2]
-wiring = ["L1", "L2", "L3"]
-[tls]
-plaintext = true
-[master]
-cycle_ms = 250
-lease_cycles = 8
-[group]
-name = "garage"
-mode = "static"
-limit_a = 48
-[group.tuning]
-settle_s = 0.5
-ramp_up_a = 80.0
-[group.members]
-"io7-01" = "127.0.0.1:{port}"
-[web]
-listen = "127.0.0.1:0"
-plaintext = true
-[sim]
-evs = "plugged"
-[state]
-dir = "{state}"
-"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _printed(p: Proc, key: str) -> Any:
-    text = p.out.read_text() if p.out.exists() else ""
-    for line in text.splitlines():
-        if line.startswith("{") and key in (found := json.loads(line)):
-            return found[key]
-    assert p.popen.poll() is None, f"io7d exited: {p.err.read_text()[-2000:]}"
-    return None
 
 
 def _allocated_a(client: httpx.Client, url: str, headers: dict[str, str]) -> float | None:
@@ -81,13 +40,14 @@ def _allocated_a(client: httpx.Client, url: str, headers: dict[str, str]) -> flo
 
 def test_a_lower_charger_limit_reaches_the_agent_and_the_master(tmp_path: Path) -> None:
     path = tmp_path / "io7.toml"
-    path.write_text(IO7_TOML.format(port=_free_port(), state=tmp_path / "state"))
+    text = io7_toml(state=tmp_path / "state", head="# a lone io7 on the test bench\n",
+                    limit_note="  # manual 6.3: the supply cable's rating",
+                    members=f'"io7-01" = "127.0.0.1:{free_port()}"', master=ELECTION,
+                    tuning=QUICK_TUNING, more=WEB_PLAIN + SIM_PLUGGED)
     with cluster(tmp_path, tls=False) as c, httpx.Client(timeout=10.0) as client:
-        proc = c.spawn("io7-01", "-m", "master.io7d", "--config", str(path))
-        wait_for(lambda: _printed(proc, "web") and _printed(proc, "web_password_file"),
-                 "io7d prints its UI and password file")
-        url = _printed(proc, "web")
-        password = Path(_printed(proc, "web_password_file")).read_text().strip()
+        proc = spawn_io7d(c, "io7-01", path, text)
+        url, password_file = ui_of(proc, GENEROUS_S)
+        password = password_file.read_text().strip()
         r = client.post(f"{url}/api/login", json={"user": "installer", "password": password})
         assert r.status_code == 200, r.text
         auth = {"Authorization": f"Bearer {r.json()['token']}"}

@@ -10,20 +10,7 @@ import pytest
 from agent.config import load_agent_config
 from agent.limits import LimitApplier, MasterLimits, OfferSource
 from agent.service import Agent
-
-AGENT_TOML = """
-[charger]
-id = "io7-01"
-current_limit_a = 32
-[connectors.1]
-wiring = ["L1", "L2", "L3"]
-[connectors.2]
-wiring = ["L1", "L2", "L3"]
-[sim]
-evs = "none"
-[state]
-dir = "{state}"
-"""
+from tests.web.support import charger_part
 
 
 def _granted(applier: LimitApplier, amps: float, cycle: int, now: float) -> None:
@@ -63,7 +50,8 @@ def test_a_charger_limit_out_of_range_is_refused_and_changes_nothing(amps: float
 
 def test_the_agent_takes_the_limit_and_its_hello_says_it(tmp_path: Path) -> None:
     path = tmp_path / "agent.toml"
-    path.write_text(AGENT_TOML.format(state=tmp_path / "state"))
+    state = tmp_path / "state"
+    path.write_text(charger_part() + f'[sim]\nevs = "none"\n[state]\ndir = "{state}"\n')
     agent = Agent(load_agent_config(path))
     try:
         agent.set_charger_limit(10.0)
