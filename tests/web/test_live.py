@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +13,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from agent.service import Agent
 from master.election.raft import ElectionView
-from master.io7dconfig import load_io7_config
 from master.pki import Pki
 from master.service import Master
 from master.statuswords import connector_reason
@@ -24,11 +21,12 @@ from master.web import auth, live
 from master.web.history import ConnectorPoint, History, PhasePoint
 from master.web.leds import connector_led
 from master.web.live import events, history_points, live_event, sample_forever
-from master.web.server import build_station
 from master.web.station import Station
 from protos.identity import Kind
 from protos.io7.cluster.v1 import cluster_pb2 as pb
 from tests.tlssupport import make_site
+from tests.web import support
+from tests.web.support import ALL_PHASES, WEB_PLAIN, io7_toml, table
 
 LED_ROWS = {  # name: (status, offered A, online) -> (colours, blinking, meaning)
     "available is green": (pb.CONNECTOR_STATUS_AVAILABLE, 0.0, True,
@@ -160,30 +158,9 @@ def test_every_reason_has_words() -> None:
 # --- the stream and the routes, on a real Station (a lone charger's io7.toml, its real
 # Agent and a real Master, neither running: the test sets the master's status) ---------
 
-IO7_TOML = """
-[charger]
-id = "io7-01"
-current_limit_a = 32
-[connectors.1]
-wiring = ["L1", "L2", "L3"]
-[tls]
-dir = "{tls}"
-[group]
-name = "garage"
-mode = "static"
-limit_a = 48
-[group.members]
-"io7-01" = "127.0.0.1:40001"
-"io7-02" = "127.0.0.1:40003"
-"io7-03" = "127.0.0.1:40005"
-[web]
-listen = "127.0.0.1:0"
-plaintext = true
-[web.members]
-"io7-02" = "http://127.0.0.1:40100"
-[state]
-dir = "{state}"
-"""
+MEMBERS = table({"io7-01": "127.0.0.1:40001", "io7-02": "127.0.0.1:40003",
+                 "io7-03": "127.0.0.1:40005"})
+WEB = WEB_PLAIN + '[web.members]\n"io7-02" = "http://127.0.0.1:40100"\n'
 
 
 @pytest.fixture(scope="module")
@@ -191,17 +168,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return make_site(tmp_path_factory.mktemp("pki"), chargers=("io7-01",))
 
 
-@contextlib.asynccontextmanager
-async def station_of(tmp: Path, site: Pki) -> AsyncIterator[Station]:
-    path = tmp / "io7.toml"
-    path.write_text(IO7_TOML.format(state=tmp / "state",
-                                    tls=site.identity_folder(Kind.CHARGER, "io7-01")))
-    config = load_io7_config(path)
-    agent = Agent(config.agent, master_address=lambda: None)
-    try:
-        yield build_station(config, agent)
-    finally:
-        agent.audit.close()
+def station_of(tmp: Path, site: Pki) -> contextlib.AbstractContextManager[Station]:
+    tls = site.identity_folder(Kind.CHARGER, "io7-01")
+    return support.station_of(tmp, io7_toml(state=tmp / "state", wiring=(ALL_PHASES,),
+                                            tls=f'dir = "{tls}"', members=MEMBERS, more=WEB))
 
 
 async def publish(master: Master, cycle: int) -> None:
@@ -221,7 +191,7 @@ def data(chunk: str) -> dict[str, Any]:
 
 async def test_a_new_status_is_sent_at_once_and_a_quiet_one_every_heartbeat(
         tmp_path: Path, site: Pki) -> None:
-    async with station_of(tmp_path, site) as station:
+    with station_of(tmp_path, site) as station:
         master = Master(station.config.master)
         try:
             station.set_master(master)
@@ -246,7 +216,7 @@ async def test_a_new_status_is_sent_at_once_and_a_quiet_one_every_heartbeat(
 
 async def test_a_member_that_does_not_lead_names_the_leader(tmp_path: Path,
                                                            site: Pki) -> None:
-    async with station_of(tmp_path, site) as station:
+    with station_of(tmp_path, site) as station:
         station.set_view(ElectionView(member_id="io7-01", term=4, leader_id="io7-02",
                                       leading=False, valid_for_s=0.0))
         stream = events(station, wall=lambda: 1_700_000_000.0, heartbeat_s=0.05)
@@ -259,7 +229,7 @@ async def test_a_member_that_does_not_lead_names_the_leader(tmp_path: Path,
 
 async def test_the_sampler_feeds_the_history_from_the_running_master(
         tmp_path: Path, site: Pki) -> None:
-    async with station_of(tmp_path, site) as station:
+    with station_of(tmp_path, site) as station:
         master = Master(station.config.master)
         try:
             kept = History()
@@ -283,7 +253,7 @@ async def test_the_sampler_feeds_the_history_from_the_running_master(
 
 async def test_routes_need_a_login_and_history_answers_after_one(tmp_path: Path,
                                                                 site: Pki) -> None:
-    async with station_of(tmp_path, site) as station:
+    with station_of(tmp_path, site) as station:
         app = FastAPI(lifespan=live.lifespan)
         app.state.station = station
         app.include_router(live.router)

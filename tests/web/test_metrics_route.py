@@ -13,38 +13,12 @@ import pytest
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
-from agent.service import Agent
-from master.io7dconfig import load_io7_config
 from master.web import metrics
 from master.web.accounts import Accounts
 from master.web.station import Station
+from tests.web.support import ALL_PHASES, WEB_PLAIN, io7_toml, lone_agent
 
 TOKEN = "0123456789abcdef0123"
-IO7_TOML = """
-[charger]
-id = "io7-01"
-current_limit_a = 32
-[connectors.1]
-wiring = ["L1", "L2", "L3"]
-[connectors.2]
-wiring = ["L1"]
-[tls]
-plaintext = true
-[group]
-name = "garage"
-mode = "static"
-limit_a = 48
-[group.members]
-"io7-01" = "127.0.0.1:40001"
-[web]
-listen = "127.0.0.1:0"
-plaintext = true
-{token}
-[state]
-dir = "{state}"
-"""
-
-
 OCPP = """
 [ocpp]
 enabled = true
@@ -58,13 +32,11 @@ def get(tmp: Path, token_line: str, headers: dict[str, str], *, steps: int = 1,
     `queue` MeterValues messages waiting in its OCPP outbox (with `extra` = OCPP)."""
     (tmp / "token").write_text(TOKEN + "\n")
     (tmp / "token").chmod(0o600)  # readable by its owner alone (webconfig rule 2)
-    path = tmp / "io7.toml"
-    path.write_text(IO7_TOML.format(token=token_line, state=tmp / "state") + extra)
-    config = load_io7_config(path)
+    text = io7_toml(state=tmp / "state", wiring=(ALL_PHASES, '["L1"]'),
+                    more=f"{WEB_PLAIN}{token_line}\n") + extra
 
     async def run() -> httpx.Response:
-        agent = Agent(config.agent, master_address=lambda: None)
-        try:
+        with lone_agent(tmp, text) as (config, agent):
             for _ in range(steps):
                 await agent.step()
             for _ in range(queue):
@@ -78,8 +50,6 @@ def get(tmp: Path, token_line: str, headers: dict[str, str], *, steps: int = 1,
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                          base_url="http://io7") as client:
                 return await client.get("/metrics", headers=headers)
-        finally:
-            agent.audit.close()
 
     return asyncio.run(run())
 

@@ -16,6 +16,7 @@ from master.errors import ConfigError
 from master.io7dconfig import parse
 from master.web.server import bind
 from master.webconfig import DEFAULT_LISTEN, WebConfig
+from tests.web.support import ALL_PHASES, io7_toml
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "io7d"
 PATH = DEPLOY / "io7-01.toml"
@@ -114,29 +115,6 @@ def test_port_zero_binds_a_free_port() -> None:
         assert sock.getsockname()[1] > 0
 
 
-LONE_TOML = """
-[charger]
-id = "io7-01"
-current_limit_a = 32
-[connectors.1]
-wiring = ["L1", "L2", "L3"]
-[tls]
-plaintext = true
-[group]
-name = "garage"
-limit_a = 32
-[group.members]
-"io7-01" = "127.0.0.1:{grpc}"
-[web]
-listen = "127.0.0.1:{web}"
-plaintext = true
-[sim]
-evs = "none"
-[state]
-dir = "{state}"
-"""
-
-
 def test_io7d_with_its_web_port_taken_exits_2_with_one_line(tmp_path: Path) -> None:
     with socket.socket() as taken, socket.socket() as free:
         taken.bind(("127.0.0.1", 0))
@@ -145,8 +123,11 @@ def test_io7d_with_its_web_port_taken_exits_2_with_one_line(tmp_path: Path) -> N
         grpc_port = free.getsockname()[1]
         free.close()
         path = tmp_path / "io7.toml"
-        path.write_text(LONE_TOML.format(grpc=grpc_port, web=taken.getsockname()[1],
-                                         state=tmp_path / "state"))
+        web = f'[web]\nlisten = "127.0.0.1:{taken.getsockname()[1]}"\nplaintext = true\n'
+        path.write_text(io7_toml(state=tmp_path / "state", wiring=(ALL_PHASES,),
+                                 group="limit_a = 32",
+                                 members=f'"io7-01" = "127.0.0.1:{grpc_port}"',
+                                 more=web + '[sim]\nevs = "none"\n'))
         done = subprocess.run([sys.executable, "-m", "master.io7d", "--config", str(path)],
                               capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2, done.stderr[-2000:]

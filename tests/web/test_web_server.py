@@ -19,48 +19,22 @@ import uvicorn
 from fastapi import FastAPI
 from structlog.testing import capture_logs
 
-from agent.service import Agent
 from master.errors import ConfigError
-from master.io7dconfig import load_io7_config
 from master.web.accounts import INITIAL_PASSWORD_FILE, MAX_FAILURES
-from master.web.server import WebServer, build_station, serve_started, start_web
+from master.web.server import WebServer, serve_started, start_web
 from master.web.station import Station
 from tests.e2e.harness import charger_dir
-
-IO7_TOML = """\
-[charger]
-id = "io7-01"
-current_limit_a = 32
-[connectors.1]
-wiring = ["L1", "L2", "L3"]
-[connectors.2]
-wiring = ["L1", "L2", "L3"]
-{tls}
-[group]
-name = "garage"
-mode = "static"
-limit_a = 48
-[group.members]
-"io7-01" = "127.0.0.1:40001"
-[state]
-dir = "{state}"
-[web]
-listen = "127.0.0.1:0"
-{web}
-"""
+from tests.web import support
+from tests.web.support import io7_toml
 
 
 @contextlib.asynccontextmanager
-async def station_of(tmp: Path, *, tls: str = "[tls]\nplaintext = true",
+async def station_of(tmp: Path, *, tls: str = "plaintext = true",
                      web: str = "plaintext = true") -> AsyncIterator[Station]:
-    path = tmp / "io7.toml"
-    path.write_text(IO7_TOML.format(state=tmp / "state", tls=tls, web=web))
-    config = load_io7_config(path)
-    agent = Agent(config.agent, master_address=lambda: None)
-    try:
-        yield build_station(config, agent)
-    finally:
-        agent.audit.close()
+    """A lone charger's Station; `tls` the [tls] lines, `web` [web]'s after its listen."""
+    with support.station_of(tmp, io7_toml(state=tmp / "state", tls=tls,
+                                          more=f'[web]\nlisten = "127.0.0.1:0"\n{web}\n')) as s:
+        yield s
 
 
 @contextlib.asynccontextmanager
@@ -134,7 +108,7 @@ def test_a_start_that_fails_is_one_config_error(tmp_path: Path) -> None:
     shutil.copytree(charger_dir("io7-01"), tls)
 
     async def main() -> None:
-        async with station_of(tmp_path, tls=f'[tls]\ndir = "{tls}"', web="") as station:
+        async with station_of(tmp_path, tls=f'dir = "{tls}"', web="") as station:
             (tls / "key.pem").write_text("not a key\n")
             with pytest.raises(ConfigError, match="web server did not start") as err:
                 await start_web(station)
