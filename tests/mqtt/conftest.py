@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.harness import free_port
+
 MOSQUITTO = Path("/usr/sbin/mosquitto")
 START_TIMEOUT_S = 10.0  # generous: a loaded CI machine; a broker is up in ~50 ms
 
@@ -25,18 +27,11 @@ class Broker:
     port: int
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Broker]:
     if not MOSQUITTO.exists():
         pytest.skip(f"{MOSQUITTO} is missing: apt-get install mosquitto (.ci/sysdeps.sh)")
-    port = _free_port()
+    port = free_port()
     conf = tmp_path / "mosquitto.conf"
     conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
                     "log_dest stderr\nlog_type error\nlog_type warning\n")

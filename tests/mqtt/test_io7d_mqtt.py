@@ -16,32 +16,13 @@ import pytest
 
 from tests.e2e.harness import cluster, free_port
 from tests.mqtt.conftest import Broker
+from tests.web.support import ALL_PHASES, SIM_PLUGGED, io7_toml
 
 pytestmark = pytest.mark.e2e
 BOUND_S = 30.0  # generous: a shared, loaded machine
-IO7_TOML = """
-[charger]
-id = "io7-01"
-current_limit_a = 32
-[connectors.1]
-wiring = ["L1", "L2", "L3"]
-[tls]
-plaintext = true
-[master]
-cycle_ms = 250
-[group]
-name = "garage"
-mode = "static"
-limit_a = 48
-[group.members]
-"io7-01" = "127.0.0.1:{port}"
-[sim]
-evs = "plugged"
-[state]
-dir = "{state}"
-[mqtt]
+MQTT = """[mqtt]
 host = "127.0.0.1"
-port = {mqtt_port}
+port = {port}
 plaintext = true
 publish_interval_s = 0.2
 """
@@ -49,8 +30,10 @@ publish_interval_s = 0.2
 
 async def test_io7d_announces_publishes_and_obeys_a_setpoint_until_it_expires(
         broker: Broker, tmp_path: Path) -> None:
-    (tmp_path / "io7.toml").write_text(IO7_TOML.format(
-        port=free_port(), state=tmp_path / "state", mqtt_port=broker.port))
+    (tmp_path / "io7.toml").write_text(io7_toml(
+        state=tmp_path / "state", wiring=(ALL_PHASES,), master="cycle_ms = 250",
+        members=f'"io7-01" = "127.0.0.1:{free_port()}"',
+        more=SIM_PLUGGED + MQTT.format(port=broker.port)))
     seen: dict[str, Any] = {}
 
     async def until(check: Any, what: str) -> None:
