@@ -11,7 +11,6 @@ wrong password is refused and appears in the charger's security log.
 
 from __future__ import annotations
 
-import json
 import os
 import ssl
 import stat
@@ -24,8 +23,9 @@ import httpx
 import pytest
 from openapi_spec_validator import validate
 
-from tests.e2e.harness import Cluster, Proc, charger_dir, site_pki, wait_for
+from tests.e2e.harness import GENEROUS_S, Cluster, Proc, charger_dir, site_pki, wait_for
 from tests.e2e.test_io7d import IO7_TOML, port_pairs
+from tests.web.support import ui_of
 
 pytestmark = pytest.mark.e2e
 IDS = ("io7-01", "io7-02", "io7-03")
@@ -87,19 +87,6 @@ class Group:
         return found[0]
 
 
-def _stdout_lines(p: Proc) -> list[dict[str, Any]]:
-    text = p.out.read_text() if p.out.exists() else ""
-    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
-
-
-def _printed(p: Proc, key: str) -> Any:
-    for line in _stdout_lines(p):
-        if key in line:
-            return line[key]
-    assert p.popen.poll() is None, f"{p.name} exited: {p.err.read_text()[-2000:]}"
-    return None
-
-
 @pytest.fixture(scope="module")
 def group(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Group]:
     tmp = tmp_path_factory.mktemp("web-group")
@@ -123,9 +110,7 @@ def group(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Group]:
     ca.check_hostname = False  # the chain is verified; the name is the site's, not 127.0.0.1
     try:
         for m in out.values():
-            wait_for(lambda m=m: _printed(m.proc, "web") is not None, f"{m.cid} prints its UI")
-            m.url = _printed(m.proc, "web")
-            m.password_file = Path(_printed(m.proc, "web_password_file"))
+            m.url, m.password_file = ui_of(m.proc, GENEROUS_S)
         with httpx.Client(verify=ca, timeout=10.0) as client:
             yield Group(out, client, ca)
     finally:

@@ -35,27 +35,21 @@ from tests.e2e.harness import (
     wait_for,
 )
 from tests.e2e.test_io7d import IDS, leads, port_pairs
+from tests.web.support import (
+    ALL_PHASES,
+    ELECTION,
+    QUICK_TUNING,
+    SIM_PLUGGED,
+    WEB_PLAIN,
+    io7_toml,
+    printed,
+    spawn_io7d,
+)
 
 pytestmark = pytest.mark.e2e
 TOKEN = "e2e-metrics-token-0123456789"
 BOUND_S = 30.0  # generous: a shared, loaded machine
-IO7_TOML = """
-[charger]
-id = "{cid}"
-current_limit_a = 32
-[connectors.1]
-wiring = ["L1", "L2", "L3"]
-[connectors.2]
-wiring = ["L2"]
-[tls]
-dir = "{tls}"
-crl = "{crl}"
-[master]
-cycle_ms = 250
-lease_cycles = 8
-[group]
-name = "garage"
-phases = ["L1", "L2", "L3"]
+GROUP = """phases = ["L1", "L2", "L3"]
 mode = "dynamic"
 limit_a = 40
 fallback_limit_a = 20
@@ -63,20 +57,6 @@ ct_placement = "other_loads"
 margin_a = 0
 offline_strategy = "maximise"
 ct_charger = "io7-01"
-[group.tuning]
-settle_s = 0.5
-ramp_up_a = 80.0
-[group.members]
-{members}
-[web]
-listen = "127.0.0.1:0"
-plaintext = true
-metrics_token_file = "{token}"
-[sim]
-evs = "plugged"
-[state]
-dir = "{state}"
-{ct}
 """
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -88,23 +68,18 @@ def start(c: Cluster, tmp: Path, ct_port: int) -> tuple[dict[str, Proc], dict[st
     (tmp / "token").write_text(TOKEN + "\n")
     (tmp / "token").chmod(0o600)  # readable by its owner alone (webconfig rule 2)
     ct = CT_TABLE.format(clamps='1 = "L1"\n2 = "L2"\n3 = "L3"', port=ct_port)
+    web = f'{WEB_PLAIN}metrics_token_file = "{tmp / "token"}"\n'
     procs = {}
     for cid in IDS:
         state = tmp / cid
         state.mkdir()
-        path = tmp / f"{cid}.toml"
-        path.write_text(IO7_TOML.format(
-            cid=cid, tls=charger_dir(cid), crl=site_pki().crl, members=members,
-            token=tmp / "token", state=state, ct=ct if cid == "io7-01" else ""))
-        procs[cid] = c.spawn(cid, "-m", "master.io7d", "--config", str(path))
+        text = io7_toml(state=state, cid=cid, members=members, wiring=(ALL_PHASES, '["L2"]'),
+                        tls=f'dir = "{charger_dir(cid)}"\ncrl = "{site_pki().crl}"',
+                        master=ELECTION, group=GROUP, tuning=QUICK_TUNING,
+                        more=web + SIM_PLUGGED)
+        procs[cid] = spawn_io7d(c, cid, tmp / f"{cid}.toml",
+                                text + (ct if cid == "io7-01" else ""))
     return procs, {cid: f"127.0.0.1:{p}" for cid, p in zip(IDS, ports, strict=True)}
-
-
-def web_url(p: Proc) -> str | None:
-    for line in p.out.read_text().splitlines():
-        if line.startswith("{") and "web" in (j := json.loads(line)):
-            return str(j["web"])
-    return None
 
 
 def scrape(url: str, token: str | None = TOKEN) -> Samples:
@@ -189,8 +164,9 @@ def test_metrics_match_io7ctl_of_the_same_cycle_and_a_follower_serves_its_own(
         ct_port = free_port()
         c.ct_sim(ct_port, base_a=8.0)
         procs, addresses = start(c, tmp_path, ct_port)
-        wait_for(lambda: all(web_url(p) for p in procs.values()), "every UI's URL", BOUND_S)
-        urls = {cid: str(web_url(p)) for cid, p in procs.items()}
+        wait_for(lambda: all(printed(p, "web") for p in procs.values()), "every UI's URL",
+                 BOUND_S)
+        urls = {cid: str(printed(p, "web")) for cid, p in procs.items()}
         wait_for(lambda: bool(leads(procs["io7-01"])), "io7-01 (the CT holder) leads",
                  BOUND_S)
 
