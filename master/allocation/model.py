@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -135,21 +136,26 @@ class ConnectorInput:
     # The numbers the engine needs, in site phases, computed once here (see table.py).
     row: tuple[float, ...] = field(init=False, repr=False, compare=False)
 
+    # Bit p set: a line is wired to site phase p (ChargerInput's and Snapshot's check).
+    wired_mask: int = field(init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
         self._validate()
-        wired = [0.0, 0.0, 0.0]
-        meas = [0.0, 0.0, 0.0]
-        for line, phase in enumerate(self.wiring):
-            if phase is not None:
-                wired[phase] = 1.0
-                meas[phase] = float(self.measured_a[line])
-        loads = [0.0, 0.0, 0.0]
-        for phase in self.loaded_phases():
-            loads[phase] = 1.0
-        draw = max((meas[p] for p in range(3) if loads[p]), default=0.0)
+        try:
+            plan = _row_plan(self.wiring, self.ev_lines)
+        except TypeError:  # a list where a tuple belongs: valid, but not a cache key
+            plan = _row_plan(tuple(self.wiring),
+                             None if self.ev_lines is None else tuple(self.ev_lines))
+        wired, loads, (k0, k1, k2), loaded, mask = plan
+        m = self.measured_a
+        meas = (0.0 if k0 < 0 else float(m[k0]), 0.0 if k1 < 0 else float(m[k1]),
+                0.0 if k2 < 0 else float(m[k2]))
+        # The largest reading on a loaded phase, in phase order (max keeps the first).
+        draw = meas[loaded[0]] if len(loaded) == 1 else max([meas[p] for p in loaded])
         row = (float(self.max_current_a), float(self.wants_power), float(self.session_energy_wh),
                float(self.priority), *wired, *loads, *meas, draw)
         object.__setattr__(self, "row", row)
+        object.__setattr__(self, "wired_mask", mask)
 
     def _plausible(self) -> bool:
         """True when `_validate` would find nothing: the same checks as comparisons in
@@ -226,6 +232,32 @@ class ConnectorInput:
         return loaded or (self.wiring[0],)  # type: ignore[return-value]
 
 
+_Triple = tuple[float, float, float]
+
+
+@lru_cache(maxsize=1024)
+def _row_plan(wiring: tuple[Phase | None, ...], ev_lines: tuple[bool, ...] | None
+              ) -> tuple[_Triple, _Triple, tuple[int, int, int], tuple[int, ...], int]:
+    """What a connector's row takes from its (valid) wiring and EV lines, which change
+    far less often than its readings: per site phase wired (1.0/0.0), loaded (1.0/0.0)
+    and the connector line measured on it (-1: none); the loaded phases in order (never
+    none: L1's phase at least); and the wired phases as bits.
+    `ConnectorInput.loaded_phases` is the rule; this is its cached result."""
+    wired, line_of = [0.0, 0.0, 0.0], [-1, -1, -1]
+    mask = 0
+    for line, phase in enumerate(wiring):
+        if phase is not None:
+            wired[phase], line_of[phase] = 1.0, line
+            mask |= 1 << phase
+    lines = ev_lines or (True, True, True)
+    loaded = tuple(p for p, used in zip(wiring, lines, strict=True) if used and p is not None)
+    loads = [0.0, 0.0, 0.0]
+    for phase in loaded or (wiring[0],):
+        loads[phase] = 1.0  # type: ignore[index]
+    return ((wired[0], wired[1], wired[2]), (loads[0], loads[1], loads[2]),
+            (line_of[0], line_of[1], line_of[2]), tuple(p for p in range(3) if loads[p]), mask)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChargerInput:
     """One member charger. `online` is the shell's verdict: stream up and data valid."""
@@ -243,24 +275,33 @@ class ChargerInput:
     keys: tuple[tuple[str, int], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        self._validate()
+        conns, limit, cid = self.connectors, self.current_limit_a, self.charger_id
+        lo, hi = CHARGER_LIMIT_RANGE_A
+        # The checks of _validate as comparisons (NaN fails them): it runs once per
+        # member report, so only an unusual input pays for the messages.
+        if not (cid and type(limit) in _NUMBER_TYPES and lo <= limit <= hi
+                and type(conns) is tuple and 1 <= len(conns) <= 2
+                and (len(conns) == 1 or conns[0].connector_id != conns[1].connector_id)):
+            self._validate()
         mask = 0
-        need = [0.0, 0.0, 0.0]
-        for conn in self.connectors:
-            for phase in conn.wiring:
-                if phase is not None:
-                    mask |= 1 << phase
-                    if conn.max_current_a >= MIN_CURRENT_A:
-                        need[phase] += MIN_CURRENT_A
+        n0 = n1 = n2 = 0.0
+        for conn in conns:
+            cm = conn.wired_mask
+            mask |= cm
+            if conn.max_current_a >= MIN_CURRENT_A:
+                if cm & 1:
+                    n0 += MIN_CURRENT_A
+                if cm & 2:
+                    n1 += MIN_CURRENT_A
+                if cm & 4:
+                    n2 += MIN_CURRENT_A
         object.__setattr__(self, "wired_mask", mask)
-        limit = self.current_limit_a
-        object.__setattr__(self, "min_draw_a", tuple(min(limit, a) for a in need))
+        object.__setattr__(self, "min_draw_a", (min(limit, n0), min(limit, n1), min(limit, n2)))
         head = (float(self.online), float(limit))
-        block = np.array([head + c.row for c in self.connectors], dtype=np.float64)
+        block = np.array([head + c.row for c in conns], dtype=np.float64)
         block.setflags(write=False)
         object.__setattr__(self, "block", block)
-        object.__setattr__(self, "keys", tuple((self.charger_id, c.connector_id)
-                                               for c in self.connectors))
+        object.__setattr__(self, "keys", tuple([(cid, c.connector_id) for c in conns]))
 
     def _validate(self) -> None:
         if not self.charger_id:
