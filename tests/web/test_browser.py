@@ -56,6 +56,14 @@ from master.carpark import port_pairs
 from master.errors import ConfigError
 from master.io7dconfig import load_io7_config
 from tests.e2e.harness import Cluster, Proc, charger_dir, cluster, free_port, site_pki
+from tests.web.support import (
+    ALL_PHASES,
+    QUICK_TUNING,
+    SIM_PLUGGED,
+    io7_toml,
+    spawn_io7d,
+    wait_printed,
+)
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 pytestmark = [
@@ -71,44 +79,15 @@ SLOW_S = 60.0  # a shared machine with a browser and three daemons: a bound, not
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "live-group-page.png"
 NEW_LIMIT_A = 8.0  # below the fair share (50 A - 8 A other load) / 3 = 14 A
 
-IO7_TOML = """
-[charger]
-id = "{cid}"
-current_limit_a = 32
-[connectors.1]
-wiring = ["L1", "L2", "L3"]
-[tls]
-dir = "{tls}"
-crl = "{crl}"
-[master]
-cycle_ms = 500
-lease_cycles = 4
-[group]
-name = "garage"
-mode = "dynamic"
+GROUP = f"""mode = "dynamic"
 limit_a = 50
 fallback_limit_a = 24
 ct_placement = "other_loads"
 margin_a = 0
 offline_strategy = "maximise"
-ct_charger = "{leader}"
-[group.tuning]
-settle_s = 0.5
-min_pause_s = 0.0
-ramp_up_a = 80.0
-demand_cap_after_s = 3600.0
-[group.members]
-{members}
-[web]
-listen = "127.0.0.1:{web_port}"
-[web.members]
-{urls}
-[sim]
-evs = "plugged"
-[state]
-dir = "{state}"
-{ct}
+ct_charger = "{LEADER}"
 """
+TUNING = QUICK_TUNING + "\nmin_pause_s = 0.0\ndemand_cap_after_s = 3600.0"
 
 CT = """
 [ct]
@@ -164,23 +143,6 @@ def wait(what: str, check: Callable[[], bool], timeout_s: float = SLOW_S) -> Non
         time.sleep(0.2)
 
 
-def stdout_json(p: Proc, key: str) -> Any:
-    """The value of `key` in the first JSON line of `p`'s stdout that has it."""
-    found: list[Any] = []
-
-    def look() -> bool:
-        if p.popen.poll() is not None:
-            raise AssertionError(f"{p.name} exited: {p.err.read_text()[-3000:]}")
-        for line in (p.out.read_text() if p.out.exists() else "").splitlines():
-            if line.startswith("{") and key in (obj := json.loads(line)):
-                found.append(obj[key])
-                return True
-        return False
-
-    wait(f"{p.name} prints {key}", look)
-    return found[0]
-
-
 def https_client() -> httpx.Client:
     """Trusts the throwaway site CA (no host name check: the chargers' certificates name
     the charger, not 127.0.0.1)."""
@@ -209,15 +171,16 @@ def start(c: Cluster, tmp: Path) -> Park:
         state = tmp / f"state-{cid}"
         state.mkdir()
         toml = tmp / f"{cid}.toml"
-        toml.write_text(IO7_TOML.format(
-            cid=cid, tls=charger_dir(cid), crl=site_pki().crl, leader=LEADER,
-            members=members, web_port=web_ports[cid], urls=url_table, state=state,
-            ct=CT.format(port=ct_port) if cid == LEADER else ""))
-        proc = c.spawn(cid, "-m", "master.io7d", "--config", str(toml))
+        web = f'[web]\nlisten = "127.0.0.1:{web_ports[cid]}"\n[web.members]\n{url_table}\n'
+        proc = spawn_io7d(c, cid, toml, io7_toml(
+            state=state, cid=cid, members=members, wiring=(ALL_PHASES,),
+            tls=f'dir = "{charger_dir(cid)}"\ncrl = "{site_pki().crl}"',
+            master="cycle_ms = 500\nlease_cycles = 4", group=GROUP, tuning=TUNING,
+            more=web + SIM_PLUGGED) + (CT.format(port=ct_port) if cid == LEADER else ""))
         chargers[cid] = Charger(cid, urls[cid], "", state, toml, proc)
     for ch in chargers.values():
-        assert stdout_json(ch.proc, "web") == ch.url
-        ch.password = Path(stdout_json(ch.proc, "web_password_file")).read_text().strip()
+        assert wait_printed(ch.proc, "web", SLOW_S) == ch.url
+        ch.password = Path(wait_printed(ch.proc, "web_password_file", SLOW_S)).read_text().strip()
     p = Park(chargers, tmp, https_client())
     token = p.token(LEADER)
     wait(f"{LEADER} leads with every member online", lambda: (
