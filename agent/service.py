@@ -184,15 +184,14 @@ class Agent:
     def set_charger_limit(self, amps: float) -> None:
         """The Charger Current Limit changed while running (the web UI, issue 14): the
         applier caps the next step's offers (a decrease at once, an increase paced), and
-        the master hears it in a fresh Hello (it reads the limit only there: the stream
-        is reopened at once; meanwhile its grants stay capped here). ValueError outside
+        the master hears it in the next AgentState (`charger_current_limit_a`). Not by
+        reopening the stream: the master would count this charger offline until its next
+        report, and Zero or Minimise would then cut the whole group. ValueError outside
         6-63 A, nothing changed. The OCPP profiles keep the start's limit as their
         ceiling, and the applier takes the lower of the two."""
         self.applier.set_charger_limit(amps)
         self.config = replace(self.config, charger_limit_a=float(amps))
         self.local.config = self.config
-        if self.link is not None:
-            self.link.retarget()
 
     # --- the step --------------------------------------------------------------------
     async def step(self) -> None:

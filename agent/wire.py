@@ -112,13 +112,15 @@ def agent_state(config: AgentConfig, *, sequence: int, now: float, applier: Limi
     pilot, status, offer and meter (a dead meter is `meter_ok = false`, never 0 A); the
     back office's ChargePointMaxProfile in force, if any (agent.ocpp.stationlimit); the
     pseudonym of the session's idTag (`id_tags`, from agent.ocpp.sessions), keyed with
-    `key` (tag_key)."""
+    `key` (tag_key); the Charger Current Limit in force (the master takes a change made
+    while running from here: a reopened stream would count this charger offline)."""
     msg = pb.AgentState(charger_id=config.charger_id, sequence=sequence,
                         monotonic_ms=int(now * 1000), term_applied=applier.term_applied,
                         cycle_applied=applier.cycle_applied,
                         lease_ok=applier.lease_ok(now),
                         highest_term_seen=applier.last_seen_term,
-                        limits_refused_reason=applier.refused_reason)
+                        limits_refused_reason=applier.refused_reason,
+                        charger_current_limit_a=config.charger_limit_a)
     if station_limit is not None:
         end = station_limit.valid_until
         msg.station_limit.CopyFrom(pb.ExternalLimit(

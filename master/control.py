@@ -41,7 +41,8 @@ failures (a dropped stream, a CT read timeout) arrive as calls, never as excepti
     whose connectors are the very tuple already judged for this Hello is not judged
     again: master.wire.ReportDecoder hands back that tuple for a repeated report); a
     member's engine input is rebuilt only when its Hello, its valid reports or its online
-    verdict changed (by identity: each replaces its object); a member's Limits tuple is
+    verdict changed (by identity: each replaces its object; a report's changed Charger
+    Current Limit replaces the Member, master.reports.in_force); a member's Limits tuple is
     kept while the engine's values for its connectors are equal. `forget_caches` drops
     all of it: tests/master/test_incremental.py checks the two give the same cycles.
 """
@@ -78,7 +79,14 @@ from master.externallimits import InForce, LimitContext
 from master.grouplimit import with_limit
 from master.membership import Member, RebuildPlan, plan_rebuild
 from master.obedience import Obedience
-from master.reports import ConnectorReport, MemberInputs, MemberReport, judge, out_of_range
+from master.reports import (
+    ConnectorReport,
+    MemberInputs,
+    MemberReport,
+    in_force,
+    judge,
+    out_of_range,
+)
 from master.statusview import (
     ConnectorLimit,
     CycleFacts,
@@ -289,7 +297,8 @@ class GroupControl:
                                  now_s=report.received_at_s)
         last = st.valid
         same = (last is not None and report.connectors is last.connectors
-                and st.judged is st.member)  # rule 7: already judged valid for this Hello
+                and st.judged is st.member  # rule 7: already judged valid for this Hello
+                and report.charger_current_limit_a == last.charger_current_limit_a)
         problem = (None if same and not out_of_range(report.received_at_s, -1e12, 1e12)
                    else judge(st.member, report))
         if math.isfinite(report.received_at_s):
@@ -297,6 +306,7 @@ class GroupControl:
         if problem is not None:
             st.refused = problem
             return problem
+        st.member = in_force(st.member, report)  # a live Charger Current Limit (issue 14)
         st.valid, st.refused, st.judged = report, "", st.member
         if not same:
             st.by_connector = {c.connector_id: c for c in report.connectors}

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from master.allocation import ChargerInput, ConnectorInput
+from master.allocation.model import CHARGER_LIMIT_RANGE_A
 from master.membership import Member, MemberConnector
 
 Line3 = tuple[float, float, float]
@@ -151,14 +152,19 @@ class MemberReport:
     term_applied: int = 0  # the term of the Limits the agent obeys (control rule 6); 0 = none
     highest_term_seen: int = 0
     limits_refused_reason: str = ""  # the agent's own word that it refuses ours
+    charger_current_limit_a: float | None = None  # live Charger Current Limit; None: Hello's
 
 
 def judge(member: Member, report: MemberReport) -> str | None:
     """Why `report` cannot be used for `member` (its connectors as named in its Hello), or
-    None: a time that is not one, unknown or missing connectors, or a connector's own
-    `problem()`."""
+    None: a time that is not one, a Charger Current Limit outside 6-63 A, unknown or
+    missing connectors, or a connector's own `problem()`."""
     if out_of_range(report.received_at_s, -1e12, 1e12):
         return f"received_at_s={report.received_at_s!r} is not a time"
+    limit = report.charger_current_limit_a
+    if limit is not None and out_of_range(limit, *CHARGER_LIMIT_RANGE_A):
+        lo, hi = CHARGER_LIMIT_RANGE_A
+        return f"charger_current_limit_a={limit!r} is outside [{lo:g}, {hi:g}] (manual 6.3)"
     ids = [c.connector_id for c in report.connectors]
     expected = sorted(c.connector_id for c in member.connectors)
     if sorted(ids) != expected:
@@ -171,6 +177,17 @@ def judge(member: Member, report: MemberReport) -> str | None:
         if problem is not None:
             return problem
     return None
+
+
+def in_force(member: Member, report: MemberReport) -> Member:
+    """`member` with the Charger Current Limit of its valid `report` where it carries one
+    (changed while running, issue 14), else as it is (the Hello's, for an older agent).
+    A new Member only when the value changed, so the cached engine input (master.control
+    rule 7: by identity) is rebuilt exactly then."""
+    limit = report.charger_current_limit_a
+    if limit is None or limit == member.charger_current_limit_a:
+        return member
+    return replace(member, charger_current_limit_a=limit)
 
 
 def engine_input(mc: MemberConnector, r: ConnectorReport | None) -> ConnectorInput:

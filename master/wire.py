@@ -138,6 +138,8 @@ def _report(state: pb.AgentState, received_at_s: float,
         highest_term_seen=state.highest_term_seen,
         limits_refused_reason=state.limits_refused_reason[:MAX_REASON_CHARS],
         connectors=connectors,
+        charger_current_limit_a=(state.charger_current_limit_a
+                                 if state.HasField("charger_current_limit_a") else None),
     )
 
 

@@ -224,7 +224,7 @@ class ConnectorState(_message.Message):
     def __init__(self, connector_id: _Optional[int] = ..., pilot_state: _Optional[_Union[PilotState, str]] = ..., status: _Optional[_Union[ConnectorStatus, str]] = ..., error_code: _Optional[str] = ..., vendor_error_code: _Optional[str] = ..., current_a: _Optional[_Union[LineValues, _Mapping]] = ..., voltage_v: _Optional[_Union[LineValues, _Mapping]] = ..., active_power_w: _Optional[float] = ..., energy_import_wh: _Optional[float] = ..., session_energy_wh: _Optional[float] = ..., phases_in_use: _Optional[int] = ..., offered_current_a: _Optional[float] = ..., max_current_a: _Optional[float] = ..., wants_power: _Optional[bool] = ..., session_id: _Optional[str] = ..., transaction_id: _Optional[str] = ..., meter_ok: _Optional[bool] = ..., tag_pseudonym: _Optional[str] = ...) -> None: ...
 
 class AgentState(_message.Message):
-    __slots__ = ("charger_id", "sequence", "monotonic_ms", "connectors", "term_applied", "cycle_applied", "lease_ok", "highest_term_seen", "limits_refused_reason", "station_limit")
+    __slots__ = ("charger_id", "sequence", "monotonic_ms", "connectors", "term_applied", "cycle_applied", "lease_ok", "highest_term_seen", "limits_refused_reason", "station_limit", "charger_current_limit_a")
     CHARGER_ID_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     MONOTONIC_MS_FIELD_NUMBER: _ClassVar[int]
@@ -235,6 +235,7 @@ class AgentState(_message.Message):
     HIGHEST_TERM_SEEN_FIELD_NUMBER: _ClassVar[int]
     LIMITS_REFUSED_REASON_FIELD_NUMBER: _ClassVar[int]
     STATION_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    CHARGER_CURRENT_LIMIT_A_FIELD_NUMBER: _ClassVar[int]
     charger_id: str
     sequence: int
     monotonic_ms: int
@@ -245,7 +246,8 @@ class AgentState(_message.Message):
     highest_term_seen: int
     limits_refused_reason: str
     station_limit: ExternalLimit
-    def __init__(self, charger_id: _Optional[str] = ..., sequence: _Optional[int] = ..., monotonic_ms: _Optional[int] = ..., connectors: _Optional[_Iterable[_Union[ConnectorState, _Mapping]]] = ..., term_applied: _Optional[int] = ..., cycle_applied: _Optional[int] = ..., lease_ok: _Optional[bool] = ..., highest_term_seen: _Optional[int] = ..., limits_refused_reason: _Optional[str] = ..., station_limit: _Optional[_Union[ExternalLimit, _Mapping]] = ...) -> None: ...
+    charger_current_limit_a: float
+    def __init__(self, charger_id: _Optional[str] = ..., sequence: _Optional[int] = ..., monotonic_ms: _Optional[int] = ..., connectors: _Optional[_Iterable[_Union[ConnectorState, _Mapping]]] = ..., term_applied: _Optional[int] = ..., cycle_applied: _Optional[int] = ..., lease_ok: _Optional[bool] = ..., highest_term_seen: _Optional[int] = ..., limits_refused_reason: _Optional[str] = ..., station_limit: _Optional[_Union[ExternalLimit, _Mapping]] = ..., charger_current_limit_a: _Optional[float] = ...) -> None: ...
 
 class ExternalLimit(_message.Message):
     __slots__ = ("limit_a", "valid_until_unix_ms", "source")
