@@ -46,8 +46,6 @@ are never exceeded.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import numpy.typing as npt
 
@@ -90,7 +88,7 @@ def allocate(snap: Snapshot, previous: EngineState | None = None) -> Allocation:
     # Phases: the lines each EV was seen to load this session; a new line: every wired one.
     lines = phases.account(now_s=now, seen=t.loads, wired=t.wired, online=t.online,
                            mask=mem["lines_mask"], grew_at_s=mem["lines_grew_at_s"])
-    t = replace(t, loads=lines.loads)
+    t = t.with_loads(lines.loads)
     prev = mem["current_a"]
     online = t.online
     klass, needs = _classes(g, t), _needs(snap, t)

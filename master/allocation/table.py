@@ -9,6 +9,7 @@ everything downstream works in site phases only.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import chain
 
 import numpy as np
@@ -53,12 +54,11 @@ class ConnectorTable:
             rows = np.zeros((0, _DRAW + 1))
         else:
             rows = np.concatenate([c.block for c in chargers])
-        counts = [len(c.keys) for c in chargers]
-        charger_of = np.repeat(np.arange(len(chargers), dtype=np.int64), counts)
+        charger_of, partner = _structure(tuple([len(c.keys) for c in chargers]))
         return cls(
-            keys=tuple(chain.from_iterable(c.keys for c in chargers)),
+            keys=tuple(chain.from_iterable([c.keys for c in chargers])),
             charger_of=charger_of,
-            partner=_partners(charger_of),
+            partner=partner,
             online=rows[:, _ONLINE] > 0,
             wants=rows[:, _WANTS] > 0,
             max_a=rows[:, _MAX],
@@ -70,6 +70,29 @@ class ConnectorTable:
             energy_wh=rows[:, _ENERGY],
             priority=rows[:, _PRIO],
         )
+
+
+    def with_loads(self, loads: BoolArray) -> ConnectorTable:
+        """This table with `loads` replaced (dataclasses.replace, without its generic
+        field walk: once per allocation)."""
+        return ConnectorTable(
+            keys=self.keys, charger_of=self.charger_of, partner=self.partner,
+            online=self.online, wants=self.wants, max_a=self.max_a,
+            charger_limit_a=self.charger_limit_a, wired=self.wired, loads=loads,
+            measured_site_a=self.measured_site_a, draw_a=self.draw_a,
+            energy_wh=self.energy_wh, priority=self.priority)
+
+
+@lru_cache(maxsize=64)
+def _structure(counts: tuple[int, ...]) -> tuple[IntArray, IntArray]:
+    """Row -> charger index, and row -> the other row of its charger (or -1), for
+    chargers of `counts` connectors in order. Depends on the group's make-up only, which
+    changes far less often than the cycle runs: computed once per make-up (read-only)."""
+    charger_of = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+    partner = _partners(charger_of)
+    charger_of.setflags(write=False)
+    partner.setflags(write=False)
+    return charger_of, partner
 
 
 def _partners(charger_of: IntArray) -> IntArray:

@@ -65,6 +65,10 @@ class SimAgent:
         # per connector: the last report sent and what it was made of; sent again (the
         # same object) while nothing changed, as an idle socket's mostly is
         self._sent: dict[int, tuple[tuple[object, ...], ConnectorReport]] = {}
+        # and the last tuple of them: sent again while every one repeats, as the master's
+        # wire.ReportDecoder hands it back, so its control loop neither judges the report
+        # again nor rebuilds the engine input (master.control rule 7)
+        self._sent_all: tuple[ConnectorReport, ...] = ()
 
     # -- the physical side ------------------------------------------------------------
 
@@ -165,5 +169,9 @@ class SimAgent:
                 max_current_a=self.spec.connector_max_a, wants_power=made_of[6])
             self._sent[cid] = (made_of, report)
             conns.append(report)
+        last_all = self._sent_all
+        if len(last_all) != len(conns) or any(a is not b for a, b in zip(last_all, conns,
+                                                                          strict=True)):
+            self._sent_all = tuple(conns)
         return MemberReport(charger_id=self.spec.charger_id, sequence=self.sequence,
-                            received_at_s=now_s, connectors=tuple(conns))
+                            received_at_s=now_s, connectors=self._sent_all)

@@ -44,6 +44,7 @@ POLICIES = ("project", "equal-split", "first-come")
 LEASE_S = 3.0  # the group default (GroupConfig.lease_s); agent-only uses the same
 MIN_A = 6.0  # IEC 61851-1: no duty cycle below 6 A
 CtValues = tuple[float | None, float | None, float | None]
+_PHASES = tuple(Phase)  # by index, without an enum call per phase per second
 
 
 class Controller(Protocol):
@@ -89,7 +90,7 @@ class ProjectController:
         if ct is None:
             self.control.ct_failed("meter read timeout (simulated silence)", now_s)
         else:
-            self.control.ct_sample({Phase(p): v for p, v in enumerate(ct) if v is not None},
+            self.control.ct_sample({_PHASES[p]: v for p, v in enumerate(ct) if v is not None},
                                    now_s)
         result = self.control.cycle(now_s, needs=needs)
         self.max_cycle_ms = max(self.max_cycle_ms, (time.perf_counter() - started) * 1000)
