@@ -40,11 +40,14 @@ def test_carpark_runs_and_stops_cleanly(tmp_path: Path, scenario: str,
         assert re.search(rf"group {g}: master io7-\S+ \(term \d+\)", last), last
     assert "car park stopped" in done.stdout
     assert " NO " not in last  # all members online
-    # Each connector's reason in statuswords' words (issue 14), not the enum's name.
+    # Each connector's reason in statuswords' words (issue 14), not the enum's name, in
+    # every frame (the last one may show no connector yet: a master that has just taken
+    # over, e.g. the hand-over to the CT holder, before its members reconnect).
+    frames = done.stdout
     assert not re.search(r"\b(phase_limit|no_demand|transition|paused_\w+|charger_limit)\b",
-                         last), last
+                         frames), frames
     assert re.search(r"its lease expired|no demand:|limited by phase|held until|rising step"
-                     r"|at the c|capped near|paused:|set by the offline", last), last
+                     r"|at the c|capped near|paused:|set by the offline", frames), frames
     logs = list((tmp_path / f"scenario-{scenario}").glob("io7-*.log"))
     assert len(logs) == (4 if scenario == "B" else 9)  # one io7d per charger
     assert all("contactors open" in p.read_text() for p in logs)
