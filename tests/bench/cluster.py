@@ -14,7 +14,10 @@ one or more worker processes (tests/bench/fleet.py). What is measured, and how:
    arrived (the others' Limits are unchanged and still leased: they already hold them),
    misses when fewer did, and has no sample when it sent none. Only cycles after the
    start-of-term hold with a good CT sample count; the window runs until `cycles` of
-   them have a sample.
+   them have a sample. The Limits sent are given per sending cycle (median) and per
+   window cycle, the silent ones included (mean): unchanged Limits all changed together
+   at the hold's end, so they are all renewed together, N every 2nd cycle and none in
+   between (the lease of 3 cycles): the median of sending cycles alone reads N.
 2. Master CPU: utime + stime from /proc/<pid>/stat over the sampled cycles, as a fraction
    of one core; the cycle interval from the master's issue times (its log).
 3. Reaction: mid-run the simulated building load steps up by STEP_A on every phase. From
@@ -232,6 +235,11 @@ class ScaleResult:
     generator_cpu_cores: tuple[float, ...] = ()  # rule 7: each of its processes
     generator_lag_p99_ms: float = 0.0  # rule 7: the worst process's
     generator_lag_max_ms: float = 0.0
+    # Rule 1: every window cycle with a good CT sample, sending or not (a master that
+    # renews unchanged Limits every 2nd cycle sends none in half of them), and the Limits
+    # sent per such cycle on average: `samples` and `sent_median` count only sending ones.
+    sampled_cycles: int = 0
+    sent_mean: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,13 +410,14 @@ def reaction_cycles(run: SizeRun) -> int | None:
 def summarise(run: SizeRun) -> ScaleResult:
     """The numbers of one run (rules 1-4)."""
     gen, log = run.gen, run.log
-    latencies, compute, sent = [], [], []
+    latencies, compute, sent, every = [], [], [], []
     missed = 0
     for k in run.window:
         entry, got = log.get(k), gen.received.get(k, {})
         if entry is None or entry.ct_sampled_at_s is None:
             continue
         expected = gen.chargers if entry.limits_sent is None else entry.limits_sent
+        every.append(expected)
         if len(got) < expected:
             missed += 1
             continue
@@ -429,6 +438,7 @@ def summarise(run: SizeRun) -> ScaleResult:
         latency_p99_ms=nearest_rank(latencies, 0.99),
         compute_median_ms=statistics.median(compute),
         missed_cycles=missed, sent_median=statistics.median(sent),
+        sampled_cycles=len(every), sent_mean=statistics.fmean(every),
         cpu_core=run.cpu_s / run.wall_s, window_s=run.wall_s,
         interval_median_s=statistics.median(intervals), interval_max_s=max(intervals),
         overruns=run.overruns, master_rss_mb=run.rss_mb, reaction_cycles=reaction_cycles(run),
