@@ -43,6 +43,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import signal
 import sys
 import time
@@ -74,6 +75,7 @@ from master.daemon import (
 )
 from master.emsserver import start_ems
 from master.errors import ConfigError, PeerError
+from master.gctune import tune_for_daemon
 from master.membership import MembershipStore
 from master.needs import CardHabits
 from master.renewal import LimitsLedger
@@ -192,7 +194,7 @@ class Master(pb_grpc.AgentLinkServicer, GroupAdminMixin):
         clog = self.log.bind(charger_id=cid, peer=context.peer())
         old = self.outbox.pop(cid, None)
         if old is not None:  # a reconnect before the old stream died: the new one wins
-            old.put_nowait(pb.MasterMessage())
+            _end_stream(old)
         box: asyncio.Queue[pb.MasterMessage] = asyncio.Queue(maxsize=4)
         self.outbox[cid] = box
         self.ledger.forget(cid)  # a new stream starts with Limits (renewal rule 3)
@@ -207,20 +209,20 @@ class Master(pb_grpc.AgentLinkServicer, GroupAdminMixin):
                 offline_strategy=wire.STRATEGY_OUT[self.config.group.offline_strategy],
                 failsafe_current_a=self.config.group.failsafe_current_a,
                 cycle_ms=self.config.cycle_ms, lease_ms=self.config.lease_ms))))
-        # Every task has an owner: this handler cancels and awaits both, also when gRPC
-        # cancels it (the agent dropped the stream), so none is left pending.
+        # The reader is this handler's own task: the handler cancels and awaits it, also
+        # when gRPC cancels the handler (the agent dropped the stream), so it is never left
+        # pending. When the reader ends it puts the end mark in the outbox, so the loop
+        # below waits on the outbox alone: no task and no asyncio.wait per Limits (issue
+        # 15: at 1 000 agents they cost the master more than the control cycle did).
         reader = asyncio.create_task(self._read(cid, request_iterator, clog),
                                      name=f"read {cid}")
-        getter: asyncio.Task[pb.MasterMessage] | None = None
+        reader.add_done_callback(lambda _: _end_stream(box))
         try:
             while True:
-                getter = asyncio.create_task(box.get(), name=f"outbox {cid}")
-                done, _ = await asyncio.wait({getter, reader},
-                                             return_when=asyncio.FIRST_COMPLETED)
-                if getter not in done:
-                    break
-                msg = getter.result()
-                if msg.WhichOneof("kind") is None:  # replaced by a newer stream
+                msg = await box.get()
+                # replaced, or the agent's side ended (checked apart from the mark too: a
+                # full outbox behind a stalled write may have dropped the mark)
+                if msg.WhichOneof("kind") is None or reader.done():
                     break
                 if self.elected is not None and msg.WhichOneof("kind") == "limits":
                     if not self._recap(msg.limits):
@@ -229,10 +231,8 @@ class Master(pb_grpc.AgentLinkServicer, GroupAdminMixin):
                     self.ledger.shortened(cid, self.clock() + msg.limits.valid_for_ms / 1000)
                 await context.write(msg)
         finally:
-            tasks = [t for t in (reader, getter) if t is not None]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
             if self.outbox.get(cid) is box:
                 del self.outbox[cid]
                 self.control.member_disconnected(cid, self.clock())
@@ -346,9 +346,10 @@ class Master(pb_grpc.AgentLinkServicer, GroupAdminMixin):
         # Rule 5: one line per cycle at debug level. Times are this host's monotonic
         # clock (CLOCK_MONOTONIC, shared by every process on the host), so a local tool
         # can time the path from the CT sample to the agents (tests/bench/cluster.py).
-        self.log.debug("cycle", cycle=result.cycle, ct_sampled_at_s=ct_sampled_at,
-                       issued_at_s=issued_at, took_ms=round(took_ms, 3), limits_sent=sent,
-                       ct_a=_ct_a(result), allocated_a=_allocated_a(result))
+        if self.log.is_enabled_for(logging.DEBUG):  # its values may build the status view
+            self.log.debug("cycle", cycle=result.cycle, ct_sampled_at_s=ct_sampled_at,
+                           issued_at_s=issued_at, took_ms=round(took_ms, 3), limits_sent=sent,
+                           ct_a=_ct_a(result), allocated_a=_allocated_a(result))
         self.cycle_ms.append(took_ms)
         self.stats.cycle(took_ms / 1000.0)
         del self.cycle_ms[:-100]
@@ -393,6 +394,14 @@ class Master(pb_grpc.AgentLinkServicer, GroupAdminMixin):
         self.store.close()
         self.habits.close()
         self.security.close()
+
+
+def _end_stream(box: asyncio.Queue[pb.MasterMessage]) -> None:
+    """Tell a stream's handler to end: the end mark (a MasterMessage with nothing set) goes
+    in its outbox, in place of the oldest unsent Limits when it is full."""
+    if box.full():
+        box.get_nowait()
+    box.put_nowait(pb.MasterMessage())
 
 
 def _ct_a(result: CycleResult) -> list[float | None]:
@@ -515,6 +524,8 @@ def main(argv: list[str] | None = None) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             asyncio.get_running_loop().add_signal_handler(sig, stop.set)
         await serve(config, stop=stop, listen=args.listen, ready=ready, handshakes=tap)
+
+    tune_for_daemon()  # master/gctune.py
 
     try:
         asyncio.run(until_signalled())
