@@ -39,6 +39,7 @@ from master.config import MasterConfig
 from master.control import GroupControl
 from master.errors import RequestError
 from master.membership import MembershipStore, RebuildPlan
+from master.statusdelta import DeltaWriter
 from master.tlsconfig import ServerTls
 from protos.identity import Identity, IdentityError, Role, authorise_admin
 from protos.io7.cluster.v1 import cluster_pb2 as pb
@@ -119,6 +120,7 @@ class GroupAdminMixin(pb_grpc.GroupAdminServicer):
                           ) -> AsyncIterator[pb.GroupStatus]:
         await self._authorise(context, Role.VIEWER, "WatchStatus")
         min_interval = request.min_interval_ms / 1000.0
+        deltas = DeltaWriter() if request.deltas and not request.summary_only else None
         seen = -1
         while True:
             async with self.status_changed:
@@ -126,8 +128,10 @@ class GroupAdminMixin(pb_grpc.GroupAdminServicer):
                     lambda last=seen: self.status_cycle != last)  # type: ignore[misc]
                 status = self.status
             seen = self.status_cycle
-            yield wire.status_page(status, summary_only=True) if request.summary_only \
-                else status
+            if request.summary_only:
+                yield wire.status_page(status, summary_only=True)
+            else:
+                yield status if deltas is None else deltas.next(status)
             if min_interval > 0:
                 await asyncio.sleep(min_interval)
 

@@ -53,6 +53,7 @@ from master.ctlfind import (
     next_member,
     targets,
 )
+from master.statusdelta import DeltaReader
 from master.statuswords import connector_reason, phase_limited_by, phase_name
 from protos.io7.cluster.v1 import cluster_pb2 as pb
 from protos.io7.cluster.v1 import cluster_pb2_grpc as pb_grpc
@@ -267,9 +268,12 @@ async def _run(args: argparse.Namespace, address: str, tls: TlsMaterial | None) 
             print(_dump(status) if args.json else head + render(status), flush=True)
         elif args.command == "watch":
             n = 0
-            request = pb.WatchStatusRequest(min_interval_ms=args.interval_ms)
+            # deltas: at 1 000 chargers only what changed travels (master/statusdelta.py)
+            request = pb.WatchStatusRequest(min_interval_ms=args.interval_ms, deltas=True)
+            reader = DeltaReader()
             try:
-                async for status in admin.WatchStatus(request):
+                async for msg in admin.WatchStatus(request):
+                    status = reader.apply(msg)
                     if args.json:
                         print(_dump(status), flush=True)
                     else:

@@ -394,7 +394,7 @@ class MemberStatus(_message.Message):
     def __init__(self, charger_id: _Optional[str] = ..., online: _Optional[bool] = ..., last_seen_ms_ago: _Optional[int] = ..., address: _Optional[str] = ..., connectors: _Optional[_Iterable[_Union[ConnectorStatusView, _Mapping]]] = ..., offline_reason: _Optional[str] = ..., limits_refused_reason: _Optional[str] = ...) -> None: ...
 
 class GroupStatus(_message.Message):
-    __slots__ = ("group", "term", "cycle", "mode", "ct_status", "ct_fault", "phases", "members", "cycle_duration_ms", "master_id", "ct_placement", "offline_strategy", "external_limits", "member_count", "online_count")
+    __slots__ = ("group", "term", "cycle", "mode", "ct_status", "ct_fault", "phases", "members", "cycle_duration_ms", "master_id", "ct_placement", "offline_strategy", "external_limits", "member_count", "online_count", "delta", "removed_member_ids")
     GROUP_FIELD_NUMBER: _ClassVar[int]
     TERM_FIELD_NUMBER: _ClassVar[int]
     CYCLE_FIELD_NUMBER: _ClassVar[int]
@@ -410,6 +410,8 @@ class GroupStatus(_message.Message):
     EXTERNAL_LIMITS_FIELD_NUMBER: _ClassVar[int]
     MEMBER_COUNT_FIELD_NUMBER: _ClassVar[int]
     ONLINE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    DELTA_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_MEMBER_IDS_FIELD_NUMBER: _ClassVar[int]
     group: str
     term: int
     cycle: int
@@ -425,7 +427,9 @@ class GroupStatus(_message.Message):
     external_limits: _containers.RepeatedCompositeFieldContainer[ExternalLimitStatus]
     member_count: int
     online_count: int
-    def __init__(self, group: _Optional[str] = ..., term: _Optional[int] = ..., cycle: _Optional[int] = ..., mode: _Optional[_Union[LoadBalancingMode, str]] = ..., ct_status: _Optional[_Union[CtStatus, str]] = ..., ct_fault: _Optional[str] = ..., phases: _Optional[_Iterable[_Union[PhaseStatus, _Mapping]]] = ..., members: _Optional[_Iterable[_Union[MemberStatus, _Mapping]]] = ..., cycle_duration_ms: _Optional[float] = ..., master_id: _Optional[str] = ..., ct_placement: _Optional[_Union[CtPlacement, str]] = ..., offline_strategy: _Optional[_Union[OfflineStrategy, str]] = ..., external_limits: _Optional[_Iterable[_Union[ExternalLimitStatus, _Mapping]]] = ..., member_count: _Optional[int] = ..., online_count: _Optional[int] = ...) -> None: ...
+    delta: bool
+    removed_member_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, group: _Optional[str] = ..., term: _Optional[int] = ..., cycle: _Optional[int] = ..., mode: _Optional[_Union[LoadBalancingMode, str]] = ..., ct_status: _Optional[_Union[CtStatus, str]] = ..., ct_fault: _Optional[str] = ..., phases: _Optional[_Iterable[_Union[PhaseStatus, _Mapping]]] = ..., members: _Optional[_Iterable[_Union[MemberStatus, _Mapping]]] = ..., cycle_duration_ms: _Optional[float] = ..., master_id: _Optional[str] = ..., ct_placement: _Optional[_Union[CtPlacement, str]] = ..., offline_strategy: _Optional[_Union[OfflineStrategy, str]] = ..., external_limits: _Optional[_Iterable[_Union[ExternalLimitStatus, _Mapping]]] = ..., member_count: _Optional[int] = ..., online_count: _Optional[int] = ..., delta: _Optional[bool] = ..., removed_member_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ExternalLimitStatus(_message.Message):
     __slots__ = ("source", "phases", "valid_until_unix_ms")
@@ -456,12 +460,14 @@ class GetStatusRequest(_message.Message):
     def __init__(self, summary_only: _Optional[bool] = ..., members_offset: _Optional[int] = ..., members_limit: _Optional[int] = ...) -> None: ...
 
 class WatchStatusRequest(_message.Message):
-    __slots__ = ("min_interval_ms", "summary_only")
+    __slots__ = ("min_interval_ms", "summary_only", "deltas")
     MIN_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
     SUMMARY_ONLY_FIELD_NUMBER: _ClassVar[int]
+    DELTAS_FIELD_NUMBER: _ClassVar[int]
     min_interval_ms: int
     summary_only: bool
-    def __init__(self, min_interval_ms: _Optional[int] = ..., summary_only: _Optional[bool] = ...) -> None: ...
+    deltas: bool
+    def __init__(self, min_interval_ms: _Optional[int] = ..., summary_only: _Optional[bool] = ..., deltas: _Optional[bool] = ...) -> None: ...
 
 class RebuildGroupRequest(_message.Message):
     __slots__ = ("removed_charger_ids",)
