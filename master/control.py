@@ -42,13 +42,16 @@ failures (a dropped stream, a CT read timeout) arrive as calls, never as excepti
     again: master.wire.ReportDecoder hands back that tuple for a repeated report); a
     member's engine input is rebuilt only when its Hello, its valid reports or its online
     verdict changed (by identity: each replaces its object; a report's changed Charger
-    Current Limit replaces the Member, master.reports.in_force); a member's Limits tuple is
+    Current Limit replaces the Member, master.reports.in_force), and a valid report's is
+    built as it arrives, spread over the cycle, not in the cycle that follows the CT
+    sample (that path is the latency to the agents); a member's Limits tuple is
     kept while the engine's values for its connectors are equal. `forget_caches` drops
     all of it: tests/master/test_incremental.py checks the two give the same cycles.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -310,6 +313,7 @@ class GroupControl:
         st.valid, st.refused, st.judged = report, "", st.member
         if not same:
             st.by_connector = {c.connector_id: c for c in report.connectors}
+            self._prebuild(st)  # rule 7: now, not after the CT sample
         return None
 
     def ct_sample(self, currents_by_site_phase: Mapping[Phase, float], now_s: float) -> str | None:
@@ -363,6 +367,12 @@ class GroupControl:
             st.built = st.inputs.build(st.member, reports)
             st.built_from = (st.member, reports)
         return st.built
+
+    def _prebuild(self, st: _MemberState) -> None:
+        """Rule 7: build a fresh report's input as it arrives. One the engine refuses is
+        left unbuilt: the cycle builds it again and reports the group's fault."""
+        with contextlib.suppress(InvalidInputError):
+            self._charger(st, True)
 
     def forget_caches(self) -> None:
         """Drop every cache of rule 7, so the next cycle rebuilds all from the reports

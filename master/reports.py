@@ -244,6 +244,7 @@ class MemberInputs:
                 and last.current_limit_a == member.charger_current_limit_a
                 and len(last.connectors) == len(conns)):
             return last
+        self._last = None  # refused below: the next build tries again, never the old one
         self._last = ChargerInput(charger_id=member.charger_id, online=online,
                                   current_limit_a=member.charger_current_limit_a,
                                   connectors=tuple(conns))

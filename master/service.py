@@ -322,8 +322,6 @@ class Master(pb_grpc.AgentLinkServicer, GroupAdminMixin):
         now_s = self.clock()
         result = self.control.cycle(now_s, external, now_unix_s,
                                     needs=self.habits.needs(now_unix_s))
-        self.habits.update(((m.member.charger_id, m.online, m.reports)
-                            for m in result.facts.members), now_s=now_s, now_unix_s=now_unix_s)
         issued_at = self.clock()
         issued = int(issued_at * 1000)
         sent = 0
@@ -342,6 +340,9 @@ class Master(pb_grpc.AgentLinkServicer, GroupAdminMixin):
             ledger.queued(cid, term=term, failsafe_a=failsafe_a, limits=limits,
                           now_s=issued_at, lease_s=lease_ms / 1000)
             sent += 1
+        # after the Limits are queued: the sessions' bookkeeping is not on the CT-to-agent path
+        self.habits.update(((m.member.charger_id, m.online, m.reports)
+                            for m in result.facts.members), now_s=now_s, now_unix_s=now_unix_s)
         took_ms = (self.clock() - t0) * 1000
         # Rule 5: one line per cycle at debug level. Times are this host's monotonic
         # clock (CLOCK_MONOTONIC, shared by every process on the host), so a local tool
