@@ -128,6 +128,7 @@ class Master(pb_grpc.AgentLinkServicer, GroupAdminMixin):
                                     first_cycle=0 if elected is None else elected.first_cycle)
         self.outbox: dict[str, asyncio.Queue[pb.MasterMessage]] = {}
         self.ledger = LimitsLedger(config.cycle_s)  # who is sent Limits (master/renewal.py)
+        self.encoder = wire.LimitsEncoder()  # their connectors encoded once per change
         self._status: pb.GroupStatus | None = pb.GroupStatus(
             group=config.group.name, term=self.term, master_id=config.master_id)
         self._last: tuple[CycleResult, float] | None = None  # the last cycle, its ms
@@ -235,6 +236,7 @@ class Master(pb_grpc.AgentLinkServicer, GroupAdminMixin):
             await asyncio.gather(reader, return_exceptions=True)
             if self.outbox.get(cid) is box:
                 del self.outbox[cid]
+                self.encoder.forget(cid)
                 self.control.member_disconnected(cid, self.clock())
                 clog.info("agent left")
         if reader.done() and not reader.cancelled() and reader.exception() is not None:
@@ -336,7 +338,7 @@ class Master(pb_grpc.AgentLinkServicer, GroupAdminMixin):
                 continue  # unchanged, and its lease is not due (master/renewal.py)
             if box.full():  # latest wins: drop the oldest unsent Limits
                 box.get_nowait()
-            box.put_nowait(wire.limits_message(result, limits, issued, lease_ms=lease_ms))
+            box.put_nowait(self.encoder.message(cid, result, limits, issued, lease_ms=lease_ms))
             ledger.queued(cid, term=term, failsafe_a=failsafe_a, limits=limits,
                           now_s=issued_at, lease_s=lease_ms / 1000)
             sent += 1

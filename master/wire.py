@@ -193,6 +193,39 @@ def limits_message(result: CycleResult, limits: tuple[ConnectorLimit, ...],
     ))
 
 
+class LimitsEncoder:
+    """`limits_message` for the master's streams (issue 15): a charger's connector limits
+    are encoded once per Limits tuple (master.control keeps the very tuple while its
+    values are equal, rule 7) and merged as bytes into each cycle's message, ~4x cheaper
+    than building the nested messages again."""
+
+    def __init__(self) -> None:
+        self._encoded: dict[str, tuple[tuple[ConnectorLimit, ...], bytes]] = {}
+
+    def message(self, charger_id: str, result: CycleResult,
+                limits: tuple[ConnectorLimit, ...], issued_at_ms: int, *,
+                lease_ms: int) -> pb.MasterMessage:
+        """What `limits_message(result, limits, issued_at_ms, lease_ms=lease_ms)` gives."""
+        cached = self._encoded.get(charger_id)
+        if cached is None or cached[0] is not limits:
+            raw = pb.Limits(connectors=[
+                pb.ConnectorLimit(connector_id=lim.connector_id, current_a=lim.current_a,
+                                  reason=_REASON_OUT[lim.reason],
+                                  limiting_phase=phase_out(lim.limiting_phase))
+                for lim in limits]).SerializeToString()
+            cached = self._encoded[charger_id] = (limits, raw)
+        msg = pb.MasterMessage()
+        out = msg.limits
+        out.MergeFromString(cached[1])
+        out.term, out.cycle, out.valid_for_ms = result.term, result.cycle, lease_ms
+        out.failsafe_current_a, out.issued_at_ms = result.failsafe_current_a, issued_at_ms
+        return msg
+
+    def forget(self, charger_id: str) -> None:
+        """A stream ended: its entry goes (the table stays as large as the group)."""
+        self._encoded.pop(charger_id, None)
+
+
 def group_status(view: GroupStatusView, *, master_id: str,
                  cycle_duration_ms: float) -> pb.GroupStatus:
     msg = pb.GroupStatus(
