@@ -11,6 +11,7 @@ stale/lost in the engine (never read as 0 A).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -21,15 +22,10 @@ from hw.capabilities import MeterReading
 from hw.errors import DeviceError
 from hw.modbus.ctkit import ModbusCtKit
 from hw.modbus.transport import ModbusBus
-from master.allocation import (
-    ChargerInput,
-    ConnectorInput,
-    CtReading,
-    EngineState,
-    GroupConfig,
-    Snapshot,
-    allocate,
-)
+from master.allocation import ChargerInput, ConnectorInput, CtReading, GroupConfig, Snapshot
+
+if TYPE_CHECKING:
+    from master.allocation import EngineState
 
 AGENT_ONLY_CYCLE_S = 1.0  # the master's default cycle (architecture.md, time and rates)
 AGENT_ONLY_LEASE_S = 3.0  # 3 cycles, as a master's default lease
@@ -85,6 +81,10 @@ class LocalBalancer:
                 max_current_a=max_current_a.get(c.connector_id, c.hard_max_a),
                 wants_power=bool(out and out.wants_power),
                 measured_a=(max(0.0, amps[0]), max(0.0, amps[1]), max(0.0, amps[2]))))
+        # The engine (numpy, ~17 MB) loads at the first cycle: an agent with a master
+        # never runs one (master.allocation's docstring).
+        from master.allocation import allocate  # noqa: PLC0415
+
         charger = ChargerInput(charger_id=self.config.charger_id,
                                current_limit_a=self.config.charger_limit_a,
                                connectors=tuple(conns))

@@ -13,6 +13,10 @@ The composition root of issue 13 (the one module that imports both agent and mas
    at the leader lease, the start-of-term hold from its start. When it stops leading, or
    its term changes, that master stops (its gRPC server closes: agents dial the new
    one). A leader that is not the CT holder runs in CT-lost mode (the fallback limit).
+   The master's modules (master.service: control, the numpy engine, the gRPC server's,
+   ~20 MB resident, issue 15) are imported at this member's first lead, in a thread so
+   Raft keeps ticking (heartbeats every 0.1 s): that first master starts once they are.
+   The CT holder, the preferred leader (rule 4), imports them at start instead.
 4. Placement: the CT holder ([group] ct_charger) is the preferred leader: another leader
    hands over to it once it is up and caught up (GroupRaft `preferred`); the new term
    starts with its hold, so the hand-over never relies on the old leases.
@@ -32,13 +36,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
+import importlib
 import json
+import os
 import signal
 import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -51,10 +60,12 @@ from master.election.raft import ElectionView, GroupRaft
 from master.election.tlstransport import tls_transport_class
 from master.errors import ConfigError, MasterError
 from master.io7dconfig import Io7Config, load_io7_config
-from master.service import Elected, Master, serve
 from master.tlsconfig import load_server_tls
 from master.web.station import build_station
 from protos.tls import TlsFiles
+
+if TYPE_CHECKING:
+    from master.service import Master
 
 TICK_S = 0.05
 # The shortest lease worth issuing: agents refuse leases below their [link] min_lease_s,
@@ -85,6 +96,8 @@ class Candidate:
         self._retry_at = 0.0
         self.failures = 0
         self.on_master: Callable[[Master | None], None] | None = None  # the web's Station
+        self._imported: asyncio.Task[ModuleType] | None = None  # rule 3: master.service
+        self._import_started = 0.0
         self.log = log.bind(charger_id=config.charger_id, group=config.master.group.name)
 
     def lease_left_s(self) -> float:
@@ -100,8 +113,34 @@ class Candidate:
             self._stopping = asyncio.create_task(self._stopped(), name="master stop")
             running = False
         if (not running and view.leading and view.valid_for_s > 0.0
-                and self._stopping is None and now_s >= self._retry_at):
+                and self._stopping is None and now_s >= self._retry_at
+                and self.master_imported(now_s)):
             self.start(view.term)
+
+    def master_imported(self, now_s: float) -> bool:
+        """Rule 3: whether master.service is imported; starts its import in a thread the
+        first time (a failed import is logged and tried again after RETRY_S)."""
+        task = self._imported
+        if task is None:
+            if "master.service" in sys.modules:  # by a test, or the web app: start()'s own
+                return True  # import waits for one still under way in another thread
+            self._import_started = now_s
+            self._imported = asyncio.create_task(asyncio.to_thread(
+                importlib.import_module, "master.service"), name="master import")
+            return False
+        if not task.done():
+            return False
+        if task.cancelled() or task.exception() is not None:
+            self.log.error("master import failed: retrying", retry_in_s=self.RETRY_S,
+                           error="cancelled" if task.cancelled() else repr(task.exception()))
+            self._imported = None
+            self._retry_at = now_s + self.RETRY_S
+            return False
+        if self._import_started:
+            self.log.info("master modules imported", ms=round(
+                (now_s - self._import_started) * 1000))
+            self._import_started = 0.0
+        return True
 
     def _reap(self, now_s: float) -> None:
         """A master task that ended by itself failed: log why, retry later (class doc)."""
@@ -119,6 +158,9 @@ class Candidate:
 
     def start(self, term: int | None) -> None:
         """Serve the group's master; `term` None: a lone charger's own (rule 5)."""
+        # Not at start (rule 3): imported by then (in a thread) unless a lone charger's.
+        from master.service import Elected, serve  # noqa: PLC0415
+
         self.term = term
         self._stop = asyncio.Event()
         elected = None if term is None else Elected(
@@ -147,7 +189,10 @@ class Candidate:
         self._stopping = None
 
     async def stop(self) -> None:
-        """At exit: stop the master and wait for it."""
+        """At exit: stop the master and wait for it (and for its import, if under way)."""
+        if self._imported is not None:
+            with contextlib.suppress(Exception):
+                await self._imported
         if self._stopping is None and self._task is not None:
             self._stopping = asyncio.create_task(self._stopped())
         if self._stopping is not None:
@@ -196,14 +241,22 @@ async def run(config: Io7Config, stop: asyncio.Event) -> None:
     raft = None if lone else _raft(config, asyncio.get_running_loop(), agent.audit.log,
                                    agent.applier.last_seen_term)
     candidate = Candidate(config, raft)
+    if raft is not None and config.holds_ct:
+        candidate.master_imported(time.monotonic())  # rule 3: it will lead
     station = build_station(config, agent)  # rule 7
-    candidate.on_master = station.set_master
     web = None
-    if config.web is not None:  # the web stack (fastapi, uvicorn: ~0.8 s of imports, ~35 MB)
+    if config.web is not None:  # uvicorn; the app (fastapi...) built when first needed
         from master.web.server import announce, start_web  # noqa: PLC0415 (only with [web])
         web = await start_web(station)
         if web is not None:
             announce(station, web)
+
+    def on_master(master: Master | None) -> None:
+        station.set_master(master)
+        if master is not None and web is not None:
+            web.preload()  # its history's sampler records while this member leads
+
+    candidate.on_master = on_master
     mqtt: asyncio.Task[None] | None = None
     if config.mqtt is not None:  # [mqtt] (master/mqtt.py), imported only then
         from master.mqtt import run_mqtt  # noqa: PLC0415 (aiomqtt, paho: ~15 MB resident)
@@ -250,7 +303,21 @@ async def run(config: Io7Config, stop: asyncio.Event) -> None:
             await raft.transport.wait_closed()
 
 
+def limit_malloc_arenas(arenas: int = 2) -> bool:
+    """glibc's malloc keeps an arena per thread up to 8 per core, each holding its freed
+    memory (gRPC runs ~6 native threads): at most `arenas` (as MALLOC_ARENA_MAX=2; the
+    environment variable, set by deploy/systemd/io7d.service, wins). Effective while
+    glibc has made at most 8 arenas, i.e. before the threads start: call it first in
+    main. False where there is no glibc."""
+    try:
+        return bool(ctypes.CDLL("libc.so.6").mallopt(-8, arenas))  # M_ARENA_MAX
+    except (OSError, AttributeError):
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
+    if "MALLOC_ARENA_MAX" not in os.environ:
+        limit_malloc_arenas()
     ap = argparse.ArgumentParser(prog="io7d", description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", type=Path, required=True, help="io7.toml")
     args = ap.parse_args(argv)

@@ -16,15 +16,23 @@
 4. No proxy is trusted: X-Forwarded-For/-Proto are ignored (uvicorn trusted them from
    127.0.0.1 by default: any local process could forge the peer the login throttle and
    the security log see, and the cookie's Secure flag).
+5. The application (master/web/app.py: FastAPI, pydantic, prometheus-client, ~20 MB
+   resident, issue 15) is built when first needed: at the first request, which waits for
+   it (~0.6 s of imports, run in a thread so io7d's loop and Raft keep going), or when
+   io7d calls `preload` (this member leads: the 24 h history's sampler runs with the
+   app). Until then uvicorn listens and serves nothing else. Its lifespan (the sampler)
+   starts when it is built and stops with the server.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import json
 import socket
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import structlog
 import uvicorn
@@ -32,10 +40,12 @@ import uvicorn
 from master.errors import ConfigError
 from master.io7dconfig import Io7Config
 from master.web.accounts import INITIAL_PASSWORD_FILE
-from master.web.app import build_app
 from master.web.station import Station, build_station  # build_station: for callers
 from master.webconfig import WebConfig
 from protos.tls import TlsFiles
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 SHUTDOWN_GRACE_S = 2.0  # open requests (an SSE stream never ends) get this long
 PLAINTEXT_WARNING = ("PLAINTEXT web UI ([web] plaintext = true): passwords and session "
@@ -61,6 +71,65 @@ def bind(config: Io7Config, web: WebConfig) -> socket.socket:
         raise ConfigError(file=config.file, key="web.listen", problem=f"cannot listen on "
                           f"{web.listen} ({exc.strerror or exc}): another program (or io7d) "
                           "holds that port; stop it or choose another port") from None
+
+
+class LazyApp:
+    """Rule 5: the ASGI application that builds master.web.app's on first need."""
+
+    def __init__(self, station: Station) -> None:
+        self.station = station
+        self.app: ASGIApp | None = None
+        self._building: asyncio.Task[ASGIApp] | None = None
+        self._lifespan = contextlib.AsyncExitStack()
+
+    def preload(self) -> asyncio.Task[ASGIApp]:
+        """Start building the application now, if not built or building; the build."""
+        if self._building is None:
+            self._building = asyncio.create_task(self._build(), name="web app")
+            self._building.add_done_callback(self._failed)
+        return self._building
+
+    def _failed(self, task: asyncio.Task[ASGIApp]) -> None:
+        if not task.cancelled() and task.exception() is None:
+            return
+        error = "cancelled" if task.cancelled() else repr(task.exception())
+        log.error("web app build failed: tried again at the next request", error=error)
+        self._building = None
+
+    async def built(self) -> ASGIApp:
+        """The application; builds it the first time (again after a failed build)."""
+        if self.app is not None:
+            return self.app
+        return await asyncio.shield(self.preload())
+
+    async def _build(self) -> ASGIApp:
+        module = await asyncio.to_thread(importlib.import_module, "master.web.app")
+        app = module.build_app(self.station)
+        await self._lifespan.enter_async_context(app.router.lifespan_context(app))
+        log.info("web app built", charger_id=self.station.charger_id)
+        self.app = app
+        return app  # type: ignore[no-any-return]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan_events(receive, send)
+            return
+        app = await self.built()
+        await app(scope, receive, send)
+
+    async def _lifespan_events(self, receive: Receive, send: Send) -> None:
+        """uvicorn's start and stop: the application's own lifespan ends with it."""
+        while True:
+            message: Message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self._building is not None and not self._building.done():
+                    with contextlib.suppress(Exception):
+                        await self._building
+                await self._lifespan.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
 
 class _Exited(Exception):
@@ -98,11 +167,18 @@ def _died(task: asyncio.Task[None]) -> None:
 class WebServer:
     """The running server: `url`, and `stop()`."""
 
-    def __init__(self, server: uvicorn.Server, task: asyncio.Task[None], url: str) -> None:
+    def __init__(self, server: uvicorn.Server, task: asyncio.Task[None], url: str,
+                 app: LazyApp | None = None) -> None:
         self.server = server
         self.task = task
         self.url = url
+        self.app = app
         task.add_done_callback(_died)
+
+    def preload(self) -> None:
+        """Build the application now (rule 5: this member leads)."""
+        if self.app is not None:
+            self.app.preload()
 
     async def stop(self) -> None:
         """Ends the server within SHUTDOWN_GRACE_S + 3 s; never raises (rule 3)."""
@@ -128,8 +204,9 @@ async def start_web(station: Station) -> WebServer | None:
     sock = bind(config, web)
     tls = None if web.plaintext or config.master.tls is None else \
         TlsFiles.in_folder(config.master.tls.dir)
+    app = LazyApp(station)
     uv_config = uvicorn.Config(
-        build_app(station), log_config=None, access_log=False, lifespan="on",
+        app, log_config=None, access_log=False, lifespan="on",
         timeout_graceful_shutdown=int(SHUTDOWN_GRACE_S), server_header=False,
         proxy_headers=False, forwarded_allow_ips="",  # rule 4
         ssl_certfile=None if tls is None else str(tls.cert),
@@ -149,7 +226,7 @@ async def start_web(station: Station) -> WebServer | None:
         log.warning(PLAINTEXT_WARNING)
         with contextlib.suppress(OSError):
             station.security.record("web_plaintext", detail=PLAINTEXT_WARNING)
-    return WebServer(server, task, url)
+    return WebServer(server, task, url, app)
 
 
 def announce(station: Station, server: WebServer) -> None:
@@ -161,4 +238,4 @@ def announce(station: Station, server: WebServer) -> None:
         print(json.dumps({"web_password_file": str(initial)}), flush=True)
 
 
-__all__ = ["WebServer", "announce", "build_station", "serve_started", "start_web"]
+__all__ = ["LazyApp", "WebServer", "announce", "build_station", "serve_started", "start_web"]

@@ -6,7 +6,10 @@
    candidate, web UI; the first reads the CT kit) and a scenario A io7-agent (agent-only
    mode, OCPP, its own clamps). Once a leader is elected and SETTLE_S have passed with no
    request to any web UI (idle), VmRSS of each process is read SAMPLES times a second
-   apart; the table shows the largest, and VmHWM (the peak since start).
+   apart; the table shows the largest, and VmHWM (the peak since start). A member
+   imports the master's modules at its first lead and the web app at its first request
+   or lead (issue 15), and keeps them: one that led before the CT holder took over is
+   listed as such.
 2. Import cost by component, each in a fresh interpreter (`python -c`): the wall time of
    importing the component's modules and the VmRSS it adds over the bare interpreter
    (median of RUNS). A component alone includes its own dependencies, so the rows
@@ -128,8 +131,14 @@ def measure_daemons(tmp: Path) -> list[Daemon]:
     finally:
         solo.stop()
         group.stop()
-    roles = {n: ("io7d, leader (agent + OCPP + master + web)" if n == leader else
-                 "io7d, follower (agent + OCPP + master candidate + web)") for n in names}
+    def role(name: str) -> str:
+        if name == leader:
+            return "io7d, leader (agent + OCPP + master + web)"
+        if "leads the group: master started" in (group.dir / f"{name}.log").read_text():
+            return "io7d, follower that led earlier (the master's modules stay loaded)"
+        return "io7d, follower (agent + OCPP + master candidate + web)"
+
+    roles = {n: role(n) for n in names}
     roles.update({n: "io7-agent, agent-only mode (agent + OCPP + own CT)"
                   for n in solo.agents})
     return [Daemon(name=n, role=roles[n], rss_mb=r, hwm_mb=h) for n, (r, h) in peak.items()]

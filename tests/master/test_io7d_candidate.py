@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+import master.service
 from master import io7d
 from master.election.raft import ElectionView
 from master.errors import ConfigError
@@ -40,7 +41,7 @@ async def test_a_failing_master_is_retried_after_a_pause_then_handed_over(
         starts.append(None if elected is None else elected.term)
         raise ConfigError(file=EXAMPLE, key="group.members.io7-01", problem="port taken")
 
-    monkeypatch.setattr(io7d, "serve", failing_serve)
+    monkeypatch.setattr(master.service, "serve", failing_serve)  # io7d imports it at the lead
     raft = Raft()
     candidate = io7d.Candidate(load_io7_config(EXAMPLE), raft)  # type: ignore[arg-type]
     now = 0.0

@@ -83,6 +83,31 @@ def test_every_response_carries_the_security_headers(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
+def test_the_app_is_built_at_the_first_request_or_when_preloaded(tmp_path: Path) -> None:
+    """Issue 15 (server.py rule 5): uvicorn serves from start, the FastAPI app is built
+    at the first request (which gets its answer), and its lifespan (the history's
+    sampler) runs from then until the server stops; `preload` builds it without one."""
+    async def main() -> None:
+        async with served(tmp_path) as (_, server, client):
+            assert server.app is not None and server.app.app is None
+            r = await client.get("/openapi.json")
+            assert r.status_code == 200 and r.json()["info"]["title"] == "io7 charger"
+            built = server.app.app
+            assert isinstance(built, FastAPI) and built.state.history is not None
+            assert any(t.get_name() == "io7d-web-history" for t in asyncio.all_tasks())
+        assert not any(t.get_name() == "io7d-web-history" for t in asyncio.all_tasks())
+        (tmp_path / "again").mkdir()
+        async with served(tmp_path / "again") as (_, server, _):
+            assert server.app is not None
+            server.preload()
+            for _ in range(500):
+                if server.app.app is not None:
+                    break
+                await asyncio.sleep(0.02)
+            assert isinstance(server.app.app, FastAPI)
+    asyncio.run(main())
+
+
 def test_a_web_task_that_died_does_not_break_io7d_s_shutdown(tmp_path: Path) -> None:
     """Review finding 8: stop() caught only TimeoutError, so a failed server task
     re-raised in io7d's finally and MQTT, the candidate, the agent and Raft were never
