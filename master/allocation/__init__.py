@@ -2,9 +2,15 @@
 
 Pure (numpy, no I/O, no clock): the master and the agent-only mode both call
 `allocate(snapshot, previous_state)`. The rules are numbered in `engine.py`.
+
+The engine, its state and results load numpy (~17 MB resident): they are imported on
+first use (PEP 562), so a process that only reads the model's types (an agent's config,
+a follower io7d) does not load it.
 """
 
-from master.allocation.engine import allocate
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from master.allocation.model import (
     CHARGER_LIMIT_RANGE_A,
     MIN_CURRENT_A,
@@ -26,8 +32,25 @@ from master.allocation.model import (
     Snapshot,
     check_minimise,
 )
-from master.allocation.result import Allocation, ConnectorResult, PhaseResult
-from master.allocation.state import EngineState
+
+if TYPE_CHECKING:
+    from master.allocation.engine import allocate
+    from master.allocation.result import Allocation, ConnectorResult, PhaseResult
+    from master.allocation.state import EngineState
+
+_LAZY = {"allocate": "master.allocation.engine", "Allocation": "master.allocation.result",
+         "ConnectorResult": "master.allocation.result",
+         "PhaseResult": "master.allocation.result", "EngineState": "master.allocation.state"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "CHARGER_LIMIT_RANGE_A",

@@ -13,9 +13,11 @@ import math
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:  # numpy is imported where a block is built (package docstring)
+    import numpy as np
+    import numpy.typing as npt
 
 # IEC 61851-1: below 6 A a pilot cannot offer charging (8 % duty cycle = 6 A).
 MIN_CURRENT_A = 6.0
@@ -298,6 +300,8 @@ class ChargerInput:
         object.__setattr__(self, "wired_mask", mask)
         object.__setattr__(self, "min_draw_a", (min(limit, n0), min(limit, n1), min(limit, n2)))
         head = (float(self.online), float(limit))
+        import numpy as np  # noqa: PLC0415 (see the imports)
+
         block = np.array([head + c.row for c in conns], dtype=np.float64)
         block.setflags(write=False)
         object.__setattr__(self, "block", block)

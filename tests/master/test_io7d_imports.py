@@ -11,7 +11,7 @@ import sys
 # Loaded at the first lead (master.service and what it imports) or at the first web
 # request (master.web.app: fastapi, pydantic, prometheus-client), never at start.
 NOT_AT_START = ("master.service", "master.control", "master.wire", "master.reports",
-                "master.web.app", "fastapi", "pydantic", "prometheus_client")
+                "master.web.app", "fastapi", "pydantic", "prometheus_client", "numpy")
 
 
 def test_a_follower_imports_neither_the_master_nor_the_web_app() -> None:
