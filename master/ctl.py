@@ -212,8 +212,12 @@ def render_security_log(resp: pb.GetSecurityLogResponse) -> str:
 
 
 def _dump(msg: Any) -> str:
-    return json.dumps(MessageToDict(msg, preserving_proto_field_name=True,
-                                    always_print_fields_with_no_presence=True))
+    out = MessageToDict(msg, preserving_proto_field_name=True,
+                        always_print_fields_with_no_presence=True)
+    if isinstance(msg, pb.GroupStatus):  # the stream's delta marks: never in a whole status
+        out.pop("delta", None)
+        out.pop("removed_member_ids", None)
+    return json.dumps(out)
 
 
 async def _follow(args: argparse.Namespace, target: Target, tls: TlsMaterial | None,
@@ -268,8 +272,10 @@ async def _run(args: argparse.Namespace, address: str, tls: TlsMaterial | None) 
             print(_dump(status) if args.json else head + render(status), flush=True)
         elif args.command == "watch":
             n = 0
-            # deltas: at 1 000 chargers only what changed travels (master/statusdelta.py)
-            request = pb.WatchStatusRequest(min_interval_ms=args.interval_ms, deltas=True)
+            # deltas: at 1 000 chargers only what changed travels (master/statusdelta.py);
+            # not for --json, whose every line is the master's whole status, ages included
+            request = pb.WatchStatusRequest(min_interval_ms=args.interval_ms,
+                                            deltas=not args.json)
             reader = DeltaReader()
             try:
                 async for msg in admin.WatchStatus(request):

@@ -122,8 +122,9 @@ class Candidate:
         first time (a failed import is logged and tried again after RETRY_S)."""
         task = self._imported
         if task is None:
-            if "master.service" in sys.modules:  # by a test, or the web app: start()'s own
-                return True  # import waits for one still under way in another thread
+            # Always in the thread, even when sys.modules has it: the web app may be
+            # importing it in its own thread right now, and start()'s import would then
+            # wait for that on the event loop (Raft's heartbeats with it).
             self._import_started = now_s
             self._imported = asyncio.create_task(asyncio.to_thread(
                 importlib.import_module, "master.service"), name="master import")
@@ -131,10 +132,16 @@ class Candidate:
         if not task.done():
             return False
         if task.cancelled() or task.exception() is not None:
+            # A member that cannot load its master holds the group without serving it:
+            # counted as a failed master (class doc), handed over after HAND_OVER_AFTER.
+            self.failures += 1
             self.log.error("master import failed: retrying", retry_in_s=self.RETRY_S,
+                           failures=self.failures,
                            error="cancelled" if task.cancelled() else repr(task.exception()))
             self._imported = None
             self._retry_at = now_s + self.RETRY_S
+            if self.raft is not None and self.failures >= self.HAND_OVER_AFTER:
+                self.raft.transferLeadership()
             return False
         if self._import_started:
             self.log.info("master modules imported", ms=round(

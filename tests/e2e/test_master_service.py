@@ -23,6 +23,7 @@ from agent.link import MasterLink
 from master.config import load_master_config
 from master.ctl import render
 from master.service import serve
+from master.statusdelta import DeltaReader
 from protos.io7.cluster.v1 import cluster_pb2 as pb
 from protos.io7.cluster.v1 import cluster_pb2_grpc as pb_grpc
 from protos.tls import TlsFiles, load_tls
@@ -320,3 +321,51 @@ async def test_a_member_that_refuses_the_limits_shows_it_and_counts_offline(
             status = await admin.GetStatus(pb.GetStatusRequest())
             mb = {m.charger_id: m for m in status.members}["io7-b"]
             assert "it has seen term 99" in mb.limits_refused_reason
+
+
+async def test_watch_deltas_rebuild_the_whole_status_of_each_cycle(tmp_path: Path) -> None:
+    """WatchStatus with deltas (issue 15), over the real server: the reader's rebuilt status
+    of each cycle equals the whole stream's of the same cycle (save unchanged members'
+    ages), while a steady table travels as empty deltas; members that leave travel."""
+    def no_ages(s: pb.GroupStatus) -> pb.GroupStatus:
+        out = pb.GroupStatus()
+        out.CopyFrom(s)
+        for m in out.members:
+            m.ClearField("last_seen_ms_ago")
+        return out
+
+    deltas: list[int] = []  # members per delta message
+
+    async def take(call: AsyncIterator[pb.GroupStatus], n: int,
+                   reader: DeltaReader | None = None) -> dict[int, pb.GroupStatus]:
+        got: dict[int, pb.GroupStatus] = {}
+        async for msg in call:
+            if msg.delta:
+                deltas.append(len(msg.members))
+            got[msg.cycle] = msg if reader is None else reader.apply(msg)
+            if len(got) >= n:
+                break
+        return got
+
+    async with running_master(tmp_path) as address:
+        agents = [FakeAgent(f"io7-{i}") for i in range(3)]
+        async with contextlib.AsyncExitStack() as stack, admin_channel(address) as ch:
+            for a in agents:
+                await stack.enter_async_context(joined(address, a))
+            await eventually(lambda: all(a.last_a() == 20.0 for a in agents))
+            admin = pb_grpc.GroupAdminStub(ch)
+            whole = admin.WatchStatus(pb.WatchStatusRequest())
+            delta = admin.WatchStatus(pb.WatchStatusRequest(deltas=True))
+            reader = DeltaReader()
+            a, b = await asyncio.gather(take(whole, 8), take(delta, 8, reader))
+            await stack.aclose()  # every agent leaves: their entries change
+            after = await asyncio.wait_for(take(delta, 12, reader), 30)
+            whole.cancel()
+            delta.cancel()
+    common = sorted(set(a) & set(b))
+    assert len(common) >= 4
+    for cycle in common:
+        assert no_ages(b[cycle]) == no_ages(a[cycle])
+    assert 0 in deltas  # a steady cycle sent no member at all
+    last = after[max(after)]
+    assert len(last.members) == 3 and not any(m.online for m in last.members)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 from pathlib import Path
 from typing import Any
 
@@ -58,4 +59,38 @@ async def test_a_failing_master_is_retried_after_a_pause_then_handed_over(
         candidate.follow(LEADING, now + 0.05)
     assert len(starts) == 4 and candidate.failures == io7d.Candidate.HAND_OVER_AFTER + 1
     assert raft.transfers >= 1  # it holds the lead without serving it: hand it over
+    await candidate.stop()
+
+
+async def test_a_member_that_cannot_import_its_master_hands_the_lead_over(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Leading without a master to serve (a broken install, no memory left): counted as a
+    failed master, so the lead goes to a member that can serve after HAND_OVER_AFTER."""
+    real = importlib.import_module
+
+    def broken(name: str, package: str | None = None) -> Any:
+        if name == "master.service":
+            raise MemoryError("no memory for the master's modules")
+        return real(name, package)
+
+    starts: list[int | None] = []
+
+    async def serve(config: Any, *, stop: asyncio.Event, elected: Any) -> None:
+        starts.append(None if elected is None else elected.term)
+        await stop.wait()
+
+    monkeypatch.setattr(master.service, "serve", serve)  # loaded here: only io7d's fails
+    monkeypatch.setattr(importlib, "import_module", broken)
+    raft = Raft()
+    candidate = io7d.Candidate(load_io7_config(EXAMPLE), raft)  # type: ignore[arg-type]
+    now = 0.0
+    for _ in range(io7d.Candidate.HAND_OVER_AFTER):
+        for _ in range(40):  # the import runs in a thread: give it ticks to fail
+            candidate.follow(LEADING, now)
+            await asyncio.sleep(0.001)
+            now += 0.05
+        now += io7d.Candidate.RETRY_S
+    assert candidate.task is None and starts == []  # never served
+    assert candidate.failures == io7d.Candidate.HAND_OVER_AFTER
+    assert raft.transfers >= 1
     await candidate.stop()
