@@ -33,9 +33,10 @@ last state is older than the lease as offline (master/control.py), stream open o
    time without a lease was 100 % with the old options, 75-95 % with only the connect
    timeout fixed, 38-67 % (four samples) with these options. Longer ping timeouts gave
    19-64 %: no clear gain, and the stalls left are longer than the lease anyway.
-6. The master does not probe the bandwidth-delay product (`grpc.http2.bdp_probe` 0, issue
-   15). gRPC's estimator pings after data it reads, to widen the HTTP/2 window for bulk
-   transfers; the master reads reports of a few hundred bytes, so those pings only cost:
+6. Neither end probes the bandwidth-delay product (`grpc.http2.bdp_probe` 0, issue 15).
+   gRPC's estimator pings after data it reads, to widen the HTTP/2 window for bulk
+   transfers; a stream carries messages of a few hundred bytes, so those pings only cost
+   (every ping is answered over TLS by the other end). On the master's side they were
    ~0.7 of the ~5 TCP segments it sent per agent per second, and (tests/bench/connmem.py,
    interleaved, two runs each) master CPU 0.168 -> 0.125 core at 200 agents, 0.47 -> 0.43
    at 1 000, together with rule 7. The keepalive (rules 1-2) is apart and unchanged: gRPC
@@ -74,6 +75,7 @@ AGENT_CHANNEL_OPTIONS: list[tuple[str, int]] = [
     ("grpc.max_reconnect_backoff_ms", 2000),
     # ... but give each attempt time to finish: see rule 4.
     ("grpc.min_reconnect_backoff_ms", CONNECT_TIMEOUT_MS),
+    ("grpc.http2.bdp_probe", 0),  # rule 6
 ]
 
 MASTER_SERVER_OPTIONS: list[tuple[str, int]] = [
