@@ -35,6 +35,14 @@ FAIL_SUCCESS = 0  # pysyncobj.FAIL_REASON.SUCCESS
 PREFER_AFTER_S = 5.0
 HANDOVER_S = 1.5
 RETRY_S = 10.0
+# ... and at start: a member that is not the preferred one stands for election only
+# FIRST_CAMPAIGN_S after its own start, so at a group's cold start the CT holder (when up)
+# wins the first term. Without it a random member led first and handed over 5 s later: a
+# second term, a second start-of-term hold for every car, and a member that keeps the
+# master's modules loaded (io7d rule 3, issue 15's memory). A group whose CT holder is
+# down elects FIRST_CAMPAIGN_S later; a member restarting in a running group follows the
+# leader it hears and never campaigns.
+FIRST_CAMPAIGN_S = 2.0
 
 
 class _ReappliedEntries(logging.Filter):
@@ -111,6 +119,9 @@ class GroupRaft(SyncObj):  # type: ignore[misc]
         if preferred is not None and preferred not in members:
             raise ValueError(f"preferred leader {preferred!r} is not a member")
         self._preferred = None if preferred in (None, member_id) else members[preferred]
+        clock = getattr(self.transport, "now", None)
+        self._campaign_from: float | None = (
+            None if self._preferred is None or clock is None else clock() + FIRST_CAMPAIGN_S)
         self._handover_until: float | None = None
         self._next_handover_s = 0.0
         self._transfer_sent = False
@@ -123,6 +134,11 @@ class GroupRaft(SyncObj):  # type: ignore[misc]
         """PySyncObj's election condition (its only caller), gated by PreVote
         (prevote.py rule 3): connected to a peer AND a majority lost the leader too."""
         connected: bool = SyncObj._SyncObj__connectedToAnyone(self)
+        first = getattr(self, "_campaign_from", None)
+        if first is not None:  # placement at start (FIRST_CAMPAIGN_S)
+            if self.transport.now() < first:
+                return False
+            self._campaign_from = None
         prevote = getattr(self.transport, "prevote", None)
         return connected and (prevote is None or prevote.may_campaign(self.transport.now()))
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from master.election.lease import LeaseSettings
-from master.election.raft import ElectionView, GroupRaft
+from master.election.raft import FIRST_CAMPAIGN_S, ElectionView, GroupRaft
 from tests.election.vnet import Clock, Net, transport_class, virtual_pysyncobj
 
 LEASE = LeaseSettings(lease_s=3.0)
@@ -140,6 +140,37 @@ def test_leadership_moves_to_the_ct_holder_and_back_after_it_was_down() -> None:
         trio.start("io7-01")
         trio.run(12.0)
         assert trio.leaders() == ["io7-01"]
+        for cid in list(trio.nodes):
+            trio.stop(cid)
+
+
+@pytest.mark.parametrize("seed", range(1, 9))
+def test_at_a_cold_start_the_ct_holder_wins_the_first_term(seed: int) -> None:
+    """FIRST_CAMPAIGN_S: every member starting together, the CT holder leads the first
+    term (no hand-over, so no second term and no second start-of-term hold)."""
+    trio = Trio(None, seed=seed, preferred="io7-01")
+    with virtual_pysyncobj(trio.clock, trio.rng):
+        for cid in trio.rng.sample(IDS, len(IDS)):  # in any order
+            trio.start(cid)
+        terms = set()
+        for _ in range(round(8.0 / 0.5)):  # past PREFER_AFTER_S: a hand-over would show
+            trio.run(0.5)
+            terms |= {v.term for cid, v in trio.views.items() if v.leading}
+        assert trio.leaders() == ["io7-01"]
+        assert len(terms) == 1
+        for cid in list(trio.nodes):
+            trio.stop(cid)
+
+
+def test_without_the_ct_holder_the_others_elect_after_their_first_campaign_delay() -> None:
+    trio = Trio(None, seed=3, preferred="io7-01")
+    with virtual_pysyncobj(trio.clock, trio.rng):
+        trio.start("io7-02")
+        trio.start("io7-03")
+        trio.run(FIRST_CAMPAIGN_S - 0.1)
+        assert trio.leaders() == []
+        trio.run(3.0)
+        assert len(trio.leaders()) == 1
         for cid in list(trio.nodes):
             trio.stop(cid)
 
