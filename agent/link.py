@@ -16,9 +16,8 @@
 5. Mutual TLS (issue 11): the channel presents this charger's certificate and trusts only
    the site CA, and checks the master as the site's server name (protos/tls.py rule 2),
    so a fake master, or one of another site, fails the handshake: the agent logs a
-   warning saying so and stays on its fail-safe. `link_tls` loads the files at start and
-   refuses a certificate that is not this charger's own (ConfigError): the master would
-   refuse every Hello anyway, so say it where the installer looks first.
+   warning saying so and stays on its fail-safe. `agent.linktls.link_tls` loads the files
+   at start and refuses a certificate that is not this charger's own (ConfigError).
 6. With `audit` (agent/audit.py), a failed handshake (rule 5) and a refusal (rule 4) also
    go to the charger's security log, each reason once and then about once a minute.
 """
@@ -27,28 +26,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import random
 from collections.abc import Callable
 
 import grpc
 import structlog
 
-from agent.audit import PLAINTEXT_WARNING, AgentAudit
-from agent.config import AgentConfig
-from agent.errors import ConfigError
-from protos.identity import charger
+from agent.audit import AgentAudit
 from protos.io7.cluster.v1 import cluster_pb2 as pb
 from protos.io7.cluster.v1 import cluster_pb2_grpc as pb_grpc
 from protos.link import AGENT_CHANNEL_OPTIONS
 from protos.tls import (
-    TlsError,
-    TlsFiles,
     TlsMaterial,
     channel_credentials,
     channel_options,
-    load_tls,
-    validity_problem,
 )
 
 BACKOFF_START_S = 0.2
@@ -68,34 +59,6 @@ async def _first(*events: asyncio.Event) -> None:
 
 class LinkClosedError(Exception):
     """The master closed the stream; the message is its status code and details."""
-
-
-def link_tls(config: AgentConfig, *, now: dt.datetime,
-             master_address: str | None = None) -> TlsMaterial | None:
-    """This charger's TLS files from [tls] dir (rule 5), None without TLS (agent-only
-    mode, or plaintext: warned here). Logs an error when the certificate is not valid at
-    `now`. Raises ConfigError (key tls.dir)."""
-    log = structlog.get_logger("agent.link").bind(charger_id=config.charger_id)
-    folder = config.tls_dir
-    if folder is None:
-        if master_address or config.master_address:
-            log.warning(PLAINTEXT_WARNING)
-        return None
-    try:
-        material = load_tls(TlsFiles.in_folder(folder))
-    except TlsError as err:
-        raise ConfigError(file=config.file, key="tls.dir", problem=str(err)) from None
-    mine = charger(material.site, config.charger_id)
-    if material.identity != mine:
-        raise ConfigError(file=config.file, key="tls.dir", problem=f"{folder / 'cert.pem'} "
-                          f"names {material.identity}, not this charger ({mine}): copy "
-                          f"chargers/{config.charger_id}/ from the PKI folder, or fix "
-                          "[charger] id")
-    expiry = validity_problem(material.cert, now)
-    if expiry:
-        log.error("this charger's certificate is not valid now: the master will refuse it",
-                  problem=expiry)
-    return material
 
 
 def _handshake_hint(details: str) -> str:

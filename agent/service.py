@@ -46,6 +46,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -58,7 +59,7 @@ from agent.connector import ActionKind, Connector, ConnectorInputs, ConnectorOut
 from agent.errors import ConfigError
 from agent.faults import Fault, OcppStatus
 from agent.limits import LimitApplier
-from agent.link import MasterLink, link_tls
+from agent.linktls import link_tls
 from agent.ocpp.agentport import build_ocpp
 from agent.ocpp.availability import Availability
 from agent.ocpp.connection import LinkState, OcppClient
@@ -80,6 +81,9 @@ from protos.tls import TlsMaterial
 STEP_S = 0.25
 SHUTDOWN_FLUSH_S = 3.0  # team choice: SIGTERM waits this long for the CSMS to hear the stops
 log = structlog.get_logger("agent")
+
+if TYPE_CHECKING:
+    from agent.link import MasterLink
 
 
 class Agent:
@@ -116,9 +120,12 @@ class Agent:
         # The security log (agent/audit.py), for the agent's whole life: ConfigError if not.
         self.audit = AgentAudit(charger_id=config.charger_id, config_file=config.file,
                                 state_dir=config.state_dir, clock=clock)
-        self.link = None if self.address is None else MasterLink(
-            self.address, self.hello, self.on_welcome, self.on_limits, tls=tls,
-            audit=self.audit)
+        self.link: MasterLink | None = None
+        if self.address is not None:  # gRPC is loaded only by a charger with a master
+            from agent.link import MasterLink  # noqa: PLC0415
+
+            self.link = MasterLink(self.address, self.hello, self.on_welcome,
+                                   self.on_limits, tls=tls, audit=self.audit)
         self.evs = EvDriver(self.sockets, mode=config.sim_evs, seed=config.sim_seed or 0,
                             clock=clock)
         self.seq = 0

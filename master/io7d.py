@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from agent.link import link_tls
+from agent.linktls import link_tls
 from agent.service import Agent
 from hw.logconfig import configure_logging
 from hw.securitylog import SecurityLog

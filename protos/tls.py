@@ -28,13 +28,16 @@ import datetime as dt
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import grpc
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
 from protos.identity import Identity, IdentityError, identity_from_certificate, server_name
+
+if TYPE_CHECKING:  # loaded where credentials are made (agent-only mode loads no gRPC)
+    import grpc
 
 
 class TlsError(ValueError):
@@ -135,6 +138,8 @@ def validity_problem(cert: x509.Certificate, now: dt.datetime) -> str | None:
 
 def server_credentials(material: TlsMaterial) -> grpc.ServerCredentials:
     """Credentials for `server.add_secure_port`: client certificates required (rule 1)."""
+    import grpc  # noqa: PLC0415 (not at import: agent-only mode loads no gRPC)
+
     return grpc.ssl_server_credentials([(material.key_pem, material.cert_pem)],
                                        root_certificates=material.ca_pem,
                                        require_client_auth=True)
@@ -142,6 +147,8 @@ def server_credentials(material: TlsMaterial) -> grpc.ServerCredentials:
 
 def channel_credentials(material: TlsMaterial) -> grpc.ChannelCredentials:
     """Credentials for `grpc.aio.secure_channel`: trusts the site CA only, presents ours."""
+    import grpc  # noqa: PLC0415 (as above)
+
     return grpc.ssl_channel_credentials(root_certificates=material.ca_pem,
                                         private_key=material.key_pem,
                                         certificate_chain=material.cert_pem)

@@ -24,7 +24,7 @@ from agent.audit import (
     Repeats,
 )
 from agent.config import AgentConfig, load_agent_config
-from agent.link import link_tls
+from agent.linktls import link_tls
 from agent.service import Agent
 from hw.securitylog import SecurityEvent, config_digest, decode
 from hw.sim.csms import Csms

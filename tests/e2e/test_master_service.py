@@ -28,6 +28,7 @@ from protos.io7.cluster.v1 import cluster_pb2 as pb
 from protos.io7.cluster.v1 import cluster_pb2_grpc as pb_grpc
 from protos.tls import TlsFiles, load_tls
 from tests.e2e.harness import charger_dir, master_tls, operator_dir, tls_channel
+from tests.master.test_status_deltas import without_ages
 
 pytestmark = pytest.mark.e2e
 
@@ -327,13 +328,6 @@ async def test_watch_deltas_rebuild_the_whole_status_of_each_cycle(tmp_path: Pat
     """WatchStatus with deltas (issue 15), over the real server: the reader's rebuilt status
     of each cycle equals the whole stream's of the same cycle (save unchanged members'
     ages), while a steady table travels as empty deltas; members that leave travel."""
-    def no_ages(s: pb.GroupStatus) -> pb.GroupStatus:
-        out = pb.GroupStatus()
-        out.CopyFrom(s)
-        for m in out.members:
-            m.ClearField("last_seen_ms_ago")
-        return out
-
     deltas: list[int] = []  # members per delta message
 
     async def take(call: AsyncIterator[pb.GroupStatus], n: int,
@@ -365,7 +359,7 @@ async def test_watch_deltas_rebuild_the_whole_status_of_each_cycle(tmp_path: Pat
     common = sorted(set(a) & set(b))
     assert len(common) >= 4
     for cycle in common:
-        assert no_ages(b[cycle]) == no_ages(a[cycle])
+        assert without_ages(b[cycle]) == without_ages(a[cycle])
     assert 0 in deltas  # a steady cycle sent no member at all
     last = after[max(after)]
     assert len(last.members) == 3 and not any(m.online for m in last.members)

@@ -20,3 +20,14 @@ def test_a_follower_imports_neither_the_master_nor_the_web_app() -> None:
     out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True,
                          text=True).stdout
     assert json.loads(out) == []
+
+
+def test_an_agent_loads_grpc_only_with_a_master_and_numpy_only_for_its_own_balancing() -> None:
+    """agent.service alone (what a lone charger in agent-only mode imports at start): no
+    gRPC (agent/linktls.py, protos/tls.py import it where a link is made) and no engine."""
+    probe = ("import json, sys, agent.service; "
+             "print(json.dumps([m for m in ('grpc', 'numpy', 'agent.link') "
+             "if m in sys.modules]))")
+    out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True,
+                         text=True).stdout
+    assert json.loads(out) == []

@@ -11,7 +11,7 @@ import pytest
 
 from agent.config import load_agent_config
 from agent.errors import ConfigError as AgentConfigError
-from agent.link import link_tls
+from agent.linktls import link_tls
 from master.config import load_master_config
 from master.errors import ConfigError
 from master.tlsconfig import load_server_tls
