@@ -278,7 +278,8 @@ def test_the_live_page_updates_without_a_reload(park: Park, driver: WebDriver) -
                                                                   "#phases .phase")) == 3)
     until(driver, "every connector", lambda d: all(offer(d, f"{cid}/1") for cid in IDS))
     driver.execute_script("window.io7Marker = 'same page'")
-    first = text(driver, "#cycle")
+    # through until: the page replaces the element at every event (stale in between)
+    first = until(driver, "the cycle number", lambda d: (text(d, "#cycle"),))[0]
     until(driver, "a new cycle on screen", lambda d: text(d, "#cycle") not in ("", first))
     assert driver.execute_script("return window.io7Marker") == "same page"  # no reload
 
@@ -307,7 +308,8 @@ def test_the_offer_follows_a_new_charger_current_limit(park: Park, driver: WebDr
     driver.find_element(By.CSS_SELECTOR, 'a[data-page="live"]').click()
     until(driver, f"the offer of {LEADER}/1 at most {NEW_LIMIT_A} A", lambda d: (
         (o := offer(d, f"{LEADER}/1")) is not None and 6.0 <= o <= NEW_LIMIT_A))
-    reason = text(driver, f'tr[data-connector="{LEADER}/1"] td.reason')
+    reason = until(driver, "its reason", lambda d: (
+        text(d, f'tr[data-connector="{LEADER}/1"] td.reason'),))[0]  # rows are replaced
     assert "Charger Current Limit" in reason, reason
 
 
@@ -359,7 +361,11 @@ def test_the_local_rfid_list_add_import_and_remove(park: Park, driver: WebDriver
     driver.find_element(By.ID, "rfid-file").send_keys(str(csv))
     driver.find_element(By.CSS_SELECTOR, "#rfid-import button").click()
     until(driver, "imported", lambda d: "Imported 1 tag(s), skipped 1" in text(d, "#rfid-result"))
-    driver.find_element(By.CSS_SELECTOR, '#rfid-list tr[data-tag="04A1B2C3"] button').click()
+    def remove(d: WebDriver) -> bool:  # the list is drawn again after the import: retried
+        d.find_element(By.CSS_SELECTOR, '#rfid-list tr[data-tag="04A1B2C3"] button').click()
+        return True
+
+    until(driver, "the remove button clicked", remove)
     until(driver, "the tag removed", lambda d: [
         r.get_attribute("data-tag") for r in d.find_elements(By.CSS_SELECTOR, "#rfid-list tr")
     ] == ["04D5E6F7"])
