@@ -184,13 +184,15 @@ def limits_message(result: CycleResult, limits: tuple[ConnectorLimit, ...],
         valid_for_ms=result.lease_ms if lease_ms is None else lease_ms,
         failsafe_current_a=result.failsafe_current_a,
         issued_at_ms=issued_at_ms,
-        connectors=[
-            pb.ConnectorLimit(connector_id=lim.connector_id, current_a=lim.current_a,
+        connectors=_connector_limits(limits),
+    ))
+
+
+def _connector_limits(limits: tuple[ConnectorLimit, ...]) -> list[pb.ConnectorLimit]:
+    return [pb.ConnectorLimit(connector_id=lim.connector_id, current_a=lim.current_a,
                               reason=_REASON_OUT[lim.reason],
                               limiting_phase=phase_out(lim.limiting_phase))
-            for lim in limits
-        ],
-    ))
+            for lim in limits]
 
 
 class LimitsEncoder:
@@ -208,11 +210,7 @@ class LimitsEncoder:
         """What `limits_message(result, limits, issued_at_ms, lease_ms=lease_ms)` gives."""
         cached = self._encoded.get(charger_id)
         if cached is None or cached[0] is not limits:
-            raw = pb.Limits(connectors=[
-                pb.ConnectorLimit(connector_id=lim.connector_id, current_a=lim.current_a,
-                                  reason=_REASON_OUT[lim.reason],
-                                  limiting_phase=phase_out(lim.limiting_phase))
-                for lim in limits]).SerializeToString()
+            raw = pb.Limits(connectors=_connector_limits(limits)).SerializeToString()
             cached = self._encoded[charger_id] = (limits, raw)
         msg = pb.MasterMessage()
         out = msg.limits
