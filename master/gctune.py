@@ -10,6 +10,9 @@ cycle at 1 000 chargers and rescanned the whole heap of member caches every few 
    net allocations. The garbage left waiting is bounded by that count (a few MB).
 2. What exists once the daemon has started (modules, classes, configuration) is frozen
    (`gc.freeze`): it lives as long as the process, so no collection needs to scan it.
+3. Modules imported later (io7d imports the master's at its first lead, issue 15) are
+   frozen then (`freeze_late_imports`): one collection of ~20 ms on the event loop, well
+   inside Raft's 0.1 s heartbeat, so no garbage is frozen with them.
 """
 
 from __future__ import annotations
@@ -26,3 +29,9 @@ def tune_for_daemon() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(YOUNG_THRESHOLD, MIDDLE_THRESHOLD, OLD_THRESHOLD)
+
+
+def freeze_late_imports() -> None:
+    """Rule 3; call once such a module graph has been imported."""
+    gc.collect()
+    gc.freeze()

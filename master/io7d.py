@@ -59,6 +59,7 @@ from master.election.lease import LeaseSettings
 from master.election.raft import ElectionView, GroupRaft
 from master.election.tlstransport import tls_transport_class
 from master.errors import ConfigError, MasterError
+from master.gctune import freeze_late_imports, tune_for_daemon
 from master.io7dconfig import Io7Config, load_io7_config
 from master.tlsconfig import load_server_tls
 from master.web.station import build_station
@@ -147,6 +148,7 @@ class Candidate:
             self.log.info("master modules imported", ms=round(
                 (now_s - self._import_started) * 1000))
             self._import_started = 0.0
+            freeze_late_imports()  # master/gctune.py rule 3
         return True
 
     def _reap(self, now_s: float) -> None:
@@ -343,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.get_running_loop().add_signal_handler(sig, stop.set)
         await run(config, stop)
 
+    tune_for_daemon()  # master/gctune.py, as io7-master
     try:
         asyncio.run(until_signalled())
     except MasterError as err:  # ConfigError, or the Raft port taken (RaftBindError)
