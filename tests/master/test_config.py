@@ -46,7 +46,7 @@ def test_scenario_b_loads(tmp_path: Path) -> None:
     assert (g.name, g.mode, g.limit_a, g.fallback_limit_a) == ("garage", Mode.DYNAMIC, 100, 40)
     assert g.phases == (L1, L2, L3)
     assert (g.ct_placement, g.offline_strategy) == (CtPlacement.GRID, OfflineStrategy.MINIMISE)
-    assert (g.ramp_up_a, g.min_pause_s, g.rotation_period_s) == (6.0, 60.0, 3600.0)
+    assert (g.ramp_up_a, g.min_pause_s, g.rotation_period_s) == (6.0, 60.0, 5400.0)
     assert (g.ct_stale_after_s, g.ct_timeout_s) == (3.0, 12.0)
     assert g.lease_s == 3.0  # 3 cycles of 1 s, the defaults
     assert (cfg.cycle_ms, cfg.lease_cycles, cfg.lease_ms) == (1000, 3, 3000)
