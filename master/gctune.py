@@ -11,7 +11,7 @@ cycle at 1 000 chargers and rescanned the whole heap of member caches every few 
 2. What exists once the daemon has started (modules, classes, configuration) is frozen
    (`gc.freeze`): it lives as long as the process, so no collection needs to scan it.
 3. Modules imported later (io7d imports the master's at its first lead, issue 15) are
-   frozen then (`freeze_late_imports`): one collection of ~20 ms on the event loop, well
+   frozen then (`freeze_imported`): one collection of ~20 ms on the event loop, well
    inside Raft's 0.1 s heartbeat, so no garbage is frozen with them.
 """
 
@@ -26,12 +26,11 @@ OLD_THRESHOLD = 10
 
 def tune_for_daemon() -> None:
     """Rules 1-2; call once start-up has imported and configured everything."""
-    gc.collect()
-    gc.freeze()
+    freeze_imported()
     gc.set_threshold(YOUNG_THRESHOLD, MIDDLE_THRESHOLD, OLD_THRESHOLD)
 
 
-def freeze_late_imports() -> None:
-    """Rule 3; call once such a module graph has been imported."""
+def freeze_imported() -> None:
+    """Rule 2 (at start) and 3 (once a later module graph has been imported)."""
     gc.collect()
     gc.freeze()

@@ -59,7 +59,7 @@ from master.election.lease import LeaseSettings
 from master.election.raft import ElectionView, GroupRaft
 from master.election.tlstransport import tls_transport_class
 from master.errors import ConfigError, MasterError
-from master.gctune import freeze_late_imports, tune_for_daemon
+from master.gctune import freeze_imported, tune_for_daemon
 from master.io7dconfig import Io7Config, load_io7_config
 from master.tlsconfig import load_server_tls
 from master.web.station import build_station
@@ -148,7 +148,7 @@ class Candidate:
             self.log.info("master modules imported", ms=round(
                 (now_s - self._import_started) * 1000))
             self._import_started = 0.0
-            freeze_late_imports()  # master/gctune.py rule 3
+            freeze_imported()  # master/gctune.py rule 3
         return True
 
     def _reap(self, now_s: float) -> None:

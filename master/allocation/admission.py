@@ -23,10 +23,9 @@ in whatever the other phases carry:
 Then, if a new car still has no room, welcome.borrow pauses running cars for one short
 welcome slot. Within a pass the order is: highest priority class first (issue 12 §3),
 then fair: least energy this session in whole kWh (`FAIR_ENERGY_STEP_WH`), then longest
-waiting. Rotation: when a waiting
-connector that did not fit has waited a rotation period, the longest-running connectors
-(run at least a rotation period and min_run_s) move to pass 5, as many as there are such
-waiting connectors.
+waiting. Rotation: when a waiting connector that did not fit has waited a rotation
+period, the longest-running connectors (run at least a rotation period and min_run_s)
+move to pass 5, as many as there are such waiting connectors.
 
 Priority classes (only when the eligible connectors are not all of one class, so a site
 without priorities runs exactly as above): a waiting connector pre-empts a running one of

@@ -28,10 +28,17 @@ def _job(args: tuple[str, str]) -> dict[str, Any]:
     return run_one(*args)
 
 
+def _ahead(results: list[dict[str, Any]]) -> bool:
+    """The project's utilisation above every baseline's on this day."""
+    mine = next(r for r in results if r["policy"] == "project")
+    return all(mine["utilisation"] > r["utilisation"] for r in results
+               if r["policy"] != "project")
+
+
 def _verdict(results: list[dict[str, Any]]) -> str:
     mine = next(r for r in results if r["policy"] == "project")
     bases = [r for r in results if r["policy"] != "project"]
-    ahead = all(mine["utilisation"] > b["utilisation"] for b in bases)
+    ahead = _ahead(results)
     fair = all(mine["fairness_jain"] >= b["fairness_jain"] - 0.005 for b in bases)
     zero = sum(mine["overload_amp_seconds"]) == 0.0
     return (f"project: overload {'zero' if zero else 'NOT zero'}, "
@@ -57,8 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         print(table(results))
         print(f"\n{_verdict(results)}")
         mine = next(r for r in results if r["policy"] == "project")
-        ahead_everywhere &= all(mine["utilisation"] > r["utilisation"] for r in results
-                                if r["policy"] != "project")
+        ahead_everywhere &= _ahead(results)
         (seeded if spec.startswith("random:") else named).append(mine)
     print(goals_table(named, seeded, ahead_everywhere))
     return 0
